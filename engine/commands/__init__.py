@@ -1,0 +1,1 @@
+"""One module per `llmlab` subcommand; `engine.cli` discovers them (see its docstring)."""

@@ -1,0 +1,15 @@
+"""`llmlab bench <name>`: the benchmarks of `engine.bench`, one module each."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+from engine import bench
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("bench", help="run a benchmark (train, generate, tui, shakespeare, pipeline)")
+    benches = parser.add_subparsers(dest="bench", required=True, metavar="BENCH")
+    for info in sorted(pkgutil.iter_modules(bench.__path__), key=lambda m: m.name):
+        importlib.import_module(f"engine.bench.{info.name}").register(benches)

@@ -1,0 +1,21 @@
+"""`llmlab`: with no arguments (or a project path) the app; with a subcommand, the engine's CLI."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or (len(argv) == 1 and Path(argv[0]).exists()):
+        from llmlab_tui.app import run_app
+
+        return run_app(Path(argv[0]) if argv else None)
+    from engine.cli import main as cli_main
+
+    return cli_main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
