@@ -1,0 +1,29 @@
+"""The stages' objectives, one module each, behind one registry (the protocol: objectives/base.py).
+
+`OBJECTIVES` maps a stage name to "module:Class"; the module is imported only when the stage
+runs, so `import engine.objectives` stays light. Add a stage by adding its line here.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from engine.errors import LLMLabError
+from engine.objectives.base import Objective, ObjectiveContext
+
+OBJECTIVES = {
+    "pretrain": "engine.objectives.pretrain:PretrainObjective",
+}
+
+
+def build_objective(ctx: ObjectiveContext) -> Objective:
+    """The objective of `ctx.stage`, constructed from `ctx`."""
+    if ctx.stage not in OBJECTIVES:
+        raise LLMLabError(
+            f"stage: {ctx.stage!r} is not available yet (available: {', '.join(OBJECTIVES)})"
+        )
+    module_name, class_name = OBJECTIVES[ctx.stage].split(":")
+    return getattr(importlib.import_module(module_name), class_name)(ctx)
+
+
+__all__ = ["OBJECTIVES", "Objective", "ObjectiveContext", "build_objective"]

@@ -1,0 +1,110 @@
+"""The event vocabulary between a worker and whoever watches it (the app, the CLI, metrics.jsonl).
+
+An event is a plain dict of builtins with a `type` and a `time` (seconds since the epoch), so it
+pickles across a spawn queue and serialises as one JSON line. Torch-free: the app imports this.
+
+| type         | fields besides type and time                                                    |
+| ------------ | ------------------------------------------------------------------------------- |
+| `started`    | stage, run_dir, device, precision, world_size, parameters, start_step,          |
+|              | total_steps, resumed                                                            |
+| `metrics`    | step, loss, lr, grad_norm, tokens_per_s, tokens_seen, step_time, eta_s,         |
+|              | [mfu, gpu_memory_gb on CUDA], shares {source: {share, weight}} when there are   |
+|              | sources, + the objective's own per-step measures (e.g. `accuracy`)               |
+| `eval`       | step + the objective's held-out measures (pretrain: loss, ppl, bpb)             |
+| `sample`     | step, samples: [{prompt, text}]                                                 |
+| `checkpoint` | step, path, final                                                               |
+| `log`        | level (info / warning / error), message                                         |
+| `finished`   | status (completed / stopped), run_dir, report {wall_time_s, steps, tokens_seen, |
+|              | train_loss, eval_loss, bpb, + the stage's own final measures}                   |
+| `error`      | message, traceback (formatted)                                                  |
+| `token`      | text (chat: one streamed piece of a reply)                                      |
+| `reply`      | text + whatever the chat worker reports about the finished reply                |
+
+Control messages travel the other way: the strings `stop` (checkpoint, then finish with status
+`stopped`) and `save` (checkpoint now); a dict with that `type` is accepted too.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+EVENT_TYPES = ("started", "metrics", "eval", "sample", "checkpoint", "log", "finished", "error", "token", "reply")
+LOG_LEVELS = ("info", "warning", "error")
+FINISH_STATUSES = ("completed", "stopped")
+CONTROL_MESSAGES = ("stop", "save")
+
+
+def event(type: str, **fields) -> dict:
+    """A new event of `type` stamped with the current time."""
+    if type not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {type!r}; expected one of {', '.join(EVENT_TYPES)}")
+    return {"type": type, "time": time.time(), **fields}
+
+
+def log(message: str, level: str = "info") -> dict:
+    if level not in LOG_LEVELS:
+        raise ValueError(f"unknown log level {level!r}; expected one of {', '.join(LOG_LEVELS)}")
+    return event("log", level=level, message=message)
+
+
+def finished(status: str, report: dict, **fields) -> dict:
+    if status not in FINISH_STATUSES:
+        raise ValueError(f"unknown finish status {status!r}; expected one of {', '.join(FINISH_STATUSES)}")
+    return event("finished", status=status, report=report, **fields)
+
+
+def error(message: str, traceback: str) -> dict:
+    return event("error", message=message, traceback=traceback)
+
+
+def control_type(message) -> str:
+    """`stop` or `save` from a control message given as a string or as a dict with a `type`."""
+    kind = message.get("type") if isinstance(message, dict) else message
+    if kind not in CONTROL_MESSAGES:
+        raise ValueError(f"unknown control message {message!r}; expected one of {', '.join(CONTROL_MESSAGES)}")
+    return kind
+
+
+class EventLog:
+    """Appends events to a JSON-lines file, one flushed line each, so a reader sees them live."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "a", encoding="utf-8")
+
+    def write(self, ev: dict) -> None:
+        self._file.write(json.dumps(ev, default=_jsonable) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> EventLog:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def read_events(path: str | Path) -> list[dict]:
+    """Every event in a metrics.jsonl; a last line cut short by a crash is skipped."""
+    events = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                events.append(json.loads(line))
+            except json.JSONDecodeError:
+                if line.endswith("\n"):
+                    raise
+    return events
+
+
+def _jsonable(value):
+    """Last resort for JSON: numbers that are not builtins (numpy, 0-d tensors) become floats."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return str(value)
