@@ -114,7 +114,7 @@ def setting(default: Any = None, *, rule: Range | None = None, choices: tuple[st
 @dataclass
 class TokenizerConfig:
     source: str = setting("bpe")  # "bytes" | "bpe" (trained into tokenizer/) | hub id | local path
-    vocab_size: int = setting(4096, rule=Range(257))  # for "bpe": 256 bytes + merges
+    vocab_size: int = setting(4096, rule=Range(258))  # for "bpe": 256 bytes + 2 special tokens + merges
     trust_remote_code: bool = False
     train_text: list[str] = setting(factory=list)  # files for "bpe"; empty: the pretrain datasets
 
@@ -564,7 +564,7 @@ def _stage_problems(project: Project, name: str) -> list[str]:
     if _positive_ints(stage.seq_len, max_len) and stage.seq_len > max_len:
         problems.append(f"{name}.seq_len: must not exceed model.max_seq_len ({max_len}), got {stage.seq_len}")
     min_lr = stage.scheduler.options.get("min_lr")
-    if _is_type(min_lr, float) and _is_type(stage.lr, float) and min_lr > stage.lr:
+    if _is_type(min_lr, float) and _is_type(stage.lr, float) and 0 < stage.lr < min_lr:
         problems.append(f"{name}.scheduler.min_lr: must not exceed {name}.lr ({stage.lr}), got {min_lr}")
     for i, ds in enumerate(stage.datasets):
         if not ds.path:

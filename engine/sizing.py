@@ -1,0 +1,135 @@
+"""How big a model is and what training it costs, worked out from project.toml alone (no torch).
+
+`parameter_shapes` lists every weight the model builds, by its Hugging Face name, so the
+count can be checked against the real model; FLOPs follow the Chinchilla / nanoGPT estimate;
+memory adds weights, gradients, optimizer state and activations for bf16 autocast and fp32.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+from engine.project import ModelConfig, Project, TokenizerConfig
+
+BYTE_VOCAB = 256 + 2  # 256 bytes + engine.tokenizer's two special tokens
+VOCAB_MULTIPLE = 64
+GIB = 1024**3
+
+Shapes = list[tuple[str, tuple[int, ...]]]
+
+
+def padded_vocab_size(n_tokens: int, multiple: int = VOCAB_MULTIPLE) -> int:
+    """The embedding rows for a tokenizer of `n_tokens`: rounded up to a multiple (for speed)."""
+    return math.ceil(n_tokens / multiple) * multiple
+
+
+def tokenizer_vocab_size(tokenizer: TokenizerConfig) -> int | None:
+    """The tokenizer's size when the project file says it (bytes, bpe); None for a hub id or path."""
+    return {"bytes": BYTE_VOCAB, "bpe": tokenizer.vocab_size}.get(tokenizer.source)
+
+
+def parameter_shapes(m: ModelConfig, vocab_size: int) -> Shapes:
+    """Every trainable tensor of the model: (name, shape). Positions have no parameters."""
+    d, hd = m.d_model, m.d_model // m.n_heads
+    q_out, kv_out = m.n_heads * hd, m.n_kv_heads * hd
+
+    def linear(name: str, n_in: int, n_out: int) -> Shapes:
+        return [(f"{name}.weight", (n_out, n_in))] + ([(f"{name}.bias", (n_out,))] if m.bias else [])
+
+    def norm(name: str) -> Shapes:
+        has_bias = m.normalization == "layernorm" and m.bias
+        return [(f"{name}.weight", (d,))] + ([(f"{name}.bias", (d,))] if has_bias else [])
+
+    shapes: Shapes = [("model.embed_tokens.weight", (vocab_size, d))]
+    ffn = ["gate_proj", "up_proj"] if m.activation == "swiglu" else ["up_proj"]
+    for i in range(m.n_layers):
+        layer = f"model.layers.{i}"
+        shapes += norm(f"{layer}.input_layernorm")
+        shapes += linear(f"{layer}.self_attn.q_proj", d, q_out)
+        shapes += linear(f"{layer}.self_attn.k_proj", d, kv_out)
+        shapes += linear(f"{layer}.self_attn.v_proj", d, kv_out)
+        shapes += linear(f"{layer}.self_attn.o_proj", q_out, d)
+        shapes += norm(f"{layer}.post_attention_layernorm")
+        for proj in ffn:
+            shapes += linear(f"{layer}.mlp.{proj}", d, m.d_ff)
+        shapes += linear(f"{layer}.mlp.down_proj", m.d_ff, d)
+    shapes += norm("model.norm")
+    if not m.tie_embeddings:
+        shapes.append(("lm_head.weight", (vocab_size, d)))
+    return shapes
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    return math.prod(shape)
+
+
+def parameter_count(m: ModelConfig, vocab_size: int) -> int:
+    return sum(_numel(shape) for _, shape in parameter_shapes(m, vocab_size))
+
+
+def _matmul_parameters(m: ModelConfig, vocab_size: int) -> int:
+    """Weights that multiply activations: every linear layer and the output head (not the lookup)."""
+    linear = sum(_numel(s) for name, s in parameter_shapes(m, vocab_size) if len(s) == 2 and "embed" not in name)
+    return linear + (vocab_size * m.d_model if m.tie_embeddings else 0)
+
+
+def flops_per_token(m: ModelConfig, vocab_size: int, seq_len: int) -> int:
+    """Training FLOPs per token: 6 per matmul weight (forward 2, backward 4) plus attention's
+    6 * 2 * n_layers * d_attn * seq_len (scores and weighted sum; Kaplan et al. 2020, Table 1,
+    and nanoGPT's estimate_mfu, which count the causal half as well)."""
+    d_attn = m.n_heads * (m.d_model // m.n_heads)
+    return 6 * _matmul_parameters(m, vocab_size) + 12 * m.n_layers * d_attn * seq_len
+
+
+# optimizer state, in fp32 numbers per tensor of the given shape
+def _adafactor_state(shape: tuple[int, ...]) -> int:
+    return shape[0] + shape[1] if len(shape) == 2 else _numel(shape)  # factored second moment
+
+
+def _muon_state(name: str, shape: tuple[int, ...]) -> int:
+    hidden_matrix = len(shape) == 2 and ".layers." in name
+    return _numel(shape) * (1 if hidden_matrix else 2)  # momentum; AdamW's two moments elsewhere
+
+
+OPTIMIZER_STATE: dict[str, Callable[[str, tuple[int, ...]], int]] = {
+    "adamw": lambda name, shape: 2 * _numel(shape),
+    "adafactor": lambda name, shape: _adafactor_state(shape),
+    "lion": lambda name, shape: _numel(shape),
+    "sophia": lambda name, shape: 2 * _numel(shape),  # momentum + Hessian diagonal
+    "muon": _muon_state,
+}
+PRECISIONS = {"bf16": 2, "fp32": 4}  # bytes of an activation
+
+
+def activation_elements_per_token(m: ModelConfig, vocab_size: int) -> tuple[int, int]:
+    """(elements kept for backward per token in the activation dtype, fp32 elements of the loss).
+
+    Per layer: two norm inputs and outputs (4d), q, k, v and the attention output (2d + 2 kv),
+    the FFN's hidden activations (gated: gate, up, act(gate), product; plain: pre and post act).
+    Attention scores are not stored (SDPA). The logits are also upcast to fp32 for the loss.
+    """
+    kv = m.n_kv_heads * (m.d_model // m.n_heads)
+    ffn = (4 if m.activation == "swiglu" else 2) * m.d_ff
+    per_layer = 6 * m.d_model + 2 * kv + ffn
+    return m.n_layers * per_layer + 2 * m.d_model + vocab_size, vocab_size
+
+
+def training_memory(project: Project, vocab_size: int, stage: str = "pretrain") -> dict[str, dict[str, int]]:
+    """Bytes to train `stage` at its batch_size x seq_len, per precision: weights, gradients,
+    optimizer, activations, total. bf16 is autocast: fp32 weights, gradients and optimizer state,
+    bf16 copies of the matmul weights, bf16 activations. Full training (no LoRA, no reference)."""
+    m, cfg = project.model, project.stage(stage)
+    shapes = parameter_shapes(m, vocab_size)
+    params = sum(_numel(s) for _, s in shapes)
+    state = sum(OPTIMIZER_STATE[cfg.optimizer.name](name, s) for name, s in shapes)
+    act, loss = activation_elements_per_token(m, vocab_size)
+    tokens = cfg.batch_size * cfg.seq_len
+    table = {}
+    for precision, size in PRECISIONS.items():
+        casts = _matmul_parameters(m, vocab_size) * size if size < 4 else 0
+        row = {"weights": 4 * params + casts, "gradients": 4 * params, "optimizer": 4 * state,
+               "activations": tokens * (act * size + loss * 4)}
+        row["total"] = sum(row.values())
+        table[precision] = row
+    return table
