@@ -1,0 +1,158 @@
+"""The demo data: deterministic bytes, held-out facts apart from trained ones, standard columns,
+one answer format; the demo project file validates and equals its template."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from engine import formats
+from engine.cli import main as cli
+from engine.demo_data import (
+    QUESTIONS,
+    ROWS,
+    SPLITS,
+    STATEMENTS,
+    answer_in_format,
+    demo_files,
+    demo_rows,
+    ensure_demo_data,
+    format_answer,
+    generate_demo_data,
+)
+from engine.project import load_project, new_project, validate_project
+from engine.rewards import build_rule
+
+REPO = Path(__file__).resolve().parents[2]
+TEMPLATE = REPO / "engine" / "templates" / "demo.toml"
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return demo_rows(1337)
+
+
+def _question_patterns() -> list[tuple[str, re.Pattern]]:
+    """Each question template as a regex capturing its subject(s)."""
+    patterns = []
+    for attribute, templates in QUESTIONS.items():
+        for template in templates:
+            regex = re.escape(template).replace(r"\{p\}", r"(?P<p>\w+)").replace(r"\{q\}", r"(?P<q>\w+)")
+            patterns.append((attribute, re.compile(f"^{regex}$")))
+    return patterns
+
+
+PATTERNS = _question_patterns()
+
+
+def topic(question: str) -> tuple[str, ...]:
+    """What a question asks about, order-free for sums (parsed from the text alone)."""
+    for attribute, pattern in PATTERNS:
+        match = pattern.match(question)
+        if match:
+            return (attribute, *sorted((match["p"], match.groupdict().get("q") or "")))
+    raise AssertionError(f"not a known question: {question!r}")
+
+
+def questions(name: str, row: dict) -> list[str]:
+    if name == "sft":
+        return [m["content"] for m in row["messages"] if m["role"] == "user"]
+    return [row["prompt"][-1]["content"]]
+
+
+def test_same_seed_same_bytes_other_seed_other_data(tmp_path):
+    first = generate_demo_data(tmp_path / "a", seed=7)
+    assert cli(["demo-data", "--out", str(tmp_path / "b"), "--seed", "7"]) == 0
+    second = demo_files(tmp_path / "b")
+    other = generate_demo_data(tmp_path / "c", seed=8)
+    assert set(first) == {f"{name}_{split}" for name in ROWS for split in SPLITS}
+    for key, path in first.items():
+        assert path.read_bytes() == second[key].read_bytes(), key
+        assert path.read_bytes() != other[key].read_bytes(), key
+
+
+def test_sizes(rows):
+    for name, (n_train, n_held_out) in ROWS.items():
+        assert [len(rows[name][split]) for split in SPLITS] == [n_train, n_held_out], name
+
+
+@pytest.mark.parametrize("name", ["sft", "dpo", "prompts"])
+def test_held_out_questions_ask_about_other_facts(rows, name):
+    train = {topic(q) for row in rows[name]["train"] for q in questions(name, row)}
+    held_out = {topic(q) for row in rows[name]["validation"] for q in questions(name, row)}
+    assert held_out and not train & held_out
+    assert {t[0] for t in held_out} >= ({"age", "legs", "sum"} if name == "prompts" else set(QUESTIONS))
+
+
+def test_pretraining_states_held_out_facts_but_repeats_no_document(rows):
+    train_texts = [row["text"] for row in rows["pretrain"]["train"]]
+    assert not set(train_texts) & {row["text"] for row in rows["pretrain"]["validation"]}
+    corpus = " ".join(train_texts)
+    sums = [row for row in rows["prompts"]["validation"] if topic(row["prompt"][-1]["content"])[0] == "sum"]
+    for row in sums:  # the knowledge behind a held-out question is in the pretraining text
+        a, b = re.findall(r"\d+", row["prompt"][-1]["content"])
+        statements = {t.format(p=x, q=y, v=row["answer"]) for t in STATEMENTS["sum"] for x, y in ((a, b), (b, a))}
+        assert any(s in corpus for s in statements), row
+
+
+def test_rows_have_the_standard_columns_of_their_stage(rows):
+    for split in SPLITS:
+        for row in rows["pretrain"][split]:
+            assert set(row) == {"text"} and row["text"]
+        for row in rows["sft"][split]:
+            assert set(row) == {"messages"}
+            conversation = formats.to_conversation(row)
+            roles = [m["role"] for m in conversation if m["role"] != "system"]
+            assert roles == ["user", "assistant"] * (len(roles) // 2) and roles
+            assert all(m["role"] != "system" for m in conversation[1:])
+        for row in rows["dpo"][split]:
+            assert set(row) == {"prompt", "chosen", "rejected"}
+            prompt, chosen, rejected = formats.to_preference(row)
+            assert prompt[-1]["role"] == "user" and chosen != rejected
+        for row in rows["prompts"][split]:
+            assert set(row) == {"prompt", "answer"}
+            assert formats.to_prompt(row)[1] == row["answer"] and row["answer"].isdigit()
+
+
+def test_answers_are_in_the_one_checkable_format(rows):
+    replies = [m["content"] for row in rows["sft"]["train"] for m in row["messages"] if m["role"] == "assistant"]
+    assert all(answer_in_format(reply) for reply in replies)
+    assert rows["sft"]["train"][0]["messages"][-1]["content"].startswith("The answer is ")
+    chosen = [row["chosen"][0]["content"] for row in rows["dpo"]["train"]]
+    rejected = [row["rejected"][0]["content"] for row in rows["dpo"]["train"]]
+    assert all(answer_in_format(c) for c in chosen)
+    assert 0.2 < sum(map(answer_in_format, rejected)) / len(rejected) < 0.6  # wrong value, or wrong form
+    exact_match = build_rule("exact_match")
+    for row in rows["prompts"]["validation"][:20]:
+        assert exact_match(format_answer(row["answer"]), row["answer"]) == 1.0
+        assert exact_match(format_answer(int(row["answer"]) + 1), row["answer"]) == 0.0
+    assert not answer_in_format("The answer is 12. The answer is 13.") and not answer_in_format("12")
+
+
+def test_demo_project_is_the_template_and_validates():
+    assert (REPO / "projects" / "demo" / "project.toml").read_bytes() == TEMPLATE.read_bytes()
+    for name in ("demo", "tour"):
+        assert validate_project(load_project(REPO / "projects" / name)) == []
+
+
+def test_ensure_demo_data_writes_only_missing_named_files(tmp_path):
+    root = new_project("mine", "demo", tmp_path)
+    project = load_project(root)
+    written = ensure_demo_data(project)
+    named = {project.resolve(p) for stage in ("pretrain", "sft", "dpo", "ppo", "grpo")
+             for ds in project.stage(stage).datasets for p in (ds.path, ds.eval_split)}
+    assert set(written) == named == set(demo_files(root / "data").values())
+    expected = generate_demo_data(tmp_path / "fresh", project.seed)
+    assert (root / "data" / "sft" / "train.jsonl").read_bytes() == expected["sft_train"].read_bytes()
+    assert ensure_demo_data(project) == []
+    (root / "data" / "dpo" / "train.jsonl").write_text("mine\n")
+    (root / "data" / "sft" / "validation.jsonl").unlink()
+    assert ensure_demo_data(project) == [root / "data" / "sft" / "validation.jsonl"]
+    assert (root / "data" / "dpo" / "train.jsonl").read_text() == "mine\n"
+
+
+def test_ensure_demo_data_leaves_other_projects_alone(tmp_path):
+    project = load_project(new_project("hub", "blank", tmp_path))
+    assert ensure_demo_data(project) == [] and not (project.root / "data").exists()
