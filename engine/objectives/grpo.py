@@ -1,0 +1,71 @@
+"""GRPO (Shao et al. 2024, DeepSeekMath §4): group-relative advantages, no value model.
+
+Each rollout samples `group_size` responses for each of `batch_size` prompts in one batched
+generate call, scores them with the stage's reward, and turns each group's rewards into
+advantages (reward − group mean, scaled by `scale_rewards`). The rollout then yields `epochs`
+passes of mini-batches of `mini_batch_size` responses; each is one micro-batch of the loop,
+trained with the clipped-ratio loss of engine.losses.grpo_loss.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from engine.losses import group_advantages, grpo_loss, k3_kl, masked_mean
+from engine.objectives.policy import PolicyObjective
+
+
+class GRPOObjective(PolicyObjective):
+    def __init__(self, ctx):
+        super().__init__(ctx, needs_reference=ctx.config.beta > 0)
+        if ctx.config.beta == 0 and ctx.config.epochs == 1:
+            ctx.log(
+                "GRPO with beta = 0 and one epoch: the loss stays near 0 by construction "
+                "(the ratio is 1 and advantages average to 0); watch the reward instead",
+                "info",
+            )
+
+    def _rollout_batches(self):
+        cfg = self.config
+        rows = self.prompts.take(cfg.batch_size)
+        rollout = self.generate([row.prompt for row in rows], cfg.group_size, cfg.temperature)
+        answers = [row.reference for row in rows for _ in range(cfg.group_size)]
+        rewards = self.reward(self.prompt_texts(rows, cfg.group_size), rollout.responses, answers)
+        advantages = group_advantages(rewards, cfg.group_size, cfg.scale_rewards)
+        with torch.no_grad():
+            old_logps, entropy, _ = self.score(self.module, rollout, cfg.temperature, with_entropy=True)
+            ref_logps = self.reference_logps(rollout, cfg.temperature) if self.reference else None
+        mask = rollout.response_mask
+        grouped = rewards.view(-1, cfg.group_size)
+        stats = {
+            "reward": rewards.mean(),
+            "reward_std": rewards.std(),
+            "zero_variance_groups": (grouped.std(1) == 0).float().mean(),
+            "response_length": rollout.response_lengths.mean(),
+            "truncated": rollout.truncated.float().mean(),
+            "entropy": masked_mean(entropy, mask),
+        }
+        if ref_logps is not None:
+            stats["kl"] = masked_mean(k3_kl(old_logps, ref_logps), mask)
+        self.check_health(stats)
+        fields = {"old_logps": old_logps, "ref_logps": ref_logps, "advantages": advantages.to(self.ctx.device)}
+        return self.minibatches(rollout, fields, stats, cfg.epochs, cfg.mini_batch_size)
+
+    def loss(self, batch):
+        cfg = self.config
+        rollout = batch["rollout"]
+        logps = self.score(self.module, rollout, cfg.temperature)[0]
+        mask = rollout.response_mask
+        loss, clip_fraction = grpo_loss(
+            logps,
+            batch["old_logps"],
+            batch["advantages"],
+            mask,
+            epsilon=cfg.epsilon,
+            epsilon_high=cfg.epsilon_high,
+            loss_type=cfg.loss_type,
+            max_tokens=cfg.max_new_tokens,
+            ref_logprobs=batch["ref_logps"],
+            beta=cfg.beta,
+        )
+        return loss, dict(batch["stats"], clip_fraction=clip_fraction)

@@ -1,0 +1,120 @@
+"""Rollouts for PPO and GRPO: prompts rendered and batched, responses sampled, tokens scored.
+
+The inference side "knows nothing" of rewards or losses: it turns prompt token lists into a
+`Rollout` (prompt left-padded, response right-padded, one batched `generate` call with the KV
+cache), and turns a rollout back into per-token log-probabilities under any model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from transformers import GenerationConfig
+
+from engine.losses import entropy_from_logits, sequence_logprobs
+
+
+@dataclass
+class Rollout:
+    input_ids: torch.Tensor  # (B, P + R): prompt left-padded, then the response
+    attention_mask: torch.Tensor  # (B, P + R)
+    prompt_length: int  # P
+    response_mask: torch.Tensor  # (B, R) float: 1 up to and including the first end-of-turn token
+    truncated: torch.Tensor  # (B,) bool: the response never ended its turn within max_new_tokens
+    responses: list[str]
+
+    @property
+    def response_ids(self) -> torch.Tensor:
+        return self.input_ids[:, self.prompt_length :]
+
+    @property
+    def response_lengths(self) -> torch.Tensor:
+        return self.response_mask.sum(1)
+
+    def select(self, index: torch.Tensor) -> "Rollout":
+        """The rows `index` of this rollout (a mini-batch)."""
+        return Rollout(
+            self.input_ids[index],
+            self.attention_mask[index],
+            self.prompt_length,
+            self.response_mask[index],
+            self.truncated[index],
+            [self.responses[i] for i in index.tolist()],
+        )
+
+
+def left_pad(sequences: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input_ids, attention_mask) with every sequence right-aligned."""
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        ids[row, width - len(seq) :] = torch.tensor(seq, dtype=torch.long)
+        mask[row, width - len(seq) :] = 1
+    return ids.to(device), mask.to(device)
+
+
+def response_mask(response_ids: torch.Tensor, stop_ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """1.0 on tokens up to and including the first stop token; and whether no stop token came."""
+    is_stop = torch.isin(response_ids, torch.tensor(stop_ids, device=response_ids.device))
+    stops_before = torch.cumsum(is_stop.long(), dim=1) - is_stop.long()
+    return (stops_before == 0).float(), ~is_stop.any(1)
+
+
+@torch.no_grad()
+def sample_rollouts(
+    model,
+    tokenizer,
+    prompts: list[list[int]],
+    *,
+    max_new_tokens: int,
+    temperature: float,
+    stop_ids: list[int],
+    repeats: int = 1,
+) -> Rollout:
+    """Sample `repeats` responses per prompt in one batched generate call (rows grouped by prompt)."""
+    device = next(model.parameters()).device
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]
+    prompt_ids, prompt_mask = left_pad(prompts, pad_id, device)
+    config = GenerationConfig(
+        do_sample=temperature > 0,
+        temperature=max(temperature, 1e-5),
+        top_k=0,
+        top_p=1.0,
+        max_new_tokens=max_new_tokens,
+        eos_token_id=stop_ids,
+        pad_token_id=pad_id,
+        num_return_sequences=repeats,
+    )
+    was_training = model.training
+    model.eval()
+    output = model.generate(input_ids=prompt_ids, attention_mask=prompt_mask, generation_config=config, use_cache=True)
+    model.train(was_training)
+    response = output[:, prompt_ids.shape[1] :]
+    mask, truncated = response_mask(response, stop_ids)
+    attention = torch.cat([prompt_mask.repeat_interleave(repeats, dim=0), torch.ones_like(response)], dim=1)
+    texts = [tokenizer.decode(row[keep.bool()], skip_special_tokens=True) for row, keep in zip(response, mask)]
+    return Rollout(output, attention, prompt_ids.shape[1], mask, truncated, texts)
+
+
+def score_tokens(model, rollout: Rollout, temperature: float = 1.0, with_entropy: bool = False, with_hidden: bool = False):
+    """Per-token log-probabilities of the response (B, R) under `model`, at the sampling temperature.
+
+    Optionally also the per-token entropy and the last hidden states at the positions that
+    predict each response token (for a value head).
+    """
+    position_ids = (rollout.attention_mask.cumsum(-1) - 1).clamp(min=0)
+    output = model(
+        input_ids=rollout.input_ids,
+        attention_mask=rollout.attention_mask,
+        position_ids=position_ids,
+        output_hidden_states=with_hidden,
+    )
+    start = rollout.prompt_length - 1
+    logits = output.logits[:, start:-1] / max(temperature, 1e-5)
+    labels = rollout.response_ids.masked_fill(rollout.response_mask == 0, -100)
+    logps = sequence_logprobs(logits, labels)
+    entropy = entropy_from_logits(logits) if with_entropy else None
+    hidden = output.hidden_states[-1][:, start:-1] if with_hidden else None
+    return logps, entropy, hidden
