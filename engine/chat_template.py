@@ -2,7 +2,7 @@
 rendered into token ids with the labels SFT trains on.
 
 `ensure_chat_template` gives a template-less tokenizer ChatML (`<|im_start|>role\\n…<|im_end|>\\n`),
-grows the model's embeddings for the new tokens (new rows = the mean of the old ones) and makes
+gives the new tokens embedding rows equal to the mean of the old ones (growing the matrices if needed) and makes
 `generate()` stop at the end of a turn. `conversation_spans` renders a conversation prefix by
 prefix, so it works with any template: an assistant turn is exactly what rendering it adds after
 the generation prompt, up to and including its end-of-turn token (trained, so the model learns
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from engine.errors import LLMLabError
+from engine.sizing import VOCAB_MULTIPLE
 
 IM_START, IM_END = "<|im_start|>", "<|im_end|>"
 CHATML_TEMPLATE = (
@@ -33,28 +34,32 @@ IGNORE = -100  # the label of a token the loss skips
 
 def ensure_chat_template(tokenizer, model: torch.nn.Module | None = None) -> bool:
     """Give `tokenizer` ChatML when it has no template; fit `model` to it. True if ChatML was added."""
+    old_size = len(tokenizer)
     added = not tokenizer.chat_template
     if added:
         tokenizer.add_special_tokens({"additional_special_tokens": [IM_START, IM_END]})
         tokenizer.chat_template = CHATML_TEMPLATE
     if model is not None:
-        resize_embeddings(model, len(tokenizer))
+        if added:
+            init_new_embeddings(model, old_size, len(tokenizer))
         set_generation_eos(model, tokenizer)
     return added
 
 
 @torch.no_grad()
-def resize_embeddings(model: torch.nn.Module, vocab_size: int) -> None:
-    """Grow the input embeddings (and an untied head) to `vocab_size` rows, new rows = mean of old."""
-    old = model.get_input_embeddings().weight.shape[0]
-    if vocab_size <= old:
-        return
-    model.resize_token_embeddings(vocab_size, mean_resizing=False)
+def init_new_embeddings(model: torch.nn.Module, old_size: int, new_size: int) -> None:
+    """Rows old_size..new_size of the embeddings (and an untied head) = the mean of the rows before.
+
+    The matrices grow (to a multiple of VOCAB_MULTIPLE) only when they lack rows: a padded
+    vocabulary may already hold untrained rows for the new ids, which get the mean all the same.
+    """
+    if model.get_input_embeddings().weight.shape[0] < new_size:
+        model.resize_token_embeddings(new_size, pad_to_multiple_of=VOCAB_MULTIPLE, mean_resizing=False)
     for module in (model.get_input_embeddings(), model.get_output_embeddings()):
         if module is not None:
-            module.weight[old:] = module.weight[:old].mean(dim=0)
+            module.weight[old_size:new_size] = module.weight[:old_size].mean(dim=0)
             if getattr(module, "bias", None) is not None:
-                module.bias[old:] = module.bias[:old].mean()
+                module.bias[old_size:new_size] = module.bias[:old_size].mean()
 
 
 def end_of_turn_ids(tokenizer) -> list[int]:

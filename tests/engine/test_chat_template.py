@@ -15,6 +15,8 @@ from engine.chat_template import (
     ensure_chat_template,
 )
 from engine.errors import LLMLabError
+from engine.factory import build_model
+from engine.project import ModelConfig, Project
 from engine.tokenizer import byte_tokenizer
 
 CONVERSATION = [
@@ -63,12 +65,25 @@ def test_new_embedding_rows_are_the_mean_of_the_old_and_generation_stops_at_end_
     old_out = model.get_output_embeddings().weight.detach().clone()
     ensure_chat_template(tok, model)
     new_in, new_out = model.get_input_embeddings().weight, model.get_output_embeddings().weight
-    assert new_in.shape[0] == new_out.shape[0] == model.config.vocab_size == len(tok) == old_in.shape[0] + 2
-    torch.testing.assert_close(new_in[: old_in.shape[0]], old_in)
-    torch.testing.assert_close(new_in[-2:], old_in.mean(0).expand(2, -1))
-    torch.testing.assert_close(new_out[-2:], old_out.mean(0).expand(2, -1))
+    assert new_in.shape[0] == new_out.shape[0] == model.config.vocab_size == 320  # 260 padded to 64s
+    torch.testing.assert_close(new_in[:258], old_in)
+    torch.testing.assert_close(new_in[258:260], old_in.mean(0).expand(2, -1))
+    torch.testing.assert_close(new_out[258:260], old_out.mean(0).expand(2, -1))
     assert (new_in.data_ptr() == new_out.data_ptr()) == tied
     assert model.generation_config.eos_token_id == [tok.eos_token_id, tok.convert_tokens_to_ids(IM_END)]
+
+
+def test_padded_rows_are_reused_for_new_tokens_and_set_to_the_mean():
+    tok = byte_tokenizer()
+    project = Project(model=ModelConfig(d_model=32, n_layers=1, n_heads=2, n_kv_heads=1, d_ff=64, max_seq_len=64))
+    model = build_model(project, tok)
+    old = model.get_input_embeddings().weight.detach().clone()
+    assert old.shape[0] == 320
+    ensure_chat_template(tok, model)
+    new = model.get_input_embeddings().weight
+    assert new.shape[0] == 320
+    torch.testing.assert_close(new[258:260], old[:258].mean(0).expand(2, -1))
+    torch.testing.assert_close(new[260:], old[260:])
 
 
 def test_assistant_turns_and_their_end_of_turn_are_the_trained_spans(tokenizer):
