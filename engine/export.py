@@ -1,0 +1,95 @@
+"""Export a model directory to another architecture's stock format (today: Llama).
+
+A model whose parts Llama has (rope or yarn, rmsnorm, swiglu) becomes a `LlamaForCausalLM`
+directory that stock transformers loads without remote code: the weights keep their names,
+only the config changes. Anything else is refused with one line per part that does not fit.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import torch
+
+from engine.errors import LLMLabError
+from engine.fileio import atomic_directory
+
+TOKENIZER_FILES = (
+    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+    "vocab.json", "merges.txt", "tokenizer.model", "chat_template.jinja", "chat_template.json",
+)
+
+# project field, config attribute, the values Llama has
+LLAMA_PARTS = (
+    ("positional_encoding", "positional_encoding", ("rope", "yarn")),
+    ("normalization", "normalization", ("rmsnorm",)),
+    ("activation", "hidden_act", ("swiglu",)),
+)
+
+
+def llama_problems(config) -> list[str]:
+    """One line per part of `config` that has no Llama equivalent; empty when it is Llama-shaped."""
+    if getattr(config, "model_type", None) != "llmlab":
+        return [f"model: {getattr(config, 'model_type', '?')} is not an LLM-Lab model"]
+    return [
+        f"{field}: {getattr(config, attribute)} has no Llama equivalent (needs {' or '.join(allowed)})"
+        for field, attribute, allowed in LLAMA_PARTS
+        if getattr(config, attribute) not in allowed
+    ]
+
+
+def llama_config(config):
+    """The LlamaConfig with the same shape, rotary settings and special tokens."""
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
+        vocab_size=config.vocab_size,
+        hidden_size=config.hidden_size,
+        intermediate_size=config.intermediate_size,
+        num_hidden_layers=config.num_hidden_layers,
+        num_attention_heads=config.num_attention_heads,
+        num_key_value_heads=config.num_key_value_heads,
+        max_position_embeddings=config.max_position_embeddings,
+        hidden_act="silu",
+        rms_norm_eps=config.rms_norm_eps,
+        rope_parameters=dict(config.rope_parameters),
+        attention_bias=config.attention_bias,
+        mlp_bias=config.mlp_bias,
+        tie_word_embeddings=config.tie_word_embeddings,
+        pad_token_id=config.pad_token_id,
+        bos_token_id=config.bos_token_id,
+        eos_token_id=config.eos_token_id,
+    )
+
+
+def export_llama(model_dir: str | Path, out_dir: str | Path) -> Path:
+    """Write `model_dir` as a stock LlamaForCausalLM directory at `out_dir` (atomically)."""
+    from transformers import LlamaForCausalLM
+
+    from engine.factory import load_model
+
+    model_dir, out_dir = Path(model_dir), Path(out_dir)
+    model = load_model(model_dir, dtype=None)
+    problems = llama_problems(model.config)
+    if problems:
+        raise LLMLabError([f"export --format llama: {model_dir} does not fit Llama", *problems])
+    llama = LlamaForCausalLM(llama_config(model.config)).to(model.dtype)
+    llama.load_state_dict(model.state_dict(), strict=True)  # same names, Llama's by design
+    llama.generation_config = model.generation_config
+    with atomic_directory(out_dir) as tmp:
+        llama.save_pretrained(tmp)
+        for name in TOKENIZER_FILES:
+            if (model_dir / name).is_file():
+                shutil.copy2(model_dir / name, tmp / name)
+    return out_dir
+
+
+EXPORTERS = {"llama": export_llama}
+
+
+def export(model_dir: str | Path, out_dir: str | Path, format: str) -> Path:
+    if format not in EXPORTERS:
+        raise LLMLabError(f"format: {format!r} is not one of {', '.join(EXPORTERS)}")
+    with torch.no_grad():
+        return EXPORTERS[format](model_dir, out_dir)
