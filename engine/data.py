@@ -1,0 +1,421 @@
+"""Pretraining data: dataset sources → a weighted mixture of documents → packed token batches.
+
+- `load_source` opens any `datasets.load_dataset` source: a hub id (config, split) or local
+  json / jsonl / parquet / csv / txt files or folders (a .txt document is a paragraph).
+- `split_heldout` keeps an evaluation part: `eval_split` if given (a split name for a hub id, a
+  file or folder for a local source), else `eval_fraction` of the documents: the last ones of
+  a map-style dataset (like nanoGPT's last 10%), every k-th one (k = round(1 / fraction)) of a
+  streaming one, whose length is unknown.
+- `interleave` draws documents from several sources by relative weight with an explicit seeded
+  sampler, in chunks of CHUNK_DOCS documents; its position is a small dict, so it resumes
+  exactly. A map-style source is reshuffled each epoch; a streaming one restarts in order.
+- `PackedBatches` tokenizes chunk by chunk, puts EOS after every document and cuts the token
+  stream into rows of seq_len + 1 tokens that overlap by one, so every token after the first is
+  a target exactly once. Its `state_dict()` names the chunk and offset of the next token.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import deque
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import datasets
+import numpy as np
+import torch
+
+from engine.errors import LLMLabError
+from engine.project import DatasetConfig
+from engine.tokenizer import token_byte_lengths
+
+CHUNK_DOCS = 64  # documents drawn and tokenized together
+TEXT = "text"  # every source's text column is renamed to this
+BUILDERS = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv", ".txt": "text", ".md": "text"}
+BUILDER_OPTIONS = {"text": {"sample_by": "paragraph"}}
+
+
+# --- sources ------------------------------------------------------------------------------------
+
+
+def _local_files(path: str, root: Path, field: str) -> tuple[str, list[str]] | None:
+    """(builder, files) for a local file or folder; None for a hub id."""
+    local = root / path
+    if local.is_dir():
+        files = sorted(p for p in local.rglob("*") if p.suffix in BUILDERS and not p.name.startswith("."))
+    elif local.is_file():
+        files = [local]
+    elif path.startswith((".", "/")) or Path(path).suffix in BUILDERS:
+        raise LLMLabError(f"{field}.path: no such file or folder: {local}")
+    else:
+        return None
+    builders = {BUILDERS.get(p.suffix) for p in files}
+    if len(builders) != 1 or None in builders:
+        known = ", ".join(BUILDERS)
+        raise LLMLabError(f"{field}.path: {local} must hold files of one kind ({known}); found {sorted(map(str, builders))}")
+    return builders.pop(), [str(p) for p in files]
+
+
+def load_source(ds, root: str | Path = ".", split: str | None = None, field: str = "datasets"):
+    """Open one DatasetConfig as a Dataset, or an IterableDataset when `ds.streaming`.
+
+    `split` overrides ds.split for a hub id; local files form a single split. Columns are
+    renamed by `ds.columns`. Remote code is never run.
+    """
+    local = _local_files(ds.path, Path(root), field)
+    try:
+        if local is not None:
+            builder, files = local
+            options = BUILDER_OPTIONS.get(builder, {})
+            dataset = datasets.load_dataset(builder, data_files=files, split="train", streaming=ds.streaming, **options)
+        else:
+            dataset = datasets.load_dataset(ds.path, ds.name or None, split=split or ds.split, streaming=ds.streaming)
+    except (OSError, ValueError) as error:  # DatasetNotFoundError and friends are ValueError / OSError
+        raise LLMLabError(f"{field}.path: cannot load {ds.path!r}: {error}") from error
+    return dataset.rename_columns(ds.columns) if ds.columns else dataset
+
+
+def _text_only(dataset, text_field: str, field: str):
+    """The dataset reduced to one column named TEXT."""
+    columns = dataset.column_names
+    if columns is None:  # a streaming source that does not declare its features
+        columns = list(next(iter(dataset), {}))
+    if text_field not in columns:
+        raise LLMLabError(f"{field}.text_field: no column {text_field!r}; the columns are {columns}")
+    dataset = dataset.select_columns([text_field])
+    return dataset if text_field == TEXT else dataset.rename_column(text_field, TEXT)
+
+
+def split_heldout(ds, root: str | Path = ".", field: str = "datasets"):
+    """(train, heldout) parts of one source, each with a single TEXT column; heldout may be None."""
+    data = _text_only(load_source(ds, root, field=field), ds.text_field, field)
+    if ds.eval_split:
+        eval_ds = replace(ds, path=ds.eval_split) if _local_files(ds.path, Path(root), field) else ds
+        heldout = load_source(eval_ds, root, split=ds.eval_split, field=f"{field}.eval_split")
+        return data, _text_only(heldout, ds.text_field, field)
+    if ds.eval_fraction <= 0:
+        return data, None
+    if isinstance(data, datasets.IterableDataset):
+        k = max(2, round(1 / ds.eval_fraction))
+        keep = data.filter(lambda _, i: i % k != k - 1, with_indices=True)
+        return keep, data.filter(lambda _, i: i % k == k - 1, with_indices=True)
+    n_eval = math.ceil(len(data) * ds.eval_fraction)
+    if n_eval >= len(data):
+        raise LLMLabError(
+            f"{field}.eval_fraction: {ds.eval_fraction} of {len(data)} documents leaves none to train on; "
+            "add documents or set eval_split"
+        )
+    return data.select(range(len(data) - n_eval)), data.select(range(len(data) - n_eval, len(data)))
+
+
+# --- documents ----------------------------------------------------------------------------------
+
+
+class _MapStream:
+    """Documents of a map-style Dataset, reshuffled every epoch; position = documents drawn."""
+
+    def __init__(self, dataset, seed: list[int], shuffle: bool = True):
+        if len(dataset) == 0:
+            raise LLMLabError("datasets: a source has no documents")
+        self.dataset, self.seed, self.shuffle = dataset, seed, shuffle
+        self.position = 0
+        self._order: tuple[int, np.ndarray] | None = None
+
+    def _epoch_order(self, epoch: int) -> np.ndarray:
+        if self._order is None or self._order[0] != epoch:
+            n = len(self.dataset)
+            order = np.random.default_rng([*self.seed, epoch]).permutation(n) if self.shuffle else np.arange(n)
+            self._order = (epoch, order)
+        return self._order[1]
+
+    def take(self, n: int, single_pass: bool) -> list[str]:
+        texts: list[str] = []
+        while len(texts) < n:
+            epoch, start = divmod(self.position, len(self.dataset))
+            if single_pass and epoch > 0:
+                break
+            indices = self._epoch_order(epoch)[start : start + n - len(texts)]
+            texts += self.dataset[indices.tolist()][TEXT]
+            self.position += len(indices)
+        return texts
+
+    def state(self) -> int:
+        return self.position
+
+    def seek(self, state: int) -> None:
+        self.position = state
+
+
+class _IterStream:
+    """Documents of a streaming IterableDataset, in order, restarting at the end of each epoch."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+        self.start = dataset.state_dict()
+        self.epoch, self._iterator = 0, iter(dataset)
+
+    def take(self, n: int, single_pass: bool) -> list[str]:
+        texts: list[str] = []
+        while len(texts) < n:
+            row = next(self._iterator, None)
+            if row is not None:
+                texts.append(row[TEXT])
+                continue
+            if single_pass:
+                break
+            if self.epoch_is_empty():
+                raise LLMLabError("datasets: a streaming source has no documents")
+            self.seek({"epoch": self.epoch + 1, "dataset": self.start})
+        return texts
+
+    def epoch_is_empty(self) -> bool:
+        return self.dataset.state_dict() == self.start
+
+    def state(self) -> dict:
+        return {"epoch": self.epoch, "dataset": self.dataset.state_dict()}
+
+    def seek(self, state: dict) -> None:
+        self.epoch = state["epoch"]
+        self.dataset.load_state_dict(state["dataset"])
+        self._iterator = iter(self.dataset)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """CHUNK_DOCS documents (fewer at the end of a single pass) and the source of each."""
+
+    start: dict  # the mixture's state before this chunk was drawn
+    sources: np.ndarray  # (n,) source index of each document
+    texts: list[str]
+
+
+class Mixture:
+    """Documents drawn from weighted sources by a seeded sampler; iterates (source, text)."""
+
+    def __init__(self, sources: list, weights: list[float], seed: int, single_pass: bool = False):
+        if len(sources) != len(weights) or not sources:
+            raise LLMLabError("datasets: give one weight per source, and at least one source")
+        if min(weights) < 0 or sum(weights) <= 0:
+            raise LLMLabError("datasets.weight: weights must be >= 0 and not all zero")
+        self.probabilities = np.asarray(weights, dtype=np.float64) / sum(weights)
+        self.seed, self.single_pass = seed, single_pass
+        self.streams = [
+            _IterStream(s) if isinstance(s, datasets.IterableDataset) else _MapStream(s, [seed, i], not single_pass)
+            for i, s in enumerate(sources)
+        ]
+        self.chunk_index = 0
+        self.finished = False
+
+    def state(self) -> dict:
+        return {"chunk": self.chunk_index, "streams": [s.state() for s in self.streams], "finished": self.finished}
+
+    def seek(self, state: dict) -> None:
+        self.chunk_index, self.finished = state["chunk"], state["finished"]
+        for stream, position in zip(self.streams, state["streams"]):
+            stream.seek(position)
+
+    def next_chunk(self) -> Chunk | None:
+        """The next CHUNK_DOCS documents; a single pass ends at the first source that runs out."""
+        if self.finished:
+            return None
+        start = self.state()
+        rng = np.random.default_rng([self.seed, self.chunk_index])
+        choices = rng.choice(len(self.streams), size=CHUNK_DOCS, p=self.probabilities)
+        counts = np.bincount(choices, minlength=len(self.streams))
+        pulled = [deque(s.take(int(c), self.single_pass)) for s, c in zip(self.streams, counts)]
+        texts: list[str] = []
+        for n, source in enumerate(choices):
+            if not pulled[source]:
+                choices, self.finished = choices[:n], True
+                break
+            texts.append(pulled[source].popleft())
+        self.chunk_index += 1
+        return Chunk(start, choices, texts) if texts else None
+
+    def __iter__(self):
+        while (chunk := self.next_chunk()) is not None:
+            yield from zip(chunk.sources.tolist(), chunk.texts)
+
+
+def interleave(sources: list, weights: list[float], seed: int, single_pass: bool = False) -> Mixture:
+    """Mix sources (each with a TEXT column) by relative weight; zero weights never draw."""
+    return Mixture(sources, weights, seed, single_pass)
+
+
+# --- packing ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PackedBatch:
+    """Rows of seq_len tokens; `targets` is `input_ids` shifted by one (already shifted: no model-side shift)."""
+
+    input_ids: torch.Tensor  # (B, T) int64
+    targets: torch.Tensor  # (B, T) int64, targets[b, t] follows input_ids[b, t]
+    source_tokens: list[int]  # targets drawn from each source
+    num_bytes: int  # UTF-8 bytes the targets stand for (special tokens count 0): for bits per byte
+
+    @property
+    def num_tokens(self) -> int:
+        return self.targets.numel()
+
+
+def _encode(tokenizer, texts: list[str]) -> list[list[int]]:
+    """Token ids of each text, no special tokens added, batched in the Rust tokenizer when fast."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        return [e.ids for e in backend.encode_batch_fast(texts, add_special_tokens=False)]
+    return tokenizer(texts, add_special_tokens=False)["input_ids"]
+
+
+class PackedBatches:
+    """An endless (or, over a single-pass mixture, finite) iterator of PackedBatch.
+
+    Documents are joined with EOS after each one; a batch takes B·T + 1 consecutive tokens, and
+    its last token starts the next batch, so no target is lost or repeated. Under DDP every rank
+    draws the same global batch of B·world_size rows and keeps its own B rows.
+    """
+
+    def __init__(self, mixture: Mixture, tokenizer, seq_len: int, batch_size: int, rank: int = 0, world_size: int = 1):
+        self.mixture, self.tokenizer = mixture, tokenizer
+        self.seq_len, self.batch_size, self.rank, self.world_size = seq_len, batch_size, rank, world_size
+        self.eos = tokenizer.eos_token_id
+        self.byte_lengths = torch.tensor(token_byte_lengths(tokenizer), dtype=torch.int64)
+        self.source_token_counts = [0] * len(mixture.streams)  # targets per source so far, all ranks
+        self._chunks: deque[tuple[dict, np.ndarray, np.ndarray]] = deque()  # (start, tokens, sources)
+        self._offset = 0  # tokens of the first chunk already consumed
+        self._buffered = 0  # tokens held from the offset on
+
+    def __iter__(self):
+        return self
+
+    def _fill(self) -> bool:
+        chunk = self.mixture.next_chunk()
+        if chunk is None:
+            return False
+        ids = _encode(self.tokenizer, chunk.texts)
+        lengths = [len(doc) + 1 for doc in ids]
+        eos = [self.eos]
+        tokens = np.fromiter(itertools.chain.from_iterable(d + eos for d in ids), dtype=np.int64, count=sum(lengths))
+        self._chunks.append((chunk.start, tokens, np.repeat(chunk.sources, lengths)))
+        self._buffered += len(tokens)
+        return True
+
+    def _take(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The next n buffered tokens (and their sources); consumes n - 1 of them."""
+        tokens, sources, offset, left = [], [], self._offset, n
+        for _, chunk_tokens, chunk_sources in self._chunks:
+            piece = slice(offset, offset + left)
+            tokens.append(chunk_tokens[piece])
+            sources.append(chunk_sources[piece])
+            left -= len(tokens[-1])
+            offset = 0
+            if left == 0:
+                break
+        self._offset += n - 1
+        self._buffered -= n - 1
+        while self._offset >= len(self._chunks[0][1]):
+            self._offset -= len(self._chunks.popleft()[1])
+        return np.concatenate(tokens), np.concatenate(sources)
+
+    def __next__(self) -> PackedBatch:
+        rows = self.batch_size * self.world_size
+        while self._buffered < rows * self.seq_len + 1:
+            if not self._fill():
+                rows = (self._buffered - 1) // self.seq_len  # a single pass ends with a short batch
+                if rows < self.world_size:
+                    raise StopIteration
+                rows -= rows % self.world_size
+                break
+        tokens, sources = self._take(rows * self.seq_len + 1)
+        counts = np.bincount(sources[1:], minlength=len(self.source_token_counts))
+        self.source_token_counts = [a + int(b) for a, b in zip(self.source_token_counts, counts)]
+        per_rank = rows // self.world_size
+        mine = slice(self.rank * per_rank * self.seq_len, (self.rank + 1) * per_rank * self.seq_len + 1)
+        run = torch.from_numpy(tokens[mine])
+        targets = run[1:].view(per_rank, self.seq_len)
+        own_counts = np.bincount(sources[mine][1:], minlength=len(self.source_token_counts))
+        return PackedBatch(
+            input_ids=run[:-1].view(per_rank, self.seq_len),
+            targets=targets,
+            source_tokens=own_counts.tolist(),
+            num_bytes=int(self.byte_lengths[targets].sum()),
+        )
+
+    def state_dict(self) -> dict:
+        """Plain data (ints, lists, dicts): where the next batch starts, and the counts so far."""
+        start = self._chunks[0][0] if self._chunks else self.mixture.state()
+        return {"mixture": start, "offset": self._offset, "source_token_counts": list(self.source_token_counts)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.mixture.seek(state["mixture"])
+        self._chunks.clear()
+        self._offset = self._buffered = 0
+        self.source_token_counts = list(state["source_token_counts"])
+        if state["offset"] and not self._fill():
+            raise LLMLabError("data: the saved data position lies past the end of the data")
+        self._offset = state["offset"]
+        self._buffered -= self._offset
+
+
+# --- a stage's datasets -------------------------------------------------------------------------
+
+
+@dataclass
+class PretrainingData:
+    """A stage's training batches, its fixed held-out batches, and the sources they mix."""
+
+    names: list[str]  # one per source with weight > 0 (dataset paths)
+    weights: list[float]  # configured shares, summing to 1
+    train: PackedBatches
+    eval: list[PackedBatch]
+
+
+def _weighted_sources(configs, root, field: str) -> tuple[list[str], list[float], list, list]:
+    """Names, weights, training parts and held-out parts of the sources whose weight is > 0."""
+    if not configs:
+        raise LLMLabError(f"{field}: no datasets configured; add a [[{field}]] table")
+    names, weights, train, heldout = [], [], [], []
+    for n, ds in enumerate(configs):
+        if ds.weight > 0:
+            part, held = split_heldout(ds, root, field=f"{field}[{n}]")
+            names.append(ds.path)
+            weights.append(ds.weight)
+            train.append(part)
+            heldout.append(held)
+    total = sum(weights)
+    return names, [w / total for w in weights], train, heldout
+
+
+def pretraining_data(project, tokenizer, stage: str = "pretrain", rank: int = 0, world_size: int = 1) -> PretrainingData:
+    """Batches for a pretraining-style stage: seq_len, batch_size, eval_batches from its config."""
+    config = project.stage(stage)
+    names, weights, train, heldout = _weighted_sources(config.datasets, project.root, f"{stage}.datasets")
+    batches = PackedBatches(interleave(train, weights, project.seed), tokenizer, config.seq_len, config.batch_size, rank, world_size)
+    held = [(h, w) for h, w in zip(heldout, weights) if h is not None]
+    evaluation: list[PackedBatch] = []
+    if held:
+        mixture = interleave([h for h, _ in held], [w for _, w in held], project.seed, single_pass=True)
+        packed = PackedBatches(mixture, tokenizer, config.seq_len, config.batch_size)
+        evaluation = list(itertools.islice(packed, config.eval_batches))
+    return PretrainingData(names, weights, batches, evaluation)
+
+
+def training_texts(project, max_chars: int):
+    """Texts to train the project's BPE on: tokenizer.train_text files, else the pretraining data.
+
+    At most `max_chars` characters, shared between the sources by their weights.
+    """
+    if project.tokenizer.train_text:
+        configs = [DatasetConfig(path=path, eval_fraction=0.0) for path in project.tokenizer.train_text]
+        field = "tokenizer.train_text"
+    else:
+        configs, field = project.pretrain.datasets, "pretrain.datasets"
+    _, weights, train, _ = _weighted_sources(configs, project.root, field)
+    for source, weight in zip(train, weights):
+        budget = max_chars * weight
+        for batch in source.iter(batch_size=CHUNK_DOCS):
+            yield from batch[TEXT]
+            budget -= sum(map(len, batch[TEXT]))
+            if budget <= 0:
+                break
