@@ -37,9 +37,8 @@ def parameter_shapes(m: ModelConfig, vocab_size: int) -> Shapes:
     def linear(name: str, n_in: int, n_out: int) -> Shapes:
         return [(f"{name}.weight", (n_out, n_in))] + ([(f"{name}.bias", (n_out,))] if m.bias else [])
 
-    def norm(name: str) -> Shapes:
-        has_bias = m.normalization == "layernorm" and m.bias
-        return [(f"{name}.weight", (d,))] + ([(f"{name}.bias", (d,))] if has_bias else [])
+    def norm(name: str) -> Shapes:  # layernorm always has its shift; rmsnorm only a scale
+        return [(f"{name}.weight", (d,))] + ([(f"{name}.bias", (d,))] if m.normalization == "layernorm" else [])
 
     shapes: Shapes = [("model.embed_tokens.weight", (vocab_size, d))]
     ffn = ["gate_proj", "up_proj"] if m.activation == "swiglu" else ["up_proj"]

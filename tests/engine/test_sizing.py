@@ -1,0 +1,92 @@
+"""Parameter counts, FLOPs and training memory worked out by hand, and checked against the model."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from engine.project import ModelConfig, Project, project_from_dict
+from engine.sizing import (
+    BYTE_VOCAB, activation_elements_per_token, flops_per_token, padded_vocab_size, parameter_count,
+    parameter_shapes, tokenizer_vocab_size, training_memory,
+)
+
+TINY = dict(d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, d_ff=48, max_seq_len=64)
+
+
+def test_parameter_count_by_hand():
+    # per layer: q 32x32 + k 32x16 + v 32x16 + o 32x32 = 3072; swiglu 3 x 32x48 = 4608; 2 rmsnorms 64
+    assert parameter_count(ModelConfig(**TINY), 64) == 2 * (3072 + 4608 + 64) + 64 * 32 + 32
+    # + biases (q 32, k 16, v 16, o 32; gate 48, up 48, down 32), layernorm shifts, untied head
+    untied = ModelConfig(**TINY, normalization="layernorm", bias=True, tie_embeddings=False)
+    assert parameter_count(untied, 64) == 2 * (3072 + 96 + 4608 + 128 + 128) + 2 * 64 * 32 + 64
+    plain = ModelConfig(**TINY, activation="gelu")  # up + down only
+    assert parameter_count(plain, 64) == 2 * (3072 + 2 * 32 * 48 + 64) + 64 * 32 + 32
+
+
+def test_positions_have_no_parameters():
+    counts = {pe: parameter_count(ModelConfig(**TINY, positional_encoding=pe), 64)
+              for pe in ("sinusoidal", "rope", "alibi", "yarn")}
+    assert len(set(counts.values())) == 1
+
+
+def test_flops_per_token_by_hand():
+    # 6 x (linear weights 2 x (3072 + 4608) + the tied head 64 x 32) + 12 x layers x d x seq_len
+    assert flops_per_token(ModelConfig(**TINY), 64, 16) == 6 * (15360 + 2048) + 12 * 2 * 32 * 16
+
+
+def test_vocab_sizes():
+    assert [padded_vocab_size(n) for n in (1, 64, 65, 258, 4096, 4097)] == [64, 64, 128, 320, 4096, 4160]
+    assert tokenizer_vocab_size(Project().tokenizer) == 4096
+    assert tokenizer_vocab_size(project_from_dict({"tokenizer": {"source": "bytes"}}).tokenizer) == BYTE_VOCAB
+    assert tokenizer_vocab_size(project_from_dict({"tokenizer": {"source": "gpt2"}}).tokenizer) is None
+
+
+def test_byte_vocab_matches_the_byte_tokenizer():
+    tokenizer = pytest.importorskip("engine.tokenizer")
+    assert len(tokenizer.byte_tokenizer()) == BYTE_VOCAB
+
+
+def tiny_project(optimizer: str) -> Project:
+    return project_from_dict({"model": TINY, "pretrain": {"batch_size": 2, "seq_len": 16, "optimizer": {"name": optimizer}}})
+
+
+def test_training_memory_by_hand():
+    table = training_memory(tiny_project("adamw"), 64)
+    n, matmul = 17568, 17408
+    # per token: layers 2 x (6 x 32 + 2 x 16 + 4 x 48) + embedding and final norm 2 x 32 + logits 64
+    assert activation_elements_per_token(ModelConfig(**TINY), 64) == (960, 64)
+    assert table["fp32"] == {"weights": 4 * n, "gradients": 4 * n, "optimizer": 8 * n,
+                             "activations": 32 * (960 * 4 + 64 * 4), "total": 16 * n + 32 * 4096}
+    assert table["bf16"]["weights"] == 4 * n + 2 * matmul  # fp32 master + autocast's bf16 copies
+    assert table["bf16"]["activations"] == 32 * (960 * 2 + 64 * 4)
+
+
+def test_optimizer_state_per_optimizer():
+    n = 17568
+    state = {name: training_memory(tiny_project(name), 64)["fp32"]["optimizer"] // 4
+             for name in ("adamw", "lion", "sophia", "adafactor", "muon")}
+    assert state["lion"] == n and state["sophia"] == 2 * n
+    hidden = 2 * (3072 + 4608)  # Muon's matrices: one momentum each; the rest AdamW's two moments
+    assert state["muon"] == hidden + 2 * (n - hidden)
+    # Adafactor: rows + columns for matrices, the whole tensor for vectors
+    matrices = 64 + 32 + 2 * ((32 + 32) + 2 * (16 + 32) + (32 + 32) + 2 * (48 + 32) + (32 + 48))
+    assert state["adafactor"] == matrices + 5 * 32
+
+
+def test_shapes_equal_the_real_model():
+    """Every name and shape `parameter_shapes` predicts is the real model's, over the options."""
+    pytest.importorskip("torch")
+    factory = pytest.importorskip("engine.factory")
+    from engine.model import LLMLabForCausalLM
+
+    for norm, attention, activation, bias, tie in itertools.product(
+        ("layernorm", "rmsnorm"), ("mha", "mqa", "gqa"), ("gelu", "swiglu"), (False, True), (False, True)
+    ):
+        kv_heads = {"mha": 4, "mqa": 1, "gqa": 2}[attention]
+        m = ModelConfig(**{**TINY, "n_kv_heads": kv_heads}, normalization=norm, attention=attention,
+                        activation=activation, bias=bias, tie_embeddings=tie)
+        model = LLMLabForCausalLM(factory.model_config(m, 300))
+        real = {name: tuple(p.shape) for name, p in model.named_parameters()}
+        assert real == dict(parameter_shapes(m, padded_vocab_size(300))), (norm, attention, activation, bias, tie)
