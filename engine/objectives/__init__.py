@@ -16,14 +16,17 @@ OBJECTIVES = {
 }
 
 
+def check_available(stage: str) -> None:
+    """Refuse a stage whose objective is not registered yet."""
+    if stage not in OBJECTIVES:
+        raise LLMLabError(f"stage: {stage!r} is not available yet (available: {', '.join(OBJECTIVES)})")
+
+
 def build_objective(ctx: ObjectiveContext) -> Objective:
     """The objective of `ctx.stage`, constructed from `ctx`."""
-    if ctx.stage not in OBJECTIVES:
-        raise LLMLabError(
-            f"stage: {ctx.stage!r} is not available yet (available: {', '.join(OBJECTIVES)})"
-        )
+    check_available(ctx.stage)
     module_name, class_name = OBJECTIVES[ctx.stage].split(":")
     return getattr(importlib.import_module(module_name), class_name)(ctx)
 
 
-__all__ = ["OBJECTIVES", "Objective", "ObjectiveContext", "build_objective"]
+__all__ = ["OBJECTIVES", "Objective", "ObjectiveContext", "build_objective", "check_available"]

@@ -1,0 +1,81 @@
+"""Checkpoints: model directories plus the trainer state that resumes a run exactly.
+
+A checkpoint is `runs/<stage>-<ts>/step-000200/` (or `final/`): a Hugging Face model directory
+with the tokenizer files, plus `trainer_state.pt` holding the optimizer, the scheduler, every
+RNG (python, numpy, torch, cuda), the step, the tokens seen and each rank's objective state.
+It is written atomically and only step directories beyond `keep_last` are pruned. The state
+holds tensors and builtins only and is read with `weights_only=True`: loading runs no code.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engine.fileio import atomic_directory
+from engine.runs import FINAL, checkpoints
+
+TRAINER_STATE = "trainer_state.pt"
+
+
+def step_name(step: int) -> str:
+    return f"step-{step:06d}"
+
+
+def write_checkpoint(path: Path, model, tokenizer, objective, trainer_state: dict) -> Path:
+    """Write a model directory with `trainer_state` to `path` in one atomic rename."""
+    with atomic_directory(path) as tmp:
+        tokenizer.save_pretrained(tmp)
+        if not objective.save(tmp):
+            model.save_pretrained(tmp)
+        torch.save(trainer_state, tmp / TRAINER_STATE)
+    return path
+
+
+def prune_checkpoints(run_dir: Path, keep_last: int) -> list[Path]:
+    """Delete all but the newest `keep_last` step directories (0 keeps every one); `final/` stays."""
+    steps = [p for p in checkpoints(run_dir) if p.name != FINAL]
+    doomed = steps[:-keep_last] if keep_last > 0 else []
+    for path in doomed:
+        shutil.rmtree(path)
+    return doomed
+
+
+def load_trainer_state(checkpoint_dir: Path) -> dict:
+    return torch.load(Path(checkpoint_dir) / TRAINER_STATE, map_location="cpu", weights_only=True)
+
+
+def has_full_weights(model_dir: Path) -> bool:
+    """True when the directory holds a full model's weights (not only adapters)."""
+    return any(Path(model_dir).glob("model*.safetensors"))
+
+
+def rng_state() -> dict:
+    """Every random generator the run touches, as tensors and builtins."""
+    _, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": (keys.tolist(), int(pos), int(has_gauss), float(cached)),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(_as_tuples(state["python"]))
+    keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state(("MT19937", np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _as_tuples(value):
+    """random.setstate wants the tuples it gave; be safe if a round trip made them lists."""
+    return tuple(_as_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value

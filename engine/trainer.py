@@ -1,0 +1,334 @@
+"""The one training loop: every stage plugs its objective (engine/objectives/base.py) into it.
+
+Per step: `grad_accum` micro-batches forward and backward under the run's precision, gradients
+averaged over ranks, clipped, the optimizer and its schedule stepped. Then, on their cadences,
+a `metrics` event (one host sync a step), evaluation, a sample, a checkpoint. Control messages
+(`stop`, `save`) are read between steps; under DDP rank 0's decision is broadcast so every rank
+checkpoints and stops at the same step. Rank 0 alone emits events and writes files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import transformers
+
+from engine import device as dev
+from engine.checkpoints import (
+    FINAL, TRAINER_STATE, has_full_weights, load_trainer_state, prune_checkpoints, rng_state, set_rng_state,
+    step_name, write_checkpoint,
+)
+from engine.errors import LLMLabError
+from engine.events import event, finished, log
+from engine.factory import build_model, load_model
+from engine.objectives import build_objective, check_available
+from engine.objectives.base import Objective, ObjectiveContext
+from engine.optim import before_step, build_optimizer, build_scheduler
+from engine.project import load_project, save_project
+from engine.runs import METRICS_FILE, create_run_dir, latest_checkpoint, latest_run, resolve_init
+from engine.sizing import flops_per_token
+from engine.tokenizer import load_tokenizer, project_tokenizer
+
+
+class Trainer:
+    """Runs `objective` for `ctx.config.steps` optimizer steps; `run()` returns the report."""
+
+    def __init__(self, ctx: ObjectiveContext, objective: Objective, emit: Callable[[dict], None] | None = None,
+                 control: Callable[[], str | None] | None = None, state: dict | None = None):
+        self.ctx, self.objective, self.cfg = ctx, objective, ctx.config
+        self._emit = emit or (lambda ev: None)
+        self._control = control or (lambda: None)
+        self.params = [p for p in objective.module.parameters() if p.requires_grad]
+        self.optimizer = build_optimizer(objective.module, self.cfg.optimizer, self.cfg.lr)
+        self.scheduler = build_scheduler(self.optimizer, self.cfg.scheduler, self.cfg.warmup_steps, self.cfg.steps)
+        self.step, self.tokens_seen, self.elapsed = 0, 0, 0.0
+        self.train_loss: float | None = None
+        self.last_eval: dict = {}
+        if self.cfg.compile:
+            warning = dev.compile_model(ctx.model)
+            self.emit(log(warning or "compile: torch.compile is on (graphs that fail run eagerly)",
+                          "warning" if warning else "info"))
+        self._peak_flops = dev.peak_flops(ctx.device)
+        self._flops_per_token = flops_per_token(ctx.project.model, ctx.model.config.vocab_size, self.cfg.seq_len)
+        if state is not None:
+            self.load_state_dict(state)
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def run(self) -> dict:
+        """Train to the configured step count (or a `stop`), checkpoint, return the report."""
+        self.emit(event("started", stage=self.ctx.stage, run_dir=_str(self.ctx.run_dir),
+                        device=str(self.ctx.device), precision=self.ctx.precision.name,
+                        world_size=self.ctx.world_size, parameters=sum(p.numel() for p in self.params),
+                        start_step=self.step, total_steps=self.cfg.steps, resumed=self.step > 0))
+        self.objective.module.train()
+        status, session_start, session_steps = "completed", time.perf_counter(), 0
+        last_time = session_start
+        try:
+            while self.step < self.cfg.steps:
+                command = self._poll_control()
+                if command == "stop":
+                    status = "stopped"
+                    break
+                if command == "save":
+                    self.checkpoint(step_name(self.step))
+                values, tokens = self.train_step()
+                now = time.perf_counter()
+                session_steps += 1
+                self._log_metrics(values, tokens, now - last_time, (now - session_start) / session_steps)
+                self.elapsed += now - last_time
+                last_time = now
+                self._on_cadence()
+        except torch.cuda.OutOfMemoryError as error:
+            raise LLMLabError(_oom_advice(self.ctx.stage, self.cfg)) from error
+        if status == "completed" and self.cfg.eval_every > 0 and self.step % self.cfg.eval_every:
+            self.evaluate()  # the final measures, unless this step's evaluation gave them
+        self.checkpoint(FINAL if status == "completed" else step_name(self.step))
+        report = self.report()
+        self.emit(finished(status, report, run_dir=_str(self.ctx.run_dir)))
+        return report
+
+    def accumulate(self) -> tuple[torch.Tensor, dict, int, object]:
+        """Forward and backward over one step's micro-batches; the gradients are left in `.grad`.
+
+        Each micro-batch's mean loss is divided by grad_accum, so k micro-batches of b rows give
+        the gradient of one batch of k·b rows. Returns (mean loss, mean metrics, tokens, the last
+        micro-batch).
+        """
+        k = self.cfg.grad_accum
+        loss_sum, metric_sums, tokens = 0.0, {}, 0
+        for _ in range(k):
+            with self.ctx.precision.autocast():
+                batch = self.objective.next_batch()
+                loss, metrics = self.objective.loss(batch)
+            (loss / k).backward()
+            loss_sum = loss_sum + loss.detach()
+            for name, value in metrics.items():
+                value = value.detach() if isinstance(value, torch.Tensor) else value
+                metric_sums[name] = metric_sums.get(name, 0.0) + value
+            tokens += self.objective.tokens(batch)
+        metrics = {name: value / k for name, value in metric_sums.items()}
+        return loss_sum / k, metrics, tokens, batch
+
+    def clip_gradients(self) -> torch.Tensor:
+        """The global gradient norm before clipping; gradients scaled down to grad_clip if above."""
+        if self.cfg.grad_clip > 0:
+            return torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
+        return torch.nn.utils.get_total_norm([p.grad for p in self.params if p.grad is not None])
+
+    def train_step(self) -> tuple[dict, int]:
+        """One optimizer step; returns its measures as floats (the step's one host sync)."""
+        loss, metrics, tokens, batch = self.accumulate()
+        with self.ctx.precision.autocast():
+            before_step(self.optimizer, self.objective.module, batch)  # Sophia's Hessian refresh
+        dev.all_reduce_gradients(self.params)
+        grad_norm = self.clip_gradients()
+        lr = self.optimizer.param_groups[0]["lr"]  # the rate this step uses
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        self.tokens_seen += tokens * self.ctx.world_size
+        return _to_floats({"loss": loss, "grad_norm": grad_norm, **metrics}) | {"lr": lr}, tokens * self.ctx.world_size
+
+    # -- cadences ---------------------------------------------------------------------------
+
+    def _due(self, every: int) -> bool:
+        """Whether a cadence of `every` steps (0: never) falls on this step."""
+        return every > 0 and self.step % every == 0
+
+    def _on_cadence(self) -> None:
+        last = self.step == self.cfg.steps
+        if self._due(self.cfg.eval_every):
+            self.evaluate()
+        if self._due(self.cfg.sample_every):
+            self.sample()
+        if self._due(self.cfg.save_every) and not last:
+            self.checkpoint(step_name(self.step))
+
+    def evaluate(self) -> dict:
+        """The objective's held-out measures (rank 0), emitted as an `eval` event."""
+        if self.ctx.is_main:
+            with _inference(self.objective.module, self.ctx.precision):
+                self.last_eval = self.objective.evaluate()
+            if self.last_eval:
+                self.emit(event("eval", step=self.step, **self.last_eval))
+        return self.last_eval
+
+    def sample(self) -> None:
+        if self.ctx.is_main:
+            with _inference(self.objective.module, self.ctx.precision):
+                samples = self.objective.sample()
+            if samples:
+                self.emit(event("sample", step=self.step, samples=samples))
+
+    def checkpoint(self, name: str) -> Path | None:
+        """Write checkpoint `name` (rank 0; every rank gives its RNG and data state)."""
+        ranks = dev.gather_objects({"rng": rng_state(), "objective": self.objective.state_dict()})
+        if not self.ctx.is_main or self.ctx.run_dir is None:
+            return None
+        path = write_checkpoint(self.ctx.run_dir / name, self.ctx.model, self.ctx.tokenizer, self.objective,
+                                {**self.state_dict(), "ranks": ranks})
+        pruned = prune_checkpoints(self.ctx.run_dir, self.cfg.keep_last)
+        self.emit(event("checkpoint", step=self.step, path=str(path), final=name == FINAL,
+                        pruned=[p.name for p in pruned]))
+        return path
+
+    # -- state --------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        return {"step": self.step, "tokens_seen": self.tokens_seen, "elapsed": self.elapsed,
+                "train_loss": self.train_loss, "last_eval": self.last_eval, "world_size": self.ctx.world_size,
+                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a checkpoint's trainer state; this rank's RNG and data position last."""
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.step, self.tokens_seen, self.elapsed = state["step"], state["tokens_seen"], state["elapsed"]
+        self.train_loss, self.last_eval = state["train_loss"], state["last_eval"]
+        ranks = state["ranks"]
+        if len(ranks) != self.ctx.world_size:
+            self.emit(log(f"resume: the checkpoint was written by {len(ranks)} processes and this run has "
+                          f"{self.ctx.world_size}; every rank continues from rank 0's data position", "warning"))
+        mine = ranks[self.ctx.rank] if len(ranks) == self.ctx.world_size else ranks[0]
+        self.objective.load_state_dict(mine["objective"])
+        set_rng_state(mine["rng"])
+
+    def report(self) -> dict:
+        return {"wall_time_s": self.elapsed, "steps": self.step, "tokens_seen": self.tokens_seen,
+                "train_loss": self.train_loss, "eval_loss": self.last_eval.get("loss"),
+                "bpb": self.last_eval.get("bpb"), "eval": self.last_eval}
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def emit(self, ev: dict) -> None:
+        if self.ctx.is_main:
+            self._emit(ev)
+
+    def _poll_control(self) -> str | None:
+        command = self._control() if self.ctx.is_main else None
+        return dev.broadcast_object(command)
+
+    def _log_metrics(self, values: dict, tokens: int, step_time: float, mean_step_time: float) -> None:
+        self.train_loss = values["loss"]
+        metrics = {"step": self.step, **values, "tokens_per_s": tokens / step_time, "tokens_seen": self.tokens_seen, "step_time": step_time,
+                   "eta_s": mean_step_time * (self.cfg.steps - self.step)}
+        if self.ctx.device.type == "cuda":
+            metrics["gpu_memory_gb"] = torch.cuda.max_memory_allocated(self.ctx.device) / 1e9
+            if self._peak_flops:
+                per_gpu = metrics["tokens_per_s"] / self.ctx.world_size
+                metrics["mfu"] = self._flops_per_token * per_gpu / self._peak_flops
+        shares = self.objective.source_shares()
+        if shares:
+            metrics["shares"] = shares
+        self.emit(event("metrics", **metrics))
+
+
+@contextlib.contextmanager
+def _inference(module: torch.nn.Module, precision: dev.Precision):
+    """eval mode, no_grad and autocast for evaluation and samples; train mode again after."""
+    module.eval()
+    try:
+        with torch.no_grad(), precision.autocast():
+            yield
+    finally:
+        module.train()
+
+
+def _to_floats(values: dict) -> dict:
+    """Tensors to floats in one host sync; plain numbers pass through."""
+    names = [n for n, v in values.items() if isinstance(v, torch.Tensor)]
+    floats = torch.stack([values[n].float().reshape(()) for n in names]).tolist() if names else []
+    if dev.world_size() > 1:
+        floats = dev.mean_over_ranks(floats)
+    return {**values, **dict(zip(names, floats))}
+
+
+def _oom_advice(stage: str, cfg) -> str:
+    return (f"{stage}.batch_size: CUDA ran out of memory with micro-batches of {cfg.batch_size} × "
+            f"{getattr(cfg, 'seq_len', '?')} tokens; lower {stage}.batch_size (or {stage}.seq_len) and raise "
+            f"{stage}.grad_accum to keep the global batch (e.g. batch_size = {max(1, cfg.batch_size // 2)}, "
+            f"grad_accum = {cfg.grad_accum * 2})")
+
+
+def _str(path) -> str | None:
+    return None if path is None else str(path)
+
+
+# -- a stage run from a project: what engine.worker.run calls ----------------------------------
+
+
+def train_stage(project_path, stage: str, overrides: list[str], emit: Callable[[dict], None],
+                open_log: Callable[[Path], None], control: Callable[[], str | None],
+                device: str | None = None, resume: bool = False) -> dict:
+    """Load the project, set up device / ranks / run directory / model / objective, train.
+
+    `open_log(path)` is called on rank 0 with the run's metrics.jsonl once it is known.
+    """
+    transformers.utils.logging.disable_progress_bar()  # events report checkpoints
+    project = load_project(project_path, overrides)
+    config = project.stage(stage)
+    check_available(stage)
+    ranks = dev.distributed_from_env()
+    device = dev.pick_device(device, ranks.local_rank)
+    dev.init_distributed(ranks, device)
+    precision, warning = dev.pick_precision(device)
+    run_dir, resume_dir = dev.broadcast_object(_run_dir(project, stage, resume) if ranks.is_main else None)
+    if ranks.is_main:
+        open_log(run_dir / METRICS_FILE)
+        if resume_dir is None:
+            save_project(project, run_dir)
+        if warning:
+            emit(log(warning, "warning"))
+    _seed_everything(project.seed)
+    tokenizer, model = _starting_model(project, stage, config, resume_dir, device, ranks)
+    dev.broadcast_parameters(model)
+    _seed_everything(project.seed + ranks.rank)  # dropout differs between ranks
+    ctx = ObjectiveContext(project=project, stage=stage, config=config, tokenizer=tokenizer, model=model,
+                           device=device, precision=precision, seed=project.seed, run_dir=run_dir,
+                           rank=ranks.rank, world_size=ranks.world_size, resume_dir=resume_dir,
+                           log=lambda message, level="info": emit(log(message, level)))
+    objective = build_objective(ctx)
+    state = load_trainer_state(resume_dir) if resume_dir is not None else None
+    return Trainer(ctx, objective, emit if ranks.is_main else None, control, state).run()
+
+
+def _run_dir(project, stage: str, resume: bool) -> tuple[Path, Path | None]:
+    """(the run directory, the checkpoint to resume from): a new run, or the newest one's newest."""
+    if not resume:
+        return create_run_dir(project, stage), None
+    run_dir = latest_run(project, stage)
+    if run_dir is None:
+        raise LLMLabError(f"--resume: the project has no {stage} run to resume (runs/{stage}-*)")
+    checkpoint = latest_checkpoint(run_dir)
+    if checkpoint is None or not (checkpoint / TRAINER_STATE).is_file():
+        raise LLMLabError(f"--resume: {run_dir.name} has no checkpoint with a {TRAINER_STATE} to resume from")
+    return run_dir, checkpoint
+
+
+def _starting_model(project, stage: str, config, resume_dir: Path | None, device, ranks: dev.Distributed):
+    """(tokenizer, model on device): the resumed checkpoint's weights, the stage's `init`, or new."""
+    if resume_dir is not None and has_full_weights(resume_dir):
+        source = resume_dir
+    elif getattr(config, "init", ""):  # every stage after pretrain starts from other weights
+        source = resolve_init(project, config.init, f"{stage}.init")
+    else:
+        if ranks.is_main:  # a project BPE is trained once, by rank 0, then read by the others
+            project_tokenizer(project)
+        dev.barrier()
+        tokenizer = project_tokenizer(project)
+        return tokenizer, build_model(project, tokenizer).to(device)
+    return load_tokenizer(str(source)), load_model(source, device)
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
