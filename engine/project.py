@@ -643,14 +643,25 @@ def read_toml(file: Path) -> dict:
 def load_project(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Project:
     """Read, override and validate a project; raises LLMLabError listing every problem. Never writes."""
     file = project_file(path)
-    data = apply_overrides(read_toml(file), list(overrides))
-    problems: list[str] = []
-    project = _from_dict(data, file.parent, problems)
-    reported = {line.split(": ", 1)[0] for line in problems}
-    problems += [line for line in validate_project(project) if line.split(": ", 1)[0] not in reported]
+    project, problems = _checked(apply_overrides(read_toml(file), list(overrides)), file.parent)
     if problems:
         raise LLMLabError(problems)
     return project
+
+
+def project_problems(data: dict, root: str | Path = ".") -> list[str]:
+    """Every problem of a parsed project.toml, as `llmlab validate` prints them; [] when valid."""
+    return _checked(data, Path(root))[1]
+
+
+def _checked(data: Any, root: Path) -> tuple[Project, list[str]]:
+    """The Project (bad values left at defaults) and every problem: types and keys, then rules
+    (a rule's line is left out when its field already has a type problem)."""
+    problems: list[str] = []
+    project = _from_dict(data, root, problems)
+    reported = {line.split(": ", 1)[0] for line in problems}
+    problems += [line for line in validate_project(project) if line.split(": ", 1)[0] not in reported]
+    return project, problems
 
 
 def save_project(project: Project, path: str | Path | None = None) -> Path:
@@ -742,10 +753,9 @@ def new_project(name: str, template: str = "blank", directory: str | Path = "pro
         raise LLMLabError(f"template: no template {template!r} (available: {known})")
     root = Path(directory) / name
     text = _with_name(source.read_text(encoding="utf-8"), name)
-    problems: list[str] = []
-    validate = validate_project(_from_dict(tomllib.loads(text), root, problems))
-    if problems or validate:
-        raise LLMLabError([f"template {template}: {line}" for line in problems + validate])
+    problems = project_problems(tomllib.loads(text), root)
+    if problems:
+        raise LLMLabError([f"template {template}: {line}" for line in problems])
     try:
         root.mkdir(parents=True)
     except FileExistsError:

@@ -13,7 +13,7 @@ from engine import fileio
 from engine.errors import LLMLabError
 from engine.project import (
     OPTIMIZER_DEFAULTS, SCHEDULER_DEFAULTS, TEMPLATES_DIR, OptimizerConfig, Project, SchedulerConfig,
-    apply_overrides, load_project, new_project, project_from_dict, project_to_dict, save_project,
+    apply_overrides, load_project, new_project, project_from_dict, project_problems, project_to_dict, save_project,
     validate_project,
 )
 
@@ -294,3 +294,16 @@ def test_a_project_copied_then_edited_stays_independent():
     twin.pretrain.optimizer.options["betas"][0] = 0.5
     assert project.pretrain.optimizer.options["betas"][0] == 0.9
     assert Project().pretrain.optimizer.options["betas"][0] == 0.9  # defaults are never shared
+
+
+def test_project_problems_matches_what_load_reports(tmp_path):
+    data = {"model": {"d_model": "abc", "n_heads": 3}, "pretrain": {"lr": 0}}
+    write(tmp_path, __import__("tomli_w").dumps(data))
+    with pytest.raises(LLMLabError) as error:
+        load_project(tmp_path)
+    assert project_problems(data, tmp_path) == error.value.problems == [
+        "model.d_model: expected an integer, got 'abc'",
+        "pretrain.lr: must be greater than 0, got 0.0",
+        "model.n_heads: must be divisible by model.n_kv_heads (2) for gqa, got 3",
+    ]
+    assert project_problems({}) == []
