@@ -1,0 +1,106 @@
+"""The LLM-Lab app: the registry of screens, the global keys, the theme, and which project is open.
+
+Each screen is a Textual mode (its own screen stack) shown by its global key; Escape goes back to
+the screen shown before. The app holds the open project (`project_path`, `projects_dir`); screens
+read it when shown and ask to change it with a message (attributes down, messages up).
+No torch, transformers, datasets or peft here or below (tests/llmlab_tui/test_imports.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from textual.app import App
+from textual.binding import Binding
+from textual.reactive import reactive
+from textual.screen import Screen
+
+from engine.project import PROJECT_FILE
+from llmlab_tui.commands import LabCommands
+from llmlab_tui.screens.architecture import ArchitectureScreen
+from llmlab_tui.screens.base import OpenProject
+from llmlab_tui.screens.projects import ProjectsScreen
+from llmlab_tui.screens.stages import StagesScreen
+
+
+@dataclass(frozen=True)
+class ScreenEntry:
+    """A screen of the app: the key that shows it, its title, and how to build it."""
+
+    key: str
+    title: str
+    factory: Callable[[], Screen]
+    needs_project: bool = True
+
+
+# The app's screens, in footer order. Monitor (f4), chat (f5) and tools (f6) join here.
+SCREENS: dict[str, ScreenEntry] = {
+    "projects": ScreenEntry("f1", "Projects", ProjectsScreen, needs_project=False),
+    "architecture": ScreenEntry("f2", "Architecture", ArchitectureScreen),
+    "stages": ScreenEntry("f3", "Stages", StagesScreen),
+}
+
+
+class LabApp(App):
+    """The keyboard-driven lab: projects → architecture → stages → (monitor, chat, tools)."""
+
+    TITLE = "LLM-Lab"
+    CSS_PATH = "app.tcss"
+    SCREEN_ENTRIES = SCREENS
+    MODES = {name: entry.factory for name, entry in SCREENS.items()}
+    DEFAULT_MODE = "projects"
+    COMMANDS = App.COMMANDS | {LabCommands}
+    BINDINGS = [
+        *(Binding(e.key, f"show('{name}')", e.title, id=f"screen.{name}") for name, e in SCREENS.items()),
+        Binding("escape", "back", "Back", id="app.back"),
+        Binding("q", "quit", "Quit", id="app.quit"),
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True, id="app.force_quit"),
+    ]
+
+    project_path: reactive[Path | None] = reactive(None)
+
+    def __init__(self, project_path: Path | None = None, projects_dir: Path | None = None) -> None:
+        super().__init__()
+        self.projects_dir = projects_dir or (project_path.parent if project_path else Path("projects"))
+        self.set_reactive(LabApp.project_path, project_path)
+        self._history: list[str] = []
+
+    def on_mount(self) -> None:
+        if self.project_path is not None:
+            self.action_show("architecture")
+
+    def action_show(self, name: str) -> None:
+        """Switch to a registered screen (refused, with a note, when it needs a project and none is open)."""
+        if SCREENS[name].needs_project and self.project_path is None:
+            self.notify("Open a project first (F1: projects).", severity="warning")
+            return
+        if name != self.current_mode:
+            self._history.append(self.current_mode)
+            self.switch_mode(name)
+
+    def action_back(self) -> None:
+        if self._history:
+            self.switch_mode(self._history.pop())
+
+    def open_project(self, path: Path | None) -> None:
+        """Make `path` the open project and show its architecture (None: no project open)."""
+        self.project_path = path.resolve() if path else None
+        if self.project_path is not None:
+            self.projects_dir = self.project_path.parent
+            self.action_show("architecture")
+
+    def on_open_project(self, message: OpenProject) -> None:
+        self.open_project(message.path)
+
+
+def project_dir(path: Path) -> Path:
+    """The project directory named by a directory or its project.toml."""
+    return path.parent if path.name == PROJECT_FILE else path
+
+
+def run_app(project_path: Path | None = None) -> int:
+    """Run the app on a project (or on the projects screen); returns the exit status."""
+    LabApp(project_dir(project_path).resolve() if project_path else None).run()
+    return 0

@@ -1,0 +1,79 @@
+"""Modal dialogs: a yes/no confirmation, and a name prompt that shows the engine's refusal inline."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Footer, Input, Label, Select, Static
+
+from engine.errors import LLMLabError
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """Ask a yes/no question; dismisses with True only on Yes (y), False on No (n / Escape)."""
+
+    BINDINGS = [
+        Binding("y", "answer(True)", "Yes", id="confirm.yes"),
+        Binding("n,escape", "answer(False)", "No", id="confirm.no"),
+    ]
+
+    def __init__(self, question: str) -> None:
+        super().__init__(classes="dialog-screen")
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.question, classes="dialog-question")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Yes (y)", variant="error", id="yes", compact=True)
+                yield Button("No (n)", id="no", compact=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#no", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
+
+
+class NameScreen(ModalScreen[str | None]):
+    """Ask for a name (and a template, when `templates` are given); `accept` does the work.
+
+    `accept(name, template)` raises LLMLabError to refuse: its lines show under the input and the
+    dialog stays open. Dismisses with the name once accepted, None on Escape.
+    """
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="name.cancel")]
+
+    def __init__(self, title: str, accept: Callable[[str, str], object], templates: tuple[str, ...] = ()) -> None:
+        super().__init__(classes="dialog-screen")
+        self.title_text, self.accept, self.templates = title, accept, templates
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.title_text, classes="dialog-question")
+            yield Input(placeholder="name, then Enter", id="name")
+            if self.templates:
+                yield Select([(t, t) for t in self.templates], value=self.templates[0], allow_blank=False,
+                             compact=True, id="template")
+            yield Static("", id="name-problem", classes="problems")
+        yield Footer()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        template = self.query_one("#template", Select).value if self.templates else ""
+        try:
+            self.accept(event.value.strip(), str(template))
+        except LLMLabError as error:
+            self.query_one("#name-problem", Static).update("\n".join(error.problems))
+            return
+        self.dismiss(event.value.strip())
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

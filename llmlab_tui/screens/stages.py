@@ -1,0 +1,149 @@
+"""The stages screen: one form per stage (pretrain, sft, dpo, ppo, grpo), picked at the top.
+
+Checks run through engine.project at every change; Ctrl+S saves every stage edited here into
+project.toml (atomically). The preview line is the `llmlab run` command that runs the shown stage
+with these edits applied to the saved file (`--set` for each changed field).
+
+Hook for the runner (dataset preview): the first examples as the model sees them need the
+tokenizer, so a worker process builds them; the runner adds a binding here that sends it
+`current_form().table()` (the edited stage table) and shows what comes back.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import ContentSwitcher, Footer, Label, Select, Static
+
+from engine.errors import LLMLabError
+from engine.project import STAGES, DatasetConfig, project_to_dict
+from engine.runs import checkpoints, list_runs
+from llmlab_tui.editing import problems_of, run_command, save_sections, set_overrides
+from llmlab_tui.screens.base import ProjectScreen
+from llmlab_tui.widgets.forms import FieldSet
+from llmlab_tui.widgets.stage_form import StageForm
+
+
+def shown_path(path: Path) -> str:
+    """`path` relative to the working directory when it is below it (as a person would type it)."""
+    relative = os.path.relpath(path)
+    return path.as_posix() if relative.startswith("..") else relative
+
+
+class StagesScreen(ProjectScreen):
+    BINDINGS = [
+        Binding("ctrl+s", "save", "Save", id="stages.save"),
+        Binding("ctrl+n", "add_dataset", "+Dataset", id="stages.add_dataset"),
+        Binding("ctrl+x", "remove_dataset", "-Dataset", id="stages.remove_dataset"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stage = STAGES[0]
+
+    def compose(self) -> ComposeResult:
+        name = self.project.name if self.project else "no project"
+        yield Static(f"Stages · {name}", classes="screen-title")
+        with Horizontal(id="stage-bar"):
+            yield Label("stage", classes="field-label")
+            yield Select([(s, s) for s in STAGES], value=self.stage, allow_blank=False, compact=True,
+                         id="stage-select")
+        with VerticalScroll(id="stage-body"):
+            if self.project is not None:
+                with ContentSwitcher(initial=f"form-{self.stage}", id="stage-switcher"):
+                    yield self._form(self.stage)
+        yield Static("\n".join(self.load_problems), id="stage-problems", classes="problems")
+        yield Static("", id="stage-preview")
+        yield Footer()
+
+    def _form(self, stage: str) -> StageForm:
+        dirs = [p.relative_to(self.project.root).as_posix() for run in list_runs(self.project) for p in checkpoints(run)]
+        return StageForm(stage, self.project.stage(stage), dirs[::-1], id=f"form-{stage}")
+
+    def forms(self) -> list[StageForm]:
+        return list(self.query(StageForm))
+
+    def current_form(self) -> StageForm:
+        return self.query_one(f"#form-{self.stage}", StageForm)
+
+    def loaded(self) -> None:
+        if self.project is not None:
+            self.call_after_refresh(self.check)
+
+    @property
+    def dirty(self) -> bool:
+        if self.project is None:
+            return False
+        saved = project_to_dict(self.project)
+        return any(form.table() != (saved[form.stage], []) for form in self.forms())
+
+    async def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id != "stage-select" or event.value == self.stage or self.project is None:
+            return
+        self.stage = str(event.value)
+        switcher = self.query_one(ContentSwitcher)
+        if not self.query(f"#form-{self.stage}"):
+            await switcher.add_content(self._form(self.stage))
+        switcher.current = f"form-{self.stage}"
+        self.check()
+
+    async def on_field_set_changed(self, event: FieldSet.Changed) -> None:
+        form = next(a for a in event.field_set.ancestors if isinstance(a, StageForm))
+        table = event.field_set.id.removeprefix(f"{form.stage}-")
+        if event.name == "name" and table in ("optimizer", "scheduler"):
+            await form.replace_named(table)
+        self.check()
+
+    def check(self) -> list[str]:
+        """Show every problem under its row (the rest below the form), the shares and the preview."""
+        if self.project is None:
+            return self.load_problems
+        edited, problems = {}, []
+        for form in self.forms():
+            form.show_rows()
+            edited[form.stage], bad = form.table()
+            problems += bad
+        saved = project_to_dict(self.project)
+        problems = problems or problems_of({**saved, **edited}, self.project.root)
+        claimed = [line for form in self.forms() for s in form.sets() for line in s.show_problems(problems)]
+        self.query_one("#stage-problems", Static).update("\n".join(p for p in problems if p not in claimed))
+        self.current_form().update_shares()
+        sets = set_overrides(saved[self.stage], edited[self.stage], self.stage)
+        self.query_one("#stage-preview", Static).update(run_command(shown_path(self.project.root), self.stage, sets))
+        return problems
+
+    async def action_add_dataset(self) -> None:
+        form = self.current_form()
+        await form.set_datasets(form.dataset_tables() + [project_to_dict(DatasetConfig())])
+        form.query(FieldSet).last().rows["path"].editor.focus()
+        self.check()
+
+    async def action_remove_dataset(self) -> None:
+        form = self.current_form()
+        index = form.dataset_index(self.focused)
+        if index is None:
+            self.notify("Move to a dataset's fields first, then Ctrl+X removes it.", severity="warning")
+            return
+        tables = form.dataset_tables()
+        await form.set_datasets(tables[:index] + tables[index + 1:])
+        self.check()
+
+    def action_save(self) -> None:
+        problems = self.check()
+        if problems:
+            self.notify(f"Not saved: {len(problems)} problem(s) to fix first.", severity="error")
+            return
+        try:
+            project = save_sections(self.project.root, {form.stage: form.table()[0] for form in self.forms()})
+        except LLMLabError as error:
+            self.notify("\n".join(error.problems), severity="error")
+            return
+        self.saved(project)
+        for form in self.forms():
+            form.config = project.stage(form.stage)
+        self.check()
+        self.notify(f"Saved {project.file}")

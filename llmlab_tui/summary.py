@@ -1,0 +1,89 @@
+"""The architecture in numbers and in a picture: sizes from engine.sizing, a text diagram of a block.
+
+Plain functions, no Textual. A hub or path tokenizer's size is only known by loading it (in a
+worker, with transformers), so the app shows sizes for the tokenizers project.toml sizes itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine import sizing
+from engine.project import ModelConfig, Project
+
+NORMS = {"layernorm": "LayerNorm", "rmsnorm": "RMSNorm"}
+ATTENTIONS = {"mha": "MHA", "mqa": "MQA", "gqa": "GQA"}
+ACTIVATIONS = {"relu": "ReLU", "gelu": "GELU", "leaky_relu": "LeakyReLU", "silu": "SiLU", "swiglu": "SwiGLU"}
+# Where each positional encoding acts: (on the embeddings, inside attention)
+POSITIONS = {
+    "sinusoidal": lambda m: ("+ sinusoidal positions", ""),
+    "rope": lambda m: ("", f"RoPE θ={m.rope_theta:g} on q, k"),
+    "alibi": lambda m: ("", "ALiBi bias on the scores"),
+    "yarn": lambda m: ("", f"YaRN ×{m.yarn_factor:g} of {m.yarn_original_max_seq_len}"),
+}
+
+
+@dataclass(frozen=True)
+class ModelSize:
+    """What the summary shows; None where the tokenizer's size is unknown to the app."""
+
+    vocab_size: int | None
+    parameters: int | None
+    flops_per_token: int | None
+    memory_bf16: int | None  # bytes to train pretrain at its batch and seq_len
+    head_dim: int
+
+
+def model_size(project: Project) -> ModelSize:
+    """Sizes of a valid project (engine.sizing), at the pretrain stage's batch and seq_len."""
+    m, seq_len = project.model, project.pretrain.seq_len
+    tokens = sizing.tokenizer_vocab_size(project.tokenizer)
+    if tokens is None:
+        return ModelSize(None, None, None, None, m.head_dim)
+    vocab = sizing.padded_vocab_size(tokens)
+    memory = sizing.training_memory(project, vocab)["bf16"]["total"]
+    return ModelSize(vocab, sizing.parameter_count(m, vocab), sizing.flops_per_token(m, vocab, seq_len),
+                     memory, m.head_dim)
+
+
+def count(n: int | None) -> str:
+    if n is None:
+        return "?"
+    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= size:
+            return f"{n / size:.2f}{unit}"
+    return str(n)
+
+
+def gib(n: int | None) -> str:
+    return "?" if n is None else f"{n / 2**30:.2f} GiB"
+
+
+def size_lines(size: ModelSize) -> list[str]:
+    return [
+        f"parameters   {count(size.parameters)}",
+        f"FLOPs/token  {count(size.flops_per_token)}",
+        f"train memory {gib(size.memory_bf16)} (bf16)",
+        f"head dim     {size.head_dim}",
+        f"vocabulary   {size.vocab_size or '? (hub/path: loaded in a run)'}",
+    ]
+
+
+def block_diagram(m: ModelConfig) -> list[str]:
+    """One decoder block and what surrounds it, as lines of at most 30 characters."""
+    on_embeddings, in_attention = POSITIONS[m.positional_encoding](m)
+    norm, kv = NORMS[m.normalization], {"mha": m.n_heads, "mqa": 1}.get(m.attention, m.n_kv_heads)
+    attention = f"{ATTENTIONS[m.attention]} {m.n_heads} q / {kv} kv heads"
+    ffn = f"{ACTIVATIONS[m.activation]} {m.d_model}→{m.d_ff}→{m.d_model}"
+    inner = [f"x + Attn({norm}(x))", f"  {attention}"]
+    inner += [f"  {in_attention}"] if in_attention else []
+    inner += [f"x + FFN({norm}(x))", f"  {ffn}"]
+    width = max(len(line) for line in inner) + 2
+    title = f" block × {m.n_layers} "
+    return [
+        f"embed tokens {on_embeddings}".rstrip(),
+        "┌" + title + "─" * (width - len(title)) + "┐",
+        *(f"│ {line:<{width - 1}}│" for line in inner),
+        "└" + "─" * width + "┘",
+        f"{norm} → lm_head{' (tied)' if m.tie_embeddings else ''}",
+    ]
