@@ -1,0 +1,159 @@
+"""LoRA through peft: [stage.lora] presets → target modules, adapters on a model, loading, merging.
+
+Presets name the linear layers that get adapters (`PRESETS`); `custom` names them itself and is
+checked against the model's own linear layers. Adapter directories are what peft writes
+(adapter_config.json + adapter_model.safetensors, the base model's path inside) with the
+tokenizer beside them, so `PeftModel.from_pretrained` and `load_adapter` both load them.
+`merge` bakes adapters into a full model directory only after checking that the merged model
+gives the adapter model's logits.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from peft import LoraConfig as PeftLoraConfig
+from peft import PeftModel, get_peft_model
+from transformers import AutoTokenizer
+
+from engine.chat_template import init_new_embeddings, set_generation_eos
+from engine.errors import LLMLabError
+from engine.fileio import atomic_directory
+
+ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
+FFN = ("gate_proj", "up_proj", "down_proj")
+ADAPTER_CONFIG = "adapter_config.json"
+MERGE_TOLERANCE = 1e-4  # largest |logit difference| allowed between adapter and merged model (fp32)
+PROBE_SHAPE = (2, 32)  # the random token ids both models read in the merge check
+
+
+def _present(names: tuple[str, ...], available: set[str]) -> list[str]:
+    return [name for name in names if name in available]
+
+
+# preset → (the model's linear layer names, the custom list) → target modules
+PRESETS: dict[str, Callable[[set[str], list[str]], list[str]]] = {
+    "minimal": lambda available, custom: ["q_proj", "v_proj"],
+    "attention_only": lambda available, custom: list(ATTENTION),
+    "ffn_only": lambda available, custom: _present(FFN, available),  # up and down when not gated
+    "all": lambda available, custom: _present(ATTENTION + FFN, available),
+    "custom": lambda available, custom: list(custom),
+}
+
+
+def linear_module_names(model: torch.nn.Module) -> set[str]:
+    """The short names (last path component) of the model's nn.Linear layers."""
+    return {name.rsplit(".", 1)[-1] for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)}
+
+
+def target_modules(model: torch.nn.Module, cfg, field: str = "lora") -> list[str]:
+    """The module names a LoraConfig targets; unknown names are refused, listing the valid ones."""
+    available = linear_module_names(model)
+    targets = PRESETS[cfg.preset](available, cfg.target_modules)
+    if not targets:
+        raise LLMLabError(f"{field}.target_modules: the custom preset needs at least one module name "
+                          f"(valid: {', '.join(sorted(available))})")
+    unknown = [name for name in targets if name not in available]
+    if unknown:
+        raise LLMLabError(f"{field}.target_modules: no linear layer named {', '.join(map(repr, unknown))} "
+                          f"in this model (valid: {', '.join(sorted(available))})")
+    return targets
+
+
+def _trainable_token_rows(model: torch.nn.Module, token_ids: list[int]) -> dict[str, list[int]] | None:
+    """Embedding rows to train beside the adapters (new chat tokens); an untied head's rows too."""
+    if not token_ids:
+        return None
+    rows = {"embed_tokens": list(token_ids)}
+    if not model.config.tie_word_embeddings:
+        rows["lm_head"] = list(token_ids)
+    return rows
+
+
+def apply_lora(model: torch.nn.Module, cfg, field: str = "lora", new_token_ids: list[int] | None = None) -> PeftModel:
+    """`model` wrapped with LoRA adapters per `cfg` (project LoraConfig); only adapters train.
+
+    `new_token_ids`: rows of freshly added tokens (a chat template's) that train as well, so the
+    model can learn to write its end-of-turn token although the embeddings stay frozen.
+    """
+    peft_config = PeftLoraConfig(
+        r=cfg.r,
+        lora_alpha=cfg.alpha,
+        lora_dropout=cfg.dropout,
+        target_modules=target_modules(model, cfg, field),
+        trainable_token_indices=_trainable_token_rows(model, new_token_ids or []),
+        task_type="CAUSAL_LM",
+    )
+    base = Path(str(getattr(model, "name_or_path", "") or ""))
+    if str(base) not in ("", ".") and base.exists():
+        peft_config.base_model_name_or_path = str(base.resolve())
+    return get_peft_model(model, peft_config)
+
+
+def parameter_counts(model: torch.nn.Module) -> tuple[int, int]:
+    """(trainable, total) parameters."""
+    params = list(model.parameters())
+    return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
+
+
+def base_model_path(adapter_dir: str | Path) -> Path:
+    """The base model directory an adapter directory was trained on (relative to the adapter dir)."""
+    adapter_dir = Path(adapter_dir)
+    config_file = adapter_dir / ADAPTER_CONFIG
+    if not config_file.is_file():
+        raise LLMLabError(f"adapter: {adapter_dir} is not an adapter directory (no {ADAPTER_CONFIG})")
+    base = json.loads(config_file.read_text()).get("base_model_name_or_path")
+    path = adapter_dir / base if base else None
+    if path is None or not (path / "config.json").is_file():
+        raise LLMLabError(f"adapter: base_model_name_or_path in {config_file} must name a model directory; "
+                          f"got {base!r}")
+    return path
+
+
+def load_adapter(adapter_dir: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
+                 trainable: bool = False) -> PeftModel:
+    """Base model + adapters of an adapter directory, with its tokenizer's template and stop tokens."""
+    from engine.factory import load_model  # engine.factory loads adapter dirs through this function
+
+    adapter_dir = Path(adapter_dir)
+    model = load_model(base_model_path(adapter_dir), device, dtype)
+    tokenizer = AutoTokenizer.from_pretrained(adapter_dir)
+    rows = model.get_input_embeddings().weight.shape[0]
+    if rows < len(tokenizer):  # the run added chat tokens to a base whose matrices were too small
+        init_new_embeddings(model, rows, len(tokenizer))
+    set_generation_eos(model, tokenizer)
+    return PeftModel.from_pretrained(model, adapter_dir, is_trainable=trainable).to(device)
+
+
+@dataclass(frozen=True)
+class MergeReport:
+    out_dir: Path
+    max_logit_diff: float
+
+
+@torch.no_grad()
+def merge(adapter_dir: str | Path, out_dir: str | Path | None = None, tolerance: float = MERGE_TOLERANCE) -> MergeReport:
+    """Bake an adapter directory into a full model directory (default: sibling "<name>-merged").
+
+    The same random tokens go through the adapter model and the merged one (fp32, CPU); if the
+    largest logit difference exceeds `tolerance`, nothing is written and LLMLabError is raised.
+    """
+    adapter_dir = Path(adapter_dir)
+    out_dir = Path(out_dir) if out_dir else adapter_dir.with_name(f"{adapter_dir.name}-merged")
+    model = load_adapter(adapter_dir, "cpu", torch.float32).eval()
+    tokenizer = AutoTokenizer.from_pretrained(adapter_dir)
+    probe = torch.randint(0, len(tokenizer), PROBE_SHAPE, generator=torch.Generator().manual_seed(0))
+    expected = model(input_ids=probe).logits
+    merged = model.merge_and_unload()
+    diff = (merged(input_ids=probe).logits - expected).abs().max().item()
+    if not diff <= tolerance:  # NaN fails too
+        raise LLMLabError(f"merge: the merged model's logits differ from the adapter model's by up to {diff:.3g} "
+                          f"(tolerance {tolerance:g}); nothing was written")
+    with atomic_directory(out_dir) as tmp:
+        merged.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    return MergeReport(out_dir, diff)
