@@ -272,6 +272,16 @@ def to_prompt(row: Mapping[str, Any], fmt: str | None = None, source: str = "dat
     return _convert(row, "prompt", fmt, source)
 
 
+def rows_to_conversations(rows: Sequence[Mapping[str, Any]], source: str = "dataset") -> list[Conversation]:
+    """A dataset's rows → conversations: row by row, or as message trees for oasst rows."""
+    if not rows:
+        return []
+    fmt = detect_format(rows[0].keys(), "conversation", source)
+    if fmt == OASST_FORMAT:
+        return oasst_conversations(rows)
+    return [to_conversation(row, fmt, source) for row in rows]
+
+
 # ---------------------------------------------------------------------------------------------
 # OpenAssistant trees
 

@@ -9,6 +9,7 @@ from engine.formats import (
     detect_format,
     oasst_conversations,
     parse_hh,
+    rows_to_conversations,
     to_conversation,
     to_preference,
     to_prompt,
@@ -96,6 +97,13 @@ def test_oasst_tree_becomes_best_ranked_paths():
         [m("user", "Q2"), m("assistant", "A2")],
     ]
     assert oasst_conversations(rows, lang="de") == [[m("user", "Q2"), m("assistant", "A2")]]
+    assert rows_to_conversations(rows) == oasst_conversations(rows)
+
+
+def test_rows_to_conversations_detects_once_and_converts_each_row():
+    rows = [{"prompt": "a", "completion": "b"}, {"prompt": "c", "completion": "d"}]
+    assert rows_to_conversations(rows) == [[m("user", "a"), m("assistant", "b")], [m("user", "c"), m("assistant", "d")]]
+    assert rows_to_conversations([]) == []
 
 
 def test_oasst_rows_alone_are_refused_by_to_conversation():
