@@ -22,10 +22,10 @@ from engine.project import (
     Project,
     project_file,
     project_from_dict,
+    project_problems,
     project_to_dict,
     read_toml,
     save_project,
-    validate_project,
 )
 
 # Tables whose keys depend on their `name`; `--set X.name=...` resets X to that one's defaults.
@@ -55,15 +55,6 @@ def _key(key: str) -> str:
     return tomli_w.dumps({key: 0}).split(" = ")[0]
 
 
-def problems_of(data: dict, root: Path) -> list[str]:
-    """Every problem of a project given as a TOML dict: types and unknown keys first, then rules."""
-    try:
-        project = project_from_dict(data, root)
-    except LLMLabError as error:
-        return error.problems
-    return validate_project(project)
-
-
 def load_dict(project_dir: Path) -> dict:
     """The parsed project.toml of a project directory."""
     return read_toml(project_file(project_dir))
@@ -75,7 +66,7 @@ def save_sections(project_dir: Path, sections: dict[str, Any]) -> Project:
     Reading the file again first keeps what another screen saved meanwhile.
     """
     data = {**load_dict(project_dir), **copy.deepcopy(sections)}
-    problems = problems_of(data, project_dir)
+    problems = project_problems(data, project_dir)
     if problems:
         raise LLMLabError(problems)
     project = project_from_dict(data, project_dir)

@@ -15,8 +15,8 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Footer, Static
 
 from engine.errors import LLMLabError
-from engine.project import Project, project_from_dict, project_to_dict
-from llmlab_tui.editing import problems_of, save_sections
+from engine.project import Project, project_from_dict, project_problems, project_to_dict
+from llmlab_tui.editing import save_sections
 from llmlab_tui.screens.base import ProjectScreen
 from llmlab_tui.summary import block_diagram, model_size, size_lines
 from llmlab_tui.widgets.forms import FieldSet, FieldSpec, dataclass_specs
@@ -106,7 +106,7 @@ class ArchitectureScreen(ProjectScreen):
             sets[set_name].show(row, rule(raw["tokenizer"], raw["model"]))
         tokenizer, model, problems = self.edited()
         data = {**project_to_dict(self.project), "tokenizer": tokenizer, "model": model}
-        problems = problems or problems_of(data, self.project.root)
+        problems = problems or project_problems(data, self.project.root)
         claimed = [line for field_set in sets.values() for line in field_set.show_problems(problems)]
         others = [line for line in problems if line not in claimed]
         self.query_one("#arch-problems", Static).update("\n".join(others))

@@ -64,9 +64,9 @@ class ProjectScreen(Screen):
 
     def focus_first_field(self) -> None:
         """Put the focus on the first editable field, so typing starts at the top of the form."""
-        fields = self.query(".field-line > *").filter(lambda w: w.focusable)
+        fields = [widget for widget in self.query(".field-line > *") if widget.focusable]
         if fields:
-            fields.first().focus()
+            fields[0].focus()
 
     def loaded(self) -> None:
         """Called after the screen was rebuilt for a newly loaded project."""

@@ -66,7 +66,9 @@ class ProjectsScreen(Screen):
         self.action_refresh()
 
     def action_refresh(self, select: Path | None = None) -> None:
-        """List the projects again, keeping the cursor on `select` (or on the open project)."""
+        """List the projects again, the cursor on `select` (else where it was, else the open project)."""
+        current = self.highlighted
+        select = select or (current.path if current else self.app.project_path)
         self.rows = list_projects(self.directory)
         self.query_one("#projects-title", Static).update(f"Projects · {self.directory}")
         table = self.query_one(DataTable)
@@ -74,7 +76,7 @@ class ProjectsScreen(Screen):
         for row in self.rows:
             table.add_row(*cells(row), key=str(row.path))
         paths = [row.path.resolve() for row in self.rows]
-        target = (select or self.app.project_path or Path()).resolve()
+        target = (select or Path()).resolve()
         if target in paths:
             table.move_cursor(row=paths.index(target))
         table.focus()

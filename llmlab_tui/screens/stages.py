@@ -20,9 +20,9 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import ContentSwitcher, Footer, Label, Select, Static
 
 from engine.errors import LLMLabError
-from engine.project import STAGES, DatasetConfig, project_to_dict
+from engine.project import STAGES, DatasetConfig, project_problems, project_to_dict
 from engine.runs import checkpoints, list_runs
-from llmlab_tui.editing import problems_of, run_command, save_sections, set_overrides
+from llmlab_tui.editing import run_command, save_sections, set_overrides
 from llmlab_tui.screens.base import ProjectScreen
 from llmlab_tui.widgets.forms import FieldSet
 from llmlab_tui.widgets.stage_form import StageForm
@@ -108,7 +108,7 @@ class StagesScreen(ProjectScreen):
             edited[form.stage], bad = form.table()
             problems += bad
         saved = project_to_dict(self.project)
-        problems = problems or problems_of({**saved, **edited}, self.project.root)
+        problems = problems or project_problems({**saved, **edited}, self.project.root)
         claimed = [line for form in self.forms() for s in form.sets() for line in s.show_problems(problems)]
         self.query_one("#stage-problems", Static).update("\n".join(p for p in problems if p not in claimed))
         self.current_form().update_shares()

@@ -1,0 +1,52 @@
+"""Key-only helpers for pilot tests: move the focus with Tab, type, pick in a Select, and wait for
+a condition instead of sleeping."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from llmlab_tui.app import LabApp
+
+
+async def wait_for(pilot, condition: Callable[[], object], tries: int = 200) -> None:
+    """Let the app work until `condition()` holds (fails after `tries` idle waits)."""
+    for _ in range(tries):
+        if condition():
+            return
+        await pilot.pause()
+    raise AssertionError(f"condition never held: {condition}")
+
+
+async def tab_to(pilot, widget_id: str, limit: int = 120) -> None:
+    """Press Tab until the widget with `widget_id` has the focus."""
+    for _ in range(limit):
+        if pilot.app.focused is not None and pilot.app.focused.id == widget_id:
+            return
+        await pilot.press("tab")
+    raise AssertionError(f"Tab never reached #{widget_id} (focus: {pilot.app.focused})")
+
+
+async def type_into(pilot, widget_id: str, text: str) -> None:
+    """Focus an input with Tab, clear it with Ctrl+U (delete to the start) and End, and type."""
+    await tab_to(pilot, widget_id)
+    await pilot.press("end", "ctrl+u", *text)
+
+
+async def choose(pilot, widget_id: str, value: str) -> None:
+    """Pick `value` in a Select with keys: open it, type to search, Enter."""
+    await tab_to(pilot, widget_id)
+    await pilot.press("enter", *value, "enter")
+    await wait_for(pilot, lambda: pilot.app.focused.value == value)
+
+
+async def run_palette(pilot, query: str) -> None:
+    """Open the command palette, type `query`, and run the first command found."""
+    await pilot.press("ctrl+p", *query)
+    commands = lambda: pilot.app.screen.query("CommandList")  # noqa: E731
+    await wait_for(pilot, lambda: commands() and commands().first().option_count)
+    await pilot.press("enter")
+
+
+def app_on(project: Path | None, projects_dir: Path) -> LabApp:
+    return LabApp(project, projects_dir=projects_dir)

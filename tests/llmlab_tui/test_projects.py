@@ -1,0 +1,98 @@
+"""The projects screen with keys only: create (name checked by the engine), open, duplicate, delete;
+and the listing: parameters from engine.sizing, stages done and the last run from engine.runs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from engine.errors import LLMLabError
+from engine.project import load_project, new_project
+from engine.sizing import padded_vocab_size, parameter_count, tokenizer_vocab_size
+from llmlab_tui.catalog import duplicate_project, list_projects
+from llmlab_tui.screens.architecture import ArchitectureScreen
+from llmlab_tui.screens.confirm import ConfirmScreen, NameScreen
+from llmlab_tui.screens.projects import ProjectsScreen, cells, templates
+from tests.llmlab_tui.pilot_keys import app_on, wait_for
+
+
+def _fake_run(project_dir, name, *events):
+    run = project_dir / "runs" / name
+    (run / "final").mkdir(parents=True)
+    (run / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+
+
+def test_listing_shows_size_stages_done_and_last_run(projects_dir):
+    alpha = projects_dir / "alpha"
+    _fake_run(alpha, "pretrain-20260101-120000", {"type": "started", "total_steps": 10},
+              {"type": "finished", "status": "completed"})
+    _fake_run(alpha, "sft-20260102-120000", {"type": "started"}, {"type": "error", "message": "boom"})
+    (projects_dir / "broken").mkdir()
+    (projects_dir / "broken" / "project.toml").write_text("[model]\nd_model = 'wide'\n")
+
+    rows = {row.name: row for row in list_projects(projects_dir)}
+    project = load_project(alpha)
+    vocab = padded_vocab_size(tokenizer_vocab_size(project.tokenizer))
+    assert rows["alpha"].parameters == parameter_count(project.model, vocab)
+    assert rows["alpha"].stages_done == ("pretrain",)
+    assert (rows["alpha"].last_run, rows["alpha"].last_state) == ("sft-20260102-120000", "failed")
+    assert rows["broken"].problem.startswith("model.d_model: expected an integer")
+    assert cells(rows["broken"])[1] == "invalid"
+
+
+async def test_create_a_project_with_keys(projects_dir):
+    app = app_on(None, projects_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, NameScreen))
+        await pilot.press(*"bad name!", "enter")
+        with pytest.raises(LLMLabError) as refused:
+            new_project("bad name!", "blank", projects_dir)
+        problem = app.screen.query_one("#name-problem")
+        await wait_for(pilot, lambda: str(problem.render()) == refused.value.problems[0])
+        await pilot.press("ctrl+u", *"gamma", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ProjectsScreen))
+        assert load_project(projects_dir / "gamma").name == "gamma"
+        await wait_for(pilot, lambda: app.screen.highlighted and app.screen.highlighted.name == "gamma")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ArchitectureScreen) and app.screen.project)
+        assert app.screen.project.name == "gamma"
+
+
+async def test_duplicate_leaves_runs_behind(projects_dir):
+    _fake_run(projects_dir / "alpha", "pretrain-20260101-120000", {"type": "finished", "status": "completed"})
+    app = app_on(None, projects_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, NameScreen))
+        await pilot.press(*"alpha2", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ProjectsScreen) and len(app.screen.rows) == 2)
+    copy = projects_dir / "alpha2"
+    assert load_project(copy).name == "alpha2"
+    assert not (copy / "runs").exists()
+    assert (projects_dir / "alpha" / "runs").is_dir()
+
+
+async def test_delete_asks_first(projects_dir):
+    app = app_on(None, projects_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, ProjectsScreen))
+        assert (projects_dir / "alpha").is_dir()
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: isinstance(app.screen, ProjectsScreen) and not app.screen.rows)
+    assert not (projects_dir / "alpha").exists()
+
+
+def test_duplicate_refuses_an_existing_name(projects_dir):
+    with pytest.raises(LLMLabError, match="already exists"):
+        duplicate_project(projects_dir / "alpha", "alpha")
+
+
+def test_templates_are_the_engines():
+    assert "blank" in templates()
