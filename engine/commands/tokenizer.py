@@ -1,0 +1,27 @@
+"""`llmlab tokenizer train PROJECT`: (re)train the project's byte-level BPE into <project>/tokenizer."""
+
+from __future__ import annotations
+
+from engine.errors import LLMLabError
+from engine.project import load_project
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("tokenizer", help="train the project's BPE tokenizer")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    train = actions.add_parser("train", help="train tokenizer.vocab_size BPE tokens on the project's text")
+    train.add_argument("project", help="a project directory or its project.toml")
+    train.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a field, e.g. --set tokenizer.vocab_size=8192 (repeatable)")
+    train.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from engine.tokenizer import TOKENIZER_DIR, train_project_bpe  # transformers: only when training
+
+    project = load_project(args.project, args.sets)
+    if project.tokenizer.source != "bpe":
+        raise LLMLabError(f"tokenizer.source: is {project.tokenizer.source!r}; training applies to \"bpe\"")
+    tokenizer = train_project_bpe(project)
+    print(f"trained {len(tokenizer)} tokens into {project.root / TOKENIZER_DIR}")
+    return 0
