@@ -55,12 +55,13 @@ def tiny_project(optimizer: str) -> Project:
 def test_training_memory_by_hand():
     table = training_memory(tiny_project("adamw"), 64)
     n, matmul = 17568, 17408
-    # per token: layers 2 x (6 x 32 + 2 x 16 + 4 x 48) + embedding and final norm 2 x 32 + logits 64
-    assert activation_elements_per_token(ModelConfig(**TINY), 64) == (960, 64)
+    # per token, activation dtype: layers 2 x (4 x 32 + 2 x 16 + 4 x 48) + the final norm's output 32;
+    # fp32: 5 norms x (residual input + rmsnorm's normalized copy) x 32 + the loss's 64 log-probs
+    assert activation_elements_per_token(ModelConfig(**TINY), 64) == (736, 384)
     assert table["fp32"] == {"weights": 4 * n, "gradients": 4 * n, "optimizer": 8 * n,
-                             "activations": 32 * (960 * 4 + 64 * 4), "total": 16 * n + 32 * 4096}
+                             "activations": 32 * (736 + 384) * 4, "total": 16 * n + 32 * 4480}
     assert table["bf16"]["weights"] == 4 * n + 2 * matmul  # fp32 master + autocast's bf16 copies
-    assert table["bf16"]["activations"] == 32 * (960 * 2 + 64 * 4)
+    assert table["bf16"]["activations"] == 32 * (736 * 2 + 384 * 4)
 
 
 def test_optimizer_state_per_optimizer():
@@ -90,3 +91,30 @@ def test_shapes_equal_the_real_model():
         model = LLMLabForCausalLM(factory.model_config(m, 300))
         real = {name: tuple(p.shape) for name, p in model.named_parameters()}
         assert real == dict(parameter_shapes(m, padded_vocab_size(300))), (norm, attention, activation, bias, tie)
+
+
+@pytest.mark.parametrize("activation,normalization", [("swiglu", "rmsnorm"), ("gelu", "layernorm")])
+def test_activation_estimate_is_near_what_autograd_saves(activation, normalization):
+    """fp32 on the CPU: the bytes autograd keeps for backward (parameters aside) within 10%."""
+    torch = pytest.importorskip("torch")
+    factory = pytest.importorskip("engine.factory")
+    from engine.model import LLMLabForCausalLM
+
+    m = ModelConfig(d_model=64, n_layers=2, n_heads=4, n_kv_heads=2, d_ff=192, max_seq_len=128,
+                    activation=activation, normalization=normalization)
+    model = LLMLabForCausalLM(factory.model_config(m, 500))
+    weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    saved: dict[int, int] = {}
+
+    def keep(tensor):
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in weights:
+            saved[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    ids = torch.randint(0, 500, (2, 64), generator=torch.Generator().manual_seed(0))
+    with torch.autograd.graph.saved_tensors_hooks(keep, lambda tensor: tensor):
+        model(input_ids=ids, labels=ids)
+    act, loss = activation_elements_per_token(m, padded_vocab_size(500))
+    estimate = 2 * 64 * (act + loss) * 4
+    assert 0.9 < estimate / sum(saved.values()) < 1.1
