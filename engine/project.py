@@ -8,6 +8,7 @@ validator and the app's forms read the same rules. No torch import: the app load
 from __future__ import annotations
 
 import copy
+import functools
 import re
 import tomllib
 import types
@@ -82,6 +83,8 @@ class Range:
     def describe(self) -> str:
         if self.high is None:
             return f"greater than {self.low}" if self.low_open else f"at least {self.low}"
+        if self.low is None:
+            return f"less than {self.high}" if self.high_open else f"at most {self.high}"
         left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
         return f"in {left}{self.low}, {self.high}{right}"
 
@@ -326,6 +329,7 @@ _TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str:
 _BAD = object()
 
 
+@functools.cache
 def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
