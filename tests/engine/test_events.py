@@ -1,0 +1,62 @@
+"""The event vocabulary and metrics.jsonl."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine import events as ev
+
+
+def test_an_event_is_a_plain_dict_with_type_and_time():
+    e = ev.event("metrics", step=3, loss=1.5)
+    assert e["type"] == "metrics" and e["step"] == 3 and e["loss"] == 1.5
+    assert isinstance(e["time"], float)
+
+
+def test_unknown_types_levels_and_statuses_are_refused():
+    with pytest.raises(ValueError, match="unknown event type 'metric'"):
+        ev.event("metric")
+    with pytest.raises(ValueError, match="unknown log level 'debug'"):
+        ev.log("x", "debug")
+    with pytest.raises(ValueError, match="unknown finish status 'done'"):
+        ev.finished("done", {})
+
+
+def test_helpers_fill_their_fields():
+    assert ev.log("hello", "warning") | {"time": 0} == {"type": "log", "time": 0, "level": "warning", "message": "hello"}
+    assert ev.error("boom", "Traceback...")["traceback"] == "Traceback..."
+    assert ev.finished("stopped", {"steps": 3})["report"] == {"steps": 3}
+
+
+def test_control_messages_as_strings_or_dicts():
+    assert ev.control_type("stop") == "stop"
+    assert ev.control_type({"type": "save"}) == "save"
+    with pytest.raises(ValueError):
+        ev.control_type("pause")
+
+
+def test_event_log_appends_lines_that_read_back(tmp_path):
+    path = tmp_path / "run" / "metrics.jsonl"
+    written = [ev.event("started", stage="pretrain"), ev.event("metrics", step=1, loss=2.0)]
+    with ev.EventLog(path) as log:
+        log.write(written[0])
+    with ev.EventLog(path) as log:  # a resumed run appends
+        log.write(written[1])
+    assert ev.read_events(path) == written
+
+
+def test_a_line_cut_short_by_a_crash_is_skipped_but_a_broken_middle_line_is_not(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"type": "log", "time": 1}\n{"type": "metr')
+    assert ev.read_events(path) == [{"type": "log", "time": 1}]
+    path.write_text('{"type": "metr\n{"type": "log", "time": 1}\n')
+    with pytest.raises(ValueError):
+        ev.read_events(path)
+
+
+def test_numbers_that_are_not_builtins_are_written_as_floats(tmp_path):
+    import numpy as np
+
+    with ev.EventLog(tmp_path / "m.jsonl") as log:
+        log.write(ev.event("metrics", loss=np.float32(1.5)))
+    assert ev.read_events(tmp_path / "m.jsonl")[0]["loss"] == 1.5
