@@ -13,6 +13,9 @@ from engine.objectives.base import Objective, ObjectiveContext
 
 OBJECTIVES = {
     "pretrain": "engine.objectives.pretrain:PretrainObjective",
+    "dpo": "engine.objectives.dpo:DPOObjective",
+    "ppo": "engine.objectives.ppo:PPOObjective",
+    "grpo": "engine.objectives.grpo:GRPOObjective",
 }
 
 

@@ -77,19 +77,18 @@ def sample_rollouts(
     device = next(model.parameters()).device
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]
     prompt_ids, prompt_mask = left_pad(prompts, pad_id, device)
+    sampling = {"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0} if temperature > 0 else {}
     config = GenerationConfig(
-        do_sample=temperature > 0,
-        temperature=max(temperature, 1e-5),
-        top_k=0,
-        top_p=1.0,
         max_new_tokens=max_new_tokens,
         eos_token_id=stop_ids,
         pad_token_id=pad_id,
         num_return_sequences=repeats,
+        use_cache=True,
+        **sampling,
     )
     was_training = model.training
     model.eval()
-    output = model.generate(input_ids=prompt_ids, attention_mask=prompt_mask, generation_config=config, use_cache=True)
+    output = model.generate(input_ids=prompt_ids, attention_mask=prompt_mask, generation_config=config)
     model.train(was_training)
     response = output[:, prompt_ids.shape[1] :]
     mask, truncated = response_mask(response, stop_ids)

@@ -1,0 +1,39 @@
+"""GRPO learns from a rule reward; LoRA GRPO trains the adapters only."""
+
+import torch
+
+from engine.objectives.grpo import GRPOObjective
+from tests.engine.objectives.conftest import train
+
+PROMPTS = [{"prompt": "say 7", "answer": "7"} for _ in range(40)]
+
+
+def grpo_context(make_context, **fields):
+    settings = dict(steps=25, batch_size=4, group_size=8, mini_batch_size=32, max_new_tokens=3, lr=3e-3,
+                    warmup_steps=0, reward_rules=["exact_match"], optimizer={"name": "adamw", "weight_decay": 0.0},
+                    scheduler={"name": "none"})
+    settings.update(fields)
+    return make_context("grpo", PROMPTS, **settings)
+
+
+def test_grpo_raises_the_exact_match_reward(make_context):
+    ctx = grpo_context(make_context)
+    objective = GRPOObjective(ctx)
+    before = objective.evaluate()["reward"]
+    metrics = train(ctx, objective)
+    rewards = [m["reward"] for m in metrics]
+    assert sum(rewards[-5:]) / 5 > sum(rewards[:5]) / 5 + 0.2
+    assert objective.evaluate()["reward"] > before
+    assert {"reward_std", "zero_variance_groups", "entropy", "clip_fraction", "response_length", "truncated"} <= set(metrics[0])
+
+
+def test_grpo_with_lora_changes_adapter_weights_only(make_context):
+    ctx = grpo_context(make_context, steps=2, beta=0.1, lora={"enabled": True, "preset": "all"})
+    objective = GRPOObjective(ctx)
+    before = {name: p.detach().clone() for name, p in objective.module.named_parameters()}
+    metrics = train(ctx, objective)
+    assert "kl" in metrics[-1]
+    for name, param in objective.module.named_parameters():
+        if "lora_" not in name:
+            assert torch.equal(before[name], param), f"{name} is not an adapter weight but changed"
+    assert any(not torch.equal(before[n], p) for n, p in objective.module.named_parameters() if "lora_B" in n)

@@ -1,0 +1,20 @@
+"""PPO learns from a rule reward; its value head is saved beside the policy."""
+
+from engine.objectives.ppo import VALUE_HEAD_FILE, PPOObjective
+from tests.engine.objectives.conftest import train
+
+PROMPTS = [{"prompt": "say 7", "answer": "7"} for _ in range(40)]
+
+
+def test_ppo_raises_the_exact_match_reward(make_context, tmp_path):
+    ctx = make_context(
+        "ppo", PROMPTS, steps=30, batch_size=16, mini_batch_size=16, ppo_epochs=2, max_new_tokens=3, lr=3e-3,
+        warmup_steps=0, kl_coef=0.01, vf_coef=0.1, reward_rules=["exact_match"],
+        optimizer={"name": "adamw", "weight_decay": 0.0}, scheduler={"name": "none"},
+    )
+    objective = PPOObjective(ctx)
+    metrics = train(ctx, objective)
+    rewards = [m["reward"] for m in metrics]
+    assert sum(rewards[-5:]) / 5 > sum(rewards[:5]) / 5 + 0.2
+    assert {"kl", "policy_loss", "value_loss", "entropy", "clip_fraction", "response_length"} <= set(metrics[0])
+    assert objective.save(tmp_path) and (tmp_path / VALUE_HEAD_FILE).is_file() and (tmp_path / "config.json").is_file()
