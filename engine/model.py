@@ -105,6 +105,11 @@ def causal_mask(q_len: int, k_len: int, device) -> torch.Tensor:
     return torch.ones(q_len, k_len, dtype=torch.bool, device=device).tril(k_len - q_len)
 
 
+def self_mask(q_len: int, k_len: int, device) -> torch.Tensor:
+    """(q_len, k_len) bool: each query's own key only."""
+    return causal_mask(q_len, k_len, device).triu(k_len - q_len)
+
+
 class LLMLabModel(nn.Module):
     """Embeddings, positional encoding, the blocks and the final norm: tokens -> hidden states."""
 
@@ -126,7 +131,7 @@ class LLMLabModel(nn.Module):
         if attention_mask.shape[-1] != k_len:
             raise ValueError(f"attention_mask covers {attention_mask.shape[-1]} tokens, cache + input have {k_len}")
         allowed = causal_mask(q_len, k_len, device) & attention_mask[:, None, None, :].bool()  # (B, 1, q, k)
-        allowed |= torch.eye(q_len, k_len, k_len - q_len, dtype=torch.bool, device=device)  # padding sees itself
+        allowed |= self_mask(q_len, k_len, device)  # a padding query sees itself: its row stays finite
         return allowed if bias is None else bias.masked_fill(~allowed, float("-inf"))
 
     def forward(self, input_ids=None, attention_mask=None, position_ids=None, cache=None, inputs_embeds=None,
