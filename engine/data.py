@@ -32,6 +32,7 @@ from engine.tokenizer import token_byte_lengths
 
 CHUNK_DOCS = 64  # documents drawn and tokenized together
 TEXT = "text"  # every source's text column is renamed to this
+IDS = "input_ids"  # a tokenized source's column
 BUILDERS = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv", ".txt": "text", ".md": "text"}
 BUILDER_OPTIONS = {"text": {"sample_by": "paragraph"}}
 
@@ -115,10 +116,10 @@ def split_heldout(ds, root: str | Path = ".", field: str = "datasets"):
 class _MapStream:
     """Documents of a map-style Dataset, reshuffled every epoch; position = documents drawn."""
 
-    def __init__(self, dataset, seed: list[int], shuffle: bool = True):
+    def __init__(self, dataset, column: str, seed: list[int], shuffle: bool = True):
         if len(dataset) == 0:
             raise LLMLabError("datasets: a source has no documents")
-        self.dataset, self.seed, self.shuffle = dataset, seed, shuffle
+        self.dataset, self.column, self.seed, self.shuffle = dataset, column, seed, shuffle
         self.position = 0
         self._order: tuple[int, np.ndarray] | None = None
 
@@ -129,16 +130,16 @@ class _MapStream:
             self._order = (epoch, order)
         return self._order[1]
 
-    def take(self, n: int, single_pass: bool) -> list[str]:
-        texts: list[str] = []
-        while len(texts) < n:
+    def take(self, n: int, single_pass: bool) -> list:
+        documents: list = []
+        while len(documents) < n:
             epoch, start = divmod(self.position, len(self.dataset))
             if single_pass and epoch > 0:
                 break
-            indices = self._epoch_order(epoch)[start : start + n - len(texts)]
-            texts += self.dataset[indices.tolist()][TEXT]
+            indices = self._epoch_order(epoch)[start : start + n - len(documents)]
+            documents += self.dataset[indices.tolist()][self.column]
             self.position += len(indices)
-        return texts
+        return documents
 
     def state(self) -> int:
         return self.position
@@ -150,24 +151,24 @@ class _MapStream:
 class _IterStream:
     """Documents of a streaming IterableDataset, in order, restarting at the end of each epoch."""
 
-    def __init__(self, dataset):
-        self.dataset = dataset
+    def __init__(self, dataset, column: str):
+        self.dataset, self.column = dataset, column
         self.start = dataset.state_dict()
         self.epoch, self._iterator = 0, iter(dataset)
 
-    def take(self, n: int, single_pass: bool) -> list[str]:
-        texts: list[str] = []
-        while len(texts) < n:
+    def take(self, n: int, single_pass: bool) -> list:
+        documents: list = []
+        while len(documents) < n:
             row = next(self._iterator, None)
             if row is not None:
-                texts.append(row[TEXT])
+                documents.append(row[self.column])
                 continue
             if single_pass:
                 break
             if self.epoch_is_empty():
                 raise LLMLabError("datasets: a streaming source has no documents")
             self.seek({"epoch": self.epoch + 1, "dataset": self.start})
-        return texts
+        return documents
 
     def epoch_is_empty(self) -> bool:
         return self.dataset.state_dict() == self.start
@@ -187,13 +188,16 @@ class Chunk:
 
     start: dict  # the mixture's state before this chunk was drawn
     sources: np.ndarray  # (n,) source index of each document
-    texts: list[str]
+    documents: list  # texts, or token id lists
 
 
 class Mixture:
-    """Documents drawn from weighted sources by a seeded sampler; iterates (source, text)."""
+    """Documents drawn from weighted sources by a seeded sampler; iterates (source, document).
 
-    def __init__(self, sources: list, weights: list[float], seed: int, single_pass: bool = False):
+    A document is the value of `column` in a row: a text, or the token ids of a tokenized source.
+    """
+
+    def __init__(self, sources: list, weights: list[float], seed: int, single_pass: bool = False, column: str = TEXT):
         if len(sources) != len(weights) or not sources:
             raise LLMLabError("datasets: give one weight per source, and at least one source")
         if min(weights) < 0 or sum(weights) <= 0:
@@ -201,7 +205,7 @@ class Mixture:
         self.probabilities = np.asarray(weights, dtype=np.float64) / sum(weights)
         self.seed, self.single_pass = seed, single_pass
         self.streams = [
-            _IterStream(s) if isinstance(s, datasets.IterableDataset) else _MapStream(s, [seed, i], not single_pass)
+            _IterStream(s, column) if isinstance(s, datasets.IterableDataset) else _MapStream(s, column, [seed, i], not single_pass)
             for i, s in enumerate(sources)
         ]
         self.chunk_index = 0
@@ -224,23 +228,42 @@ class Mixture:
         choices = rng.choice(len(self.streams), size=CHUNK_DOCS, p=self.probabilities)
         counts = np.bincount(choices, minlength=len(self.streams))
         pulled = [deque(s.take(int(c), self.single_pass)) for s, c in zip(self.streams, counts)]
-        texts: list[str] = []
+        documents = []
         for n, source in enumerate(choices):
             if not pulled[source]:
                 choices, self.finished = choices[:n], True
                 break
-            texts.append(pulled[source].popleft())
+            documents.append(pulled[source].popleft())
         self.chunk_index += 1
-        return Chunk(start, choices, texts) if texts else None
+        return Chunk(start, choices, documents) if documents else None
 
     def __iter__(self):
         while (chunk := self.next_chunk()) is not None:
-            yield from zip(chunk.sources.tolist(), chunk.texts)
+            yield from zip(chunk.sources.tolist(), chunk.documents)
 
 
-def interleave(sources: list, weights: list[float], seed: int, single_pass: bool = False) -> Mixture:
-    """Mix sources (each with a TEXT column) by relative weight; zero weights never draw."""
-    return Mixture(sources, weights, seed, single_pass)
+def interleave(sources: list, weights: list[float], seed: int, single_pass: bool = False, column: str = TEXT) -> Mixture:
+    """Mix sources by relative weight (zero weights never draw), reading each row's `column`."""
+    return Mixture(sources, weights, seed, single_pass, column)
+
+
+def tokenize(dataset, tokenizer):
+    """The TEXT column as token ids (IDS): once for a map-style source (datasets caches it on
+    disk, so later runs and epochs reuse it), lazily, batch by batch, for a streaming one."""
+    return dataset.map(lambda batch: {IDS: _encode(tokenizer, batch[TEXT])}, batched=True, remove_columns=[TEXT])
+
+
+def token_mixture(sources: list, weights: list[float], tokenizer, seed: int, single_pass: bool = False) -> Mixture:
+    """A mixture of tokenized documents, what PackedBatches packs."""
+    return interleave([tokenize(s, tokenizer) for s in sources], weights, seed, single_pass, column=IDS)
+
+
+def _encode(tokenizer, texts: list[str]) -> list[list[int]]:
+    """Token ids of each text, no special tokens added, batched in the Rust tokenizer when fast."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        return [e.ids for e in backend.encode_batch_fast(texts, add_special_tokens=False)]
+    return tokenizer(texts, add_special_tokens=False)["input_ids"]
 
 
 # --- packing ------------------------------------------------------------------------------------
@@ -260,27 +283,20 @@ class PackedBatch:
         return self.targets.numel()
 
 
-def _encode(tokenizer, texts: list[str]) -> list[list[int]]:
-    """Token ids of each text, no special tokens added, batched in the Rust tokenizer when fast."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None:
-        return [e.ids for e in backend.encode_batch_fast(texts, add_special_tokens=False)]
-    return tokenizer(texts, add_special_tokens=False)["input_ids"]
-
-
 class PackedBatches:
     """An endless (or, over a single-pass mixture, finite) iterator of PackedBatch.
 
+    `mixture` draws token id lists (`token_mixture`); the tokenizer gives EOS and byte lengths.
     Documents are joined with EOS after each one; a batch takes B·T + 1 consecutive tokens, and
     its last token starts the next batch, so no target is lost or repeated. Under DDP every rank
     draws the same global batch of B·world_size rows and keeps its own B rows.
     """
 
     def __init__(self, mixture: Mixture, tokenizer, seq_len: int, batch_size: int, rank: int = 0, world_size: int = 1):
-        self.mixture, self.tokenizer = mixture, tokenizer
+        self.mixture = mixture
         self.seq_len, self.batch_size, self.rank, self.world_size = seq_len, batch_size, rank, world_size
         self.eos = tokenizer.eos_token_id
-        self.byte_lengths = torch.tensor(token_byte_lengths(tokenizer), dtype=torch.int64)
+        self.byte_lengths = np.asarray(token_byte_lengths(tokenizer), dtype=np.int64)
         self.source_token_counts = [0] * len(mixture.streams)  # targets per source so far, all ranks
         self._chunks: deque[tuple[dict, np.ndarray, np.ndarray]] = deque()  # (start, tokens, sources)
         self._offset = 0  # tokens of the first chunk already consumed
@@ -293,7 +309,7 @@ class PackedBatches:
         chunk = self.mixture.next_chunk()
         if chunk is None:
             return False
-        ids = _encode(self.tokenizer, chunk.texts)
+        ids = chunk.documents
         lengths = [len(doc) + 1 for doc in ids]
         eos = [self.eos]
         tokens = np.fromiter(itertools.chain.from_iterable(d + eos for d in ids), dtype=np.int64, count=sum(lengths))
@@ -332,14 +348,13 @@ class PackedBatches:
         self.source_token_counts = [a + int(b) for a, b in zip(self.source_token_counts, counts)]
         per_rank = rows // self.world_size
         mine = slice(self.rank * per_rank * self.seq_len, (self.rank + 1) * per_rank * self.seq_len + 1)
-        run = torch.from_numpy(tokens[mine])
-        targets = run[1:].view(per_rank, self.seq_len)
+        run = tokens[mine]
         own_counts = np.bincount(sources[mine][1:], minlength=len(self.source_token_counts))
         return PackedBatch(
-            input_ids=run[:-1].view(per_rank, self.seq_len),
-            targets=targets,
+            input_ids=torch.from_numpy(run[:-1]).view(per_rank, self.seq_len),
+            targets=torch.from_numpy(run[1:]).view(per_rank, self.seq_len),
             source_tokens=own_counts.tolist(),
-            num_bytes=int(self.byte_lengths[targets].sum()),
+            num_bytes=int(self.byte_lengths[run[1:]].sum()),
         )
 
     def state_dict(self) -> dict:
@@ -391,11 +406,12 @@ def pretraining_data(project, tokenizer, stage: str = "pretrain", rank: int = 0,
     """Batches for a pretraining-style stage: seq_len, batch_size, eval_batches from its config."""
     config = project.stage(stage)
     names, weights, train, heldout = _weighted_sources(config.datasets, project.root, f"{stage}.datasets")
-    batches = PackedBatches(interleave(train, weights, project.seed), tokenizer, config.seq_len, config.batch_size, rank, world_size)
+    mixture = token_mixture(train, weights, tokenizer, project.seed)
+    batches = PackedBatches(mixture, tokenizer, config.seq_len, config.batch_size, rank, world_size)
     held = [(h, w) for h, w in zip(heldout, weights) if h is not None]
     evaluation: list[PackedBatch] = []
     if held:
-        mixture = interleave([h for h, _ in held], [w for _, w in held], project.seed, single_pass=True)
+        mixture = token_mixture([h for h, _ in held], [w for _, w in held], tokenizer, project.seed, single_pass=True)
         packed = PackedBatches(mixture, tokenizer, config.seq_len, config.batch_size)
         evaluation = list(itertools.islice(packed, config.eval_batches))
     return PretrainingData(names, weights, batches, evaluation)

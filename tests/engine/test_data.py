@@ -14,6 +14,7 @@ from engine.data import (
     TEXT,
     PackedBatches,
     interleave,
+    token_mixture,
     load_source,
     pretraining_data,
     split_heldout,
@@ -160,7 +161,7 @@ def expected_stream(sources, weights, seed, n_docs, tokenizer):
 def test_packing_loses_no_token_and_puts_eos_between_documents():
     tokenizer = byte_tokenizer()
     sources = [datasets.Dataset.from_dict({TEXT: DOCS[:30]}), datasets.Dataset.from_dict({TEXT: DOCS[30:]})]
-    packer = PackedBatches(interleave(sources, [2, 1], seed=5), tokenizer, seq_len=16, batch_size=3)
+    packer = PackedBatches(token_mixture(sources, [2, 1], tokenizer, seed=5), tokenizer, seq_len=16, batch_size=3)
     batches = [next(packer) for _ in range(200)]  # ~10k tokens: several epochs of both sources
     got = stream_of(batches)
     expected, owner = expected_stream(sources, [2, 1], 5, 6 * CHUNK_DOCS, tokenizer)
@@ -178,9 +179,8 @@ def test_packing_loses_no_token_and_puts_eos_between_documents():
 def test_state_dict_resume_gives_identical_batches(tmp_path):
     write_jsonl(tmp_path / "s.jsonl", [{"text": t} for t in DOCS])
     streaming = lambda: load_source(DatasetConfig(path="s.jsonl", streaming=True), tmp_path)
-    make = lambda: PackedBatches(
-        interleave([datasets.Dataset.from_dict({TEXT: DOCS}), streaming()], [1, 3], seed=7), byte_tokenizer(), 8, 4
-    )
+    sources = lambda: [datasets.Dataset.from_dict({TEXT: DOCS}), streaming()]
+    make = lambda: PackedBatches(token_mixture(sources(), [1, 3], byte_tokenizer(), seed=7), byte_tokenizer(), 8, 4)
     packer = make()
     for skip in (0, 1, 40, 50):  # saved at batches 0, 61, 161, 271; the streaming source wraps often
         for _ in range(skip):
@@ -196,7 +196,7 @@ def test_state_dict_resume_gives_identical_batches(tmp_path):
 
 def test_ranks_split_the_global_batch():
     make = lambda rank, world, batch: PackedBatches(
-        interleave([numbered("doc", 500)], [1], seed=0), byte_tokenizer(), 8, batch, rank, world
+        token_mixture([numbered("doc", 500)], [1], byte_tokenizer(), seed=0), byte_tokenizer(), 8, batch, rank, world
     )
     single, rank0, rank1 = make(0, 1, 4), make(0, 2, 2), make(1, 2, 2)
     for _ in range(5):
