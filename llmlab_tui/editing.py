@@ -51,6 +51,17 @@ def format_value(value: Any) -> str:
     return tomli_w.dumps({"v": value})[4:].strip()
 
 
+def override_text(value: Any) -> str:
+    """`value` as `--set` takes it: a plain word stays bare (the engine reads what is not TOML as
+    a string), anything else is written as TOML."""
+    if isinstance(value, str) and value and value == value.strip():
+        try:
+            parse_value(value)
+        except ValueError:
+            return value
+    return format_value(value)
+
+
 def _key(key: str) -> str:
     return tomli_w.dumps({key: 0}).split(" = ")[0]
 
@@ -81,7 +92,7 @@ def set_overrides(saved: Any, edited: Any, path: str) -> list[str]:
     if isinstance(saved, dict) and isinstance(edited, dict):
         tail = path.rsplit(".", 1)[-1]
         if tail in NAMED_DEFAULTS and saved.get("name") != edited.get("name") and "name" in edited:
-            lines = [f"{path}.name={format_value(edited['name'])}"]
+            lines = [f"{path}.name={override_text(edited['name'])}"]
             defaults = {"name": edited["name"], **NAMED_DEFAULTS[tail].get(edited["name"], {})}
             return lines + set_overrides(defaults, edited, path)
         if saved.keys() == edited.keys():
@@ -89,7 +100,7 @@ def set_overrides(saved: Any, edited: Any, path: str) -> list[str]:
     if isinstance(saved, list) and isinstance(edited, list) and len(saved) == len(edited):
         if all(isinstance(item, dict) for item in saved + edited):
             return [line for i, (a, b) in enumerate(zip(saved, edited)) for line in set_overrides(a, b, f"{path}[{i}]")]
-    return [f"{path}={format_value(edited)}"]
+    return [f"{path}={override_text(edited)}"]
 
 
 def run_command(project_dir: Path, stage: str, sets: list[str]) -> str:

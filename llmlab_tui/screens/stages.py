@@ -38,7 +38,7 @@ class StagesScreen(ProjectScreen):
     BINDINGS = [
         Binding("ctrl+s", "save", "Save", id="stages.save"),
         Binding("ctrl+n", "add_dataset", "+Dataset", id="stages.add_dataset"),
-        Binding("ctrl+x", "remove_dataset", "-Dataset", id="stages.remove_dataset"),
+        Binding("ctrl+r", "remove_dataset", "-Dataset", id="stages.remove_dataset"),
     ]
 
     def __init__(self) -> None:
@@ -126,7 +126,7 @@ class StagesScreen(ProjectScreen):
         form = self.current_form()
         index = form.dataset_index(self.focused)
         if index is None:
-            self.notify("Move to a dataset's fields first, then Ctrl+X removes it.", severity="warning")
+            self.notify("Move to a dataset's fields first, then Ctrl+R removes it.", severity="warning")
             return
         tables = form.dataset_tables()
         await form.set_datasets(tables[:index] + tables[index + 1:])
