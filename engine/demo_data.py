@@ -105,7 +105,7 @@ class World:
         return [f for f in self.facts if f.attribute == attribute]
 
 
-def format_answer(value: str) -> str:
+def format_answer(value: str | int) -> str:
     """An answer in the one format every stage trains: "The answer is 12."."""
     return ANSWER_FORMAT.format(value)
 
