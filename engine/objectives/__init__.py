@@ -13,6 +13,7 @@ from engine.objectives.base import Objective, ObjectiveContext
 
 OBJECTIVES = {
     "pretrain": "engine.objectives.pretrain:PretrainObjective",
+    "sft": "engine.objectives.sft:SFTObjective",
     "dpo": "engine.objectives.dpo:DPOObjective",
     "ppo": "engine.objectives.ppo:PPOObjective",
     "grpo": "engine.objectives.grpo:GRPOObjective",
