@@ -9,9 +9,11 @@
 - `interleave` draws documents from several sources by relative weight with an explicit seeded
   sampler, in chunks of CHUNK_DOCS documents; its position is a small dict, so it resumes
   exactly. A map-style source is reshuffled each epoch; a streaming one restarts in order.
-- `PackedBatches` tokenizes chunk by chunk, puts EOS after every document and cuts the token
-  stream into rows of seq_len + 1 tokens that overlap by one, so every token after the first is
-  a target exactly once. Its `state_dict()` names the chunk and offset of the next token.
+- `tokenize` turns a source's text into token ids in batches: a map-style source once (cached
+  on disk by datasets, so epochs and later runs reuse it), a streaming one as it is read.
+- `PackedBatches` puts EOS after every document and cuts the token stream into rows of
+  seq_len + 1 tokens that overlap by one, so every token after the first is a target exactly
+  once. Its `state_dict()` names the chunk and offset of the next token.
 """
 
 from __future__ import annotations
@@ -40,21 +42,21 @@ BUILDER_OPTIONS = {"text": {"sample_by": "paragraph"}}
 # --- sources ------------------------------------------------------------------------------------
 
 
-def _local_files(path: str, root: Path, field: str) -> tuple[str, list[str]] | None:
-    """(builder, files) for a local file or folder; None for a hub id."""
+def _local_files(path: str, root: Path, where: str) -> tuple[str, list[str]] | None:
+    """(builder, files) for a local file or folder; None for a hub id. `where` names the field."""
     local = root / path
     if local.is_dir():
         files = sorted(p for p in local.rglob("*") if p.suffix in BUILDERS and not p.name.startswith("."))
     elif local.is_file():
         files = [local]
     elif path.startswith((".", "/")) or Path(path).suffix in BUILDERS:
-        raise LLMLabError(f"{field}.path: no such file or folder: {local}")
+        raise LLMLabError(f"{where}: no such file or folder: {local}")
     else:
         return None
     builders = {BUILDERS.get(p.suffix) for p in files}
     if len(builders) != 1 or None in builders:
-        known = ", ".join(BUILDERS)
-        raise LLMLabError(f"{field}.path: {local} must hold files of one kind ({known}); found {sorted(map(str, builders))}")
+        found = sorted(map(str, builders))
+        raise LLMLabError(f"{where}: {local} must hold files of one kind ({', '.join(BUILDERS)}); found {found}")
     return builders.pop(), [str(p) for p in files]
 
 
@@ -64,16 +66,20 @@ def load_source(ds, root: str | Path = ".", split: str | None = None, field: str
     `split` overrides ds.split for a hub id; local files form a single split. Columns are
     renamed by `ds.columns`. Remote code is never run.
     """
-    local = _local_files(ds.path, Path(root), field)
+    return _open(ds, Path(root), split or ds.split, f"{field}.path")
+
+
+def _open(ds, root: Path, split: str, where: str):
+    local = _local_files(ds.path, root, where)
     try:
         if local is not None:
             builder, files = local
             options = BUILDER_OPTIONS.get(builder, {})
             dataset = datasets.load_dataset(builder, data_files=files, split="train", streaming=ds.streaming, **options)
         else:
-            dataset = datasets.load_dataset(ds.path, ds.name or None, split=split or ds.split, streaming=ds.streaming)
+            dataset = datasets.load_dataset(ds.path, ds.name or None, split=split, streaming=ds.streaming)
     except (OSError, ValueError) as error:  # DatasetNotFoundError and friends are ValueError / OSError
-        raise LLMLabError(f"{field}.path: cannot load {ds.path!r}: {error}") from error
+        raise LLMLabError(f"{where}: cannot load {ds.path!r}: {str(error).splitlines()[0]}") from error
     return dataset.rename_columns(ds.columns) if ds.columns else dataset
 
 
@@ -93,7 +99,7 @@ def split_heldout(ds, root: str | Path = ".", field: str = "datasets"):
     data = _text_only(load_source(ds, root, field=field), ds.text_field, field)
     if ds.eval_split:
         eval_ds = replace(ds, path=ds.eval_split) if _local_files(ds.path, Path(root), field) else ds
-        heldout = load_source(eval_ds, root, split=ds.eval_split, field=f"{field}.eval_split")
+        heldout = _open(eval_ds, Path(root), ds.eval_split, f"{field}.eval_split")
         return data, _text_only(heldout, ds.text_field, field)
     if ds.eval_fraction <= 0:
         return data, None
@@ -197,7 +203,8 @@ class Mixture:
     A document is the value of `column` in a row: a text, or the token ids of a tokenized source.
     """
 
-    def __init__(self, sources: list, weights: list[float], seed: int, single_pass: bool = False, column: str = TEXT):
+    def __init__(self, sources: list, weights: list[float], seed: int, single_pass: bool = False,
+                 column: str = TEXT):
         if len(sources) != len(weights) or not sources:
             raise LLMLabError("datasets: give one weight per source, and at least one source")
         if min(weights) < 0 or sum(weights) <= 0:
@@ -205,8 +212,9 @@ class Mixture:
         self.probabilities = np.asarray(weights, dtype=np.float64) / sum(weights)
         self.seed, self.single_pass = seed, single_pass
         self.streams = [
-            _IterStream(s, column) if isinstance(s, datasets.IterableDataset) else _MapStream(s, column, [seed, i], not single_pass)
-            for i, s in enumerate(sources)
+            _IterStream(source, column) if isinstance(source, datasets.IterableDataset)
+            else _MapStream(source, column, [seed, n], shuffle=not single_pass)
+            for n, source in enumerate(sources)
         ]
         self.chunk_index = 0
         self.finished = False
@@ -242,7 +250,8 @@ class Mixture:
             yield from zip(chunk.sources.tolist(), chunk.documents)
 
 
-def interleave(sources: list, weights: list[float], seed: int, single_pass: bool = False, column: str = TEXT) -> Mixture:
+def interleave(sources: list, weights: list[float], seed: int, single_pass: bool = False,
+               column: str = TEXT) -> Mixture:
     """Mix sources by relative weight (zero weights never draw), reading each row's `column`."""
     return Mixture(sources, weights, seed, single_pass, column)
 
@@ -271,7 +280,7 @@ def _encode(tokenizer, texts: list[str]) -> list[list[int]]:
 
 @dataclass(frozen=True)
 class PackedBatch:
-    """Rows of seq_len tokens; `targets` is `input_ids` shifted by one (already shifted: no model-side shift)."""
+    """Rows of seq_len tokens; `targets` is `input_ids` shifted by one (the model must not shift)."""
 
     input_ids: torch.Tensor  # (B, T) int64
     targets: torch.Tensor  # (B, T) int64, targets[b, t] follows input_ids[b, t]
@@ -292,7 +301,8 @@ class PackedBatches:
     draws the same global batch of B·world_size rows and keeps its own B rows.
     """
 
-    def __init__(self, mixture: Mixture, tokenizer, seq_len: int, batch_size: int, rank: int = 0, world_size: int = 1):
+    def __init__(self, mixture: Mixture, tokenizer, seq_len: int, batch_size: int,
+                 rank: int = 0, world_size: int = 1):
         self.mixture = mixture
         self.seq_len, self.batch_size, self.rank, self.world_size = seq_len, batch_size, rank, world_size
         self.eos = tokenizer.eos_token_id
@@ -309,10 +319,9 @@ class PackedBatches:
         chunk = self.mixture.next_chunk()
         if chunk is None:
             return False
-        ids = chunk.documents
-        lengths = [len(doc) + 1 for doc in ids]
-        eos = [self.eos]
-        tokens = np.fromiter(itertools.chain.from_iterable(d + eos for d in ids), dtype=np.int64, count=sum(lengths))
+        lengths = [len(doc) + 1 for doc in chunk.documents]
+        with_eos = itertools.chain.from_iterable(doc + [self.eos] for doc in chunk.documents)
+        tokens = np.fromiter(with_eos, dtype=np.int64, count=sum(lengths))
         self._chunks.append((chunk.start, tokens, np.repeat(chunk.sources, lengths)))
         self._buffered += len(tokens)
         return True
@@ -402,7 +411,8 @@ def _weighted_sources(configs, root, field: str) -> tuple[list[str], list[float]
     return names, [w / total for w in weights], train, heldout
 
 
-def pretraining_data(project, tokenizer, stage: str = "pretrain", rank: int = 0, world_size: int = 1) -> PretrainingData:
+def pretraining_data(project, tokenizer, stage: str = "pretrain", rank: int = 0,
+                     world_size: int = 1) -> PretrainingData:
     """Batches for a pretraining-style stage: seq_len, batch_size, eval_batches from its config."""
     config = project.stage(stage)
     names, weights, train, heldout = _weighted_sources(config.datasets, project.root, f"{stage}.datasets")

@@ -102,6 +102,9 @@ def test_eval_split_of_a_local_source_is_a_file(tmp_path):
     write_jsonl(tmp_path / "valid.jsonl", [{"text": t} for t in DOCS[40:]])
     train, heldout = split_heldout(DatasetConfig(path="train.jsonl", eval_split="valid.jsonl"), tmp_path)
     assert texts(train) == DOCS[:40] and texts(heldout) == DOCS[40:]
+    with pytest.raises(LLMLabError) as error:
+        split_heldout(DatasetConfig(path="train.jsonl", eval_split="nope.jsonl"), tmp_path, field="d")
+    assert error.value.problems == [f"d.eval_split: no such file or folder: {tmp_path / 'nope.jsonl'}"]
 
 
 def test_a_fraction_that_leaves_nothing_to_train_is_refused(tmp_path):
