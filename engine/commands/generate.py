@@ -19,7 +19,11 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from transformers.utils import logging
+
     from engine.generation import stream_completion
+
+    logging.disable_progress_bar()  # stdout is the completion; keep stderr quiet too
 
     stream_completion(
         args.model_dir,
