@@ -108,3 +108,58 @@ def test_lora_sft_changes_adapter_weights_only_and_saves_adapters(make_context, 
     assert all(not torch.equal(before[n], p) for n, p in objective.module.named_parameters() if "lora_B" in n)
     assert objective.save(tmp_path)
     assert (tmp_path / "adapter_config.json").is_file() and (tmp_path / "adapter_model.safetensors").is_file()
+
+
+def sft_project(tmp_path):
+    """A pretrained tiny project (bytes tokenizer, no chat template) with a LoRA [sft] stage."""
+    import tomllib
+
+    import tomli_w
+
+    from engine import worker
+    from tests.engine.objectives.conftest import write_jsonl
+    from tests.engine.tiny_project import make_project
+
+    root = make_project(tmp_path / "p", steps=3, eval_every=0)
+    data = tomllib.loads((root / "project.toml").read_text())
+    data["sft"] = {
+        "init": "pretrain", "steps": 6, "batch_size": 2, "seq_len": 48, "lr": 1e-2, "warmup_steps": 0,
+        "eval_every": 3, "eval_batches": 1, "sample_every": 3, "save_every": 3, "sample_prompt": "pick 1 2",
+        "datasets": [{"path": write_jsonl(root / "sft.jsonl", pick_rows(30)), "eval_fraction": 0.1}],
+        "lora": {"enabled": True, "preset": "all", "dropout": 0.1},
+    }
+    (root / "project.toml").write_text(tomli_w.dumps(data))
+    worker.run(root, "pretrain")
+    return root
+
+
+def test_lora_sft_run_resumes_exactly_and_merges_into_a_chat_model(tmp_path, capsys):
+    import shutil
+
+    from engine import worker
+    from engine.cli import main
+    from engine.project import load_project
+    from engine.runs import latest_run
+    from tests.engine.tiny_project import Recorder, StopAfter
+
+    unbroken = sft_project(tmp_path)
+    broken = tmp_path / "broken"
+    shutil.copytree(unbroken, broken)
+    whole = Recorder()
+    worker.run(unbroken, "sft", events=whole)
+    first, second = Recorder(), Recorder()
+    worker.run(broken, "sft", events=first, control=StopAfter(first, 4))
+    worker.run(broken, "sft", events=second, resume=True)
+    assert second.of("started")[0]["start_step"] == 4
+    expected = [e["loss"] for e in whole.of("metrics")]
+    assert [e["loss"] for e in first.of("metrics") + second.of("metrics")] == pytest.approx(expected, abs=1e-5)
+    assert whole.of("sample")[-1]["samples"] == second.of("sample")[-1]["samples"]
+    assert whole.of("sample")[-1]["samples"][0]["prompt"] == "pick 1 2"
+
+    final = latest_run(load_project(unbroken), "sft") / "final"
+    assert (final / "adapter_model.safetensors").is_file() and not (final / "model.safetensors").exists()
+    assert main(["merge", str(final)]) == 0
+    capsys.readouterr()
+    assert main(["generate", str(final.with_name("final-merged")), "--chat", "--prompt", "pick 1 2",
+                 "--max-new-tokens", "4", "--temperature", "0"]) == 0
+    assert capsys.readouterr().out
