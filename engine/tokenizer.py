@@ -146,7 +146,8 @@ def token_byte_lengths(tokenizer: PreTrainedTokenizerFast) -> list[int]:
     """
     special = set(tokenizer.all_special_ids)
     tokens = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
-    byte_level = isinstance(tokenizer.backend_tokenizer.decoder, decoders.ByteLevel)
+    backend = getattr(tokenizer, "backend_tokenizer", None)  # absent on slow (Python) tokenizers
+    byte_level = backend is not None and isinstance(backend.decoder, decoders.ByteLevel)
     lengths = []
     for token_id, token in enumerate(tokens):
         if token_id in special or token is None:

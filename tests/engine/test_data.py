@@ -6,6 +6,7 @@ import re
 from collections import Counter
 
 import datasets
+import huggingface_hub.constants
 import pytest
 import torch
 
@@ -77,6 +78,15 @@ def test_load_source_errors_name_the_field(tmp_path):
     with pytest.raises(LLMLabError) as error:
         split_heldout(DatasetConfig(path="a.jsonl"), tmp_path, field="pretrain.datasets[2]")
     assert error.value.problems == ["pretrain.datasets[2].text_field: no column 'text'; the columns are ['body']"]
+
+
+def test_a_hub_id_goes_to_the_hub_and_a_failure_names_the_field(monkeypatch):
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # no network in tests
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    with pytest.raises(LLMLabError) as error:
+        load_source(DatasetConfig(path="nobody/nothing", name="small"), field="pretrain.datasets[0]")
+    [line] = error.value.problems
+    assert line.startswith("pretrain.datasets[0].path: cannot load 'nobody/nothing': ")
 
 
 # --- held-out splits ----------------------------------------------------------------------------
