@@ -99,7 +99,7 @@ def load_tokenizer(source: str, root: str | Path = ".", trust_remote_code: bool 
     root = Path(root)
     if source == "bpe":
         return _load_project_bpe(root)
-    local = root / source
+    local = root / Path(source).expanduser()
     if not local.is_dir() and source.startswith((".", "/", "~")):
         raise LLMLabError(f"tokenizer.source: no tokenizer directory {local}")
     target = str(local) if local.is_dir() else source
