@@ -7,7 +7,6 @@ model directory (ours through the registered Auto class, never remote code).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -83,13 +82,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", dtype: torc
 
 
 def _load_adapter(path: Path, device, dtype):
-    """A LoRA adapter directory: its base model with the adapters, through engine.lora when it offers a loader."""
-    try:
-        from engine.lora import load_adapter
-    except ImportError:
-        base = json.loads((path / ADAPTER_CONFIG).read_text()).get("base_model_name_or_path", "?")
-        raise LLMLabError(
-            f"model: {path} holds LoRA adapters only (base: {base}); bake them into a full model first "
-            f"with `llmlab merge {path}`"
-        ) from None
+    """A LoRA adapter directory: its base model with the adapters (engine.lora)."""
+    from engine.lora import load_adapter  # engine.lora loads the base model through load_model
+
     return load_adapter(path, device=device, dtype=dtype).eval()

@@ -13,7 +13,6 @@ from engine.factory import build_model
 from engine.project import ModelConfig, Project
 from engine.tokenizer import byte_tokenizer
 
-torch.set_num_threads(1)
 
 
 def saved_model(path, **fields):

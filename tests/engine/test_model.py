@@ -19,7 +19,6 @@ from engine.project import ACTIVATIONS, ATTENTIONS, NORMALIZATIONS, POSITIONAL_E
 VOCAB = 64
 COMBOS = list(itertools.product(POSITIONAL_ENCODINGS, NORMALIZATIONS, ATTENTIONS, ACTIVATIONS))
 ATOL = 1e-5
-torch.set_num_threads(1)  # tiny tensors: one thread is fastest, and the 2 CPU cores are shared
 
 
 def tiny(positional_encoding="rope", normalization="rmsnorm", attention="gqa", activation="swiglu", seed=0, **fields):
