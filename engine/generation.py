@@ -62,7 +62,8 @@ def prompt_ids(tokenizer, prompt: str, chat: bool) -> list[int]:
     if not tokenizer.chat_template:
         raise LLMLabError("chat: the tokenizer has no chat template (fine-tune with SFT first, or drop --chat)")
     messages = [{"role": "user", "content": prompt}]
-    return list(tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"])
+    encoded = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True)
+    return list(encoded["input_ids"])
 
 
 def stream_completion(model_dir: str | Path, prompt: str, chat: bool = False, seed: int | None = None,
