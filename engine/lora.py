@@ -101,14 +101,14 @@ def parameter_counts(model: torch.nn.Module) -> tuple[int, int]:
 
 
 def base_model_path(adapter_dir: str | Path) -> Path:
-    """The base model directory an adapter directory was trained on (relative to the adapter dir)."""
+    """The model directory (full, or adapters itself) an adapter directory was trained on."""
     adapter_dir = Path(adapter_dir)
     config_file = adapter_dir / ADAPTER_CONFIG
     if not config_file.is_file():
         raise LLMLabError(f"adapter: {adapter_dir} is not an adapter directory (no {ADAPTER_CONFIG})")
     base = json.loads(config_file.read_text()).get("base_model_name_or_path")
     path = adapter_dir / base if base else None
-    if path is None or not (path / "config.json").is_file():
+    if path is None or not any((path / name).is_file() for name in ("config.json", ADAPTER_CONFIG)):
         raise LLMLabError(f"adapter: base_model_name_or_path in {config_file} must name a model directory; "
                           f"got {base!r}")
     return path
@@ -121,6 +121,8 @@ def load_adapter(adapter_dir: str | Path, device: str | torch.device = "cpu", dt
 
     adapter_dir = Path(adapter_dir)
     model = load_model(base_model_path(adapter_dir), device, dtype)
+    if isinstance(model, PeftModel):  # adapters trained on top of another adapter directory
+        model = model.merge_and_unload()
     tokenizer = AutoTokenizer.from_pretrained(adapter_dir)
     rows = model.get_input_embeddings().weight.shape[0]
     if rows < len(tokenizer):  # the run added chat tokens to a base whose matrices were too small

@@ -172,3 +172,17 @@ def test_an_adapter_dir_without_a_base_is_refused(tmp_path):
     (tmp_path / "adapter_config.json").write_text('{"base_model_name_or_path": null}')
     with pytest.raises(LLMLabError, match="base_model_name_or_path in .* must name a model directory; got None"):
         merge(tmp_path)
+
+
+def test_adapters_on_top_of_an_adapter_directory_load_and_merge(trained_adapter, tmp_path):
+    _, first_dir, *_ = trained_adapter
+    base = load_adapter(first_dir).merge_and_unload()
+    base.name_or_path = str(first_dir)  # what a stage starting from first_dir records
+    second = apply_lora(base, LoraConfig(enabled=True, preset="minimal", dropout=0.0))
+    train_steps(second, steps=2)
+    second_dir = tmp_path / "second"
+    AutoTokenizer.from_pretrained(first_dir).save_pretrained(second_dir)
+    second.save_pretrained(second_dir)
+    expected = logits(second.eval(), PROBE)
+    assert torch.allclose(logits(load_adapter(second_dir), PROBE), expected, atol=1e-5, rtol=0)
+    assert merge(second_dir).max_logit_diff <= 1e-5
