@@ -138,7 +138,8 @@ class MergeReport:
 
 
 @torch.no_grad()
-def merge(adapter_dir: str | Path, out_dir: str | Path | None = None, tolerance: float = MERGE_TOLERANCE) -> MergeReport:
+def merge(adapter_dir: str | Path, out_dir: str | Path | None = None,
+          tolerance: float = MERGE_TOLERANCE) -> MergeReport:
     """Bake an adapter directory into a full model directory (default: sibling "<name>-merged").
 
     The same random tokens go through the adapter model and the merged one (fp32, CPU); if the

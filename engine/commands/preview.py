@@ -95,21 +95,28 @@ def _cut(tokenizer, spans, seq_len: int) -> tuple[tuple[tuple[str, bool], ...], 
     return tuple(kept), budget < 0
 
 
+def _format(rows, kind: str, source: str) -> str:
+    from engine.formats import detect_format
+
+    return detect_format(rows[0].keys() if rows else (), kind, source)
+
+
 def _conversations(tokenizer, rows, source, config, n: int) -> list[Example]:
     from engine.chat_template import conversation_spans
-    from engine.formats import detect_format, rows_to_conversations
+    from engine.formats import rows_to_conversations
 
-    fmt = detect_format(rows[0].keys() if rows else (), "conversation", source)
-    return [Example(source, fmt, *_cut(tokenizer, conversation_spans(tokenizer, c, config.assistant_only), config.seq_len))
-            for c in rows_to_conversations(rows, source)[:n]]
+    fmt = _format(rows, "conversation", source)
+    return [
+        Example(source, fmt, *_cut(tokenizer, conversation_spans(tokenizer, c, config.assistant_only), config.seq_len))
+        for c in rows_to_conversations(rows, source)[:n]
+    ]
 
 
 def _preferences(tokenizer, rows, source, config, n: int) -> list[Example]:
     from engine.chat_template import conversation_spans
-    from engine.formats import detect_format, to_preference
+    from engine.formats import to_preference
 
-    fmt = detect_format(rows[0].keys() if rows else (), "preference", source)
-    examples = []
+    fmt, examples = _format(rows, "preference", source), []
     for pair in (to_preference(row, fmt, source) for row in rows[:n]):
         for label, reply in (("chosen", pair.chosen), ("rejected", pair.rejected)):
             spans = conversation_spans(tokenizer, pair.prompt + reply, trained_from=len(pair.prompt))
@@ -118,13 +125,13 @@ def _preferences(tokenizer, rows, source, config, n: int) -> list[Example]:
 
 
 def _prompts(tokenizer, rows, source, config, n: int) -> list[Example]:
-    from engine.formats import detect_format, to_prompt
+    from engine.formats import to_prompt
 
-    fmt = detect_format(rows[0].keys() if rows else (), "prompt", source)
-    examples = []
+    fmt, examples = _format(rows, "prompt", source), []
     for prompt in (to_prompt(row, fmt, source) for row in rows[:n]):
         text = tokenizer.apply_chat_template(prompt.prompt, tokenize=False, add_generation_prompt=True)
-        examples.append(Example(source, fmt, *_cut(tokenizer, [(text, False)], config.seq_len), note=prompt.reference or ""))
+        spans, truncated = _cut(tokenizer, [(text, False)], config.seq_len)
+        examples.append(Example(source, fmt, spans, truncated, note=prompt.reference or ""))
     return examples
 
 

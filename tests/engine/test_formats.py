@@ -27,7 +27,8 @@ def m(role, content):
             {"messages": [m("system", "Be brief."), m("user", "Hi"), m("assistant", "Hello"),
                           m("user", "2+2?"), m("assistant", "4")]},
             "messages",
-            [m("system", "Be brief."), m("user", "Hi"), m("assistant", "Hello"), m("user", "2+2?"), m("assistant", "4")],
+            [m("system", "Be brief."), m("user", "Hi"), m("assistant", "Hello"), m("user", "2+2?"),
+             m("assistant", "4")],
         ),
         (
             {"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hey"}]},
@@ -146,7 +147,8 @@ def test_parse_hh_keeps_a_leading_text_as_user():
 
 def test_prompts_with_and_without_reference():
     assert to_prompt({"prompt": "2+2?", "answer": "4"}) == PromptRow([m("user", "2+2?")], "4")
-    assert to_prompt({"prompt": [m("system", "S"), m("user", "Q")]}) == PromptRow([m("system", "S"), m("user", "Q")], None)
+    system_and_user = [m("system", "S"), m("user", "Q")]
+    assert to_prompt({"prompt": system_and_user}) == PromptRow(system_and_user, None)
     assert to_prompt({"messages": [m("user", "Q"), m("assistant", "R")]}) == PromptRow([m("user", "Q")], "R")
     with pytest.raises(LLMLabError, match=r"grpo.datasets\[0\]: no prompt format matches the columns \[text\]"):
         to_prompt({"text": "x"}, source="grpo.datasets[0]")

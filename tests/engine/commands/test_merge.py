@@ -51,4 +51,5 @@ def test_merge_into_a_chosen_directory_and_refusals(tmp_path, capsys):
     assert (tmp_path / "chosen" / "config.json").is_file()
     capsys.readouterr()
     assert main(["merge", str(tmp_path / "base")]) == 2
-    assert capsys.readouterr().err == f"adapter: {tmp_path / 'base'} is not an adapter directory (no adapter_config.json)\n"
+    expected = f"adapter: {tmp_path / 'base'} is not an adapter directory (no adapter_config.json)\n"
+    assert capsys.readouterr().err == expected

@@ -52,5 +52,5 @@ def test_dpo_pairs_and_rl_prompts(tmp_path):
     (tmp_path / "p").rename(tmp_path / "dpo")
     root = project(tmp_path, "grpo", [{"prompt": "2+2?", "answer": "4"}])
     (example,) = preview_examples(load_project(root), "grpo")
-    assert example == Example("data.jsonl", "prompt", (("<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n", False),),
-                              False, note="4")
+    prompt = "<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n"
+    assert example == Example("data.jsonl", "prompt", ((prompt, False),), False, note="4")
