@@ -229,31 +229,38 @@ def gauss_newton_bartlett(model: nn.Module, batch: Mapping[str, torch.Tensor],
                           params: list[torch.Tensor]) -> list[torch.Tensor]:
     """N·ĝ² per parameter: ĝ the gradient of the mean loss on labels sampled from the model.
 
-    `batch` holds `input_ids`, optionally `attention_mask` and `labels` (-100 = not trained on);
-    the positions whose next token is trained on are the N samples. Averaged across DDP ranks.
+    `batch` holds `input_ids` and optionally `targets`, `labels` or `attention_mask` (see
+    `_trained_logits`); the N trained-on positions are the samples. Averaged across DDP ranks.
     """
     if not isinstance(batch, Mapping) or "input_ids" not in batch:
         raise LLMLabError("optimizer.name: sophia needs batches of token ids (pretrain, sft)")
     logits = model(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask")).logits
-    logits = logits[:, :-1][_trained_positions(batch)].float()  # (N, vocab)
+    logits = _trained_logits(logits, batch).float()  # (N, vocab)
     with torch.no_grad():
         sampled = torch.multinomial(logits.softmax(-1), 1).squeeze(-1)  # (N,)
     grads = torch.autograd.grad(F.cross_entropy(logits, sampled), params, allow_unused=True)
     estimate = [torch.zeros_like(p) if g is None else logits.shape[0] * g.square()
                 for g, p in zip(grads, params)]
     if torch.distributed.is_available() and torch.distributed.is_initialized():
-        for h in estimate:
-            torch.distributed.all_reduce(h, op=torch.distributed.ReduceOp.AVG)
+        for h in estimate:  # SUM, then divide: gloo has no AVG
+            torch.distributed.all_reduce(h)
+            h.div_(torch.distributed.get_world_size())
     return estimate
 
 
-def _trained_positions(batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    """(B, T-1) bool: positions whose logits predict a trained-on next token."""
+def _trained_logits(logits: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """(N, vocab) from (B, T, vocab): the positions whose next-token prediction is trained on.
+
+    `targets` line up with the logits (pretraining); `labels` are the input ids themselves (the
+    Hugging Face convention, so position t predicts labels[t + 1]); -100 marks an ignored token.
+    """
+    if batch.get("targets") is not None:
+        return logits[batch["targets"] != -100]
     if batch.get("labels") is not None:
-        return batch["labels"][:, 1:] != -100
+        return logits[:, :-1][batch["labels"][:, 1:] != -100]
     if batch.get("attention_mask") is not None:
-        return batch["attention_mask"][:, 1:].bool()
-    return torch.ones_like(batch["input_ids"][:, 1:], dtype=torch.bool)
+        return logits[:, :-1][batch["attention_mask"][:, 1:].bool()]
+    return logits[:, :-1].flatten(0, 1)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -97,7 +97,7 @@ UNIT = Range(0, 1)
 
 # Rules for optimizer / scheduler settings, by setting name (lists are checked element-wise).
 OPTION_RULES: dict[str, Range] = {
-    "betas": FRACTION, "adamw_betas": FRACTION, "eps": POSITIVE, "eps2": POSITIVE, "d": POSITIVE,
+    "betas": FRACTION, "adamw_betas": FRACTION, "eps": POSITIVE, "eps2": POSITIVE, "d": Range(1),
     "weight_decay": NON_NEGATIVE, "adamw_weight_decay": NON_NEGATIVE, "beta2_decay": Range(high=0),
     "rho": POSITIVE, "hessian_update_period": AT_LEAST_1, "momentum": FRACTION, "ns_steps": AT_LEAST_1,
     "adamw_lr": POSITIVE, "min_lr": NON_NEGATIVE, "power": POSITIVE,

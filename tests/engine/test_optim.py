@@ -10,11 +10,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.errors import LLMLabError
+from engine.factory import build_model
 from engine.optim import (
     OPTIMIZER_DEFAULTS, SCHEDULES, BUILDERS, Composite, before_step, build_optimizer, build_scheduler,
     gauss_newton_bartlett, lr_at,
 )
-from engine.project import SCHEDULER_DEFAULTS, OptimizerConfig, SchedulerConfig
+from engine.project import SCHEDULER_DEFAULTS, ModelConfig, OptimizerConfig, Project, SchedulerConfig
+from engine.tokenizer import byte_tokenizer
 
 VOCAB = 16
 
@@ -255,16 +257,72 @@ def test_gauss_newton_bartlett_is_unbiased_for_the_hessian_diagonal():
     assert samples.mean(0).tolist() == pytest.approx((p * (1 - p)).tolist(), abs=0.04)
 
 
-def test_gauss_newton_bartlett_counts_only_trained_positions():
+@pytest.mark.parametrize("batch", [
+    {"labels": torch.tensor([[0, -100, -100, 3]])},  # HF labels: position 2 predicts labels[3]
+    {"targets": torch.tensor([[-100, -100, -100, 3]])},  # pretraining targets, aligned
+    {"attention_mask": torch.tensor([[1, 1, 0, 0]])},  # position 0 predicts the attended token 1
+], ids=["labels", "targets", "attention_mask"])
+def test_gauss_newton_bartlett_counts_only_trained_positions(batch):
     model = Bias()
-    labels = torch.tensor([[0, -100, -100, 3]])  # only the last position's prediction is trained on
-    batch = {"input_ids": torch.zeros(1, 4, dtype=torch.long), "labels": labels}
+    batch = {"input_ids": torch.zeros(1, 4, dtype=torch.long), **batch}
     estimate = gauss_newton_bartlett(model, batch, [model.bias])[0]
     p = model.bias.softmax(-1).detach()
-    # one sampled label y: N·ĝ² = (p - onehot(y))², so exactly one entry is (1 - p_y)²
+    # one trained position with sampled label y: N·ĝ² = (p - onehot(y))², one entry (1 - p_y)²
     off = (estimate - p.square()).abs() > 1e-6
     assert off.sum() == 1
     assert estimate[off].item() == pytest.approx((1 - p[off]).square().item())
+
+
+# ---------------------------------------------------------------------------------------------
+# the lab's own model
+
+
+def llmlab_model(**fields):
+    shape = dict(d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, d_ff=48, max_seq_len=32)
+    torch.manual_seed(0)
+    return build_model(Project(model=ModelConfig(**{**shape, **fields})), byte_tokenizer())
+
+
+PROJECTIONS = {f"model.layers.{i}.{proj}.weight" for i in (0, 1) for proj in (
+    "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+    "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")}
+
+
+@pytest.mark.parametrize("tie", [True, False])
+def test_muon_on_the_llmlab_model_gets_the_block_projections(tie):
+    model = llmlab_model(tie_embeddings=tie, bias=True)
+    optimizer = build_optimizer(model, optimizer_cfg("muon", adamw_weight_decay=0.1), 1e-3)
+    assert group_names(optimizer.parts["muon"]) == [PROJECTIONS]
+    by_decay = {g["weight_decay"]: set(g["param_names"]) for g in optimizer.parts["adamw"].param_groups}
+    no_decay = by_decay.pop(0.0)
+    assert by_decay == ({} if tie else {0.1: {"lm_head.weight"}})
+    assert {"model.embed_tokens.weight", "model.norm.weight", "model.layers.0.mlp.up_proj.bias"} <= no_decay
+
+
+def test_adamw_on_the_llmlab_model_decays_the_projections_only():
+    decay, no_decay = group_names(build_optimizer(llmlab_model(), OptimizerConfig.default("adamw"), 1e-3))
+    assert decay == PROJECTIONS
+    assert no_decay == {"model.embed_tokens.weight", "model.norm.weight"} | {
+        f"model.layers.{i}.{norm}.weight" for i in (0, 1) for norm in ("input_layernorm", "post_attention_layernorm")}
+
+
+def test_sophia_trains_the_llmlab_model_on_pretraining_batches():
+    model = llmlab_model()
+    optimizer = build_optimizer(model, optimizer_cfg("sophia", hessian_update_period=2), 1e-2)
+    scheduler = build_scheduler(optimizer, SchedulerConfig.default("none"), 0, 20)
+    ids = torch.arange(17).repeat(4, 1) + torch.arange(4)[:, None] * 5  # (4, 17) counting sequences
+    batch = {"input_ids": ids[:, :-1], "targets": ids[:, 1:]}
+    losses = []
+    for _ in range(20):
+        logits = model(input_ids=batch["input_ids"]).logits
+        loss = F.cross_entropy(logits.flatten(0, 1), batch["targets"].flatten())
+        loss.backward()
+        before_step(optimizer, model, batch)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0], losses
 
 
 # ---------------------------------------------------------------------------------------------
