@@ -74,7 +74,7 @@ def test_every_optimizer_lowers_the_loss_through_the_loop(tmp_path, name):
     events = Recorder()
     lr = {"lion": 3e-3, "muon": 2e-2, "adafactor": 1e-1}.get(name, 1e-2)
     trainer = make_trainer(tmp_path, emit=events.put, steps=25, eval_every=0, lr=lr, warmup_steps=2,
-                           optimizer={"name": name})
+                           optimizer={"name": name, **({"adamw_lr": 1e-2} if name == "muon" else {})})
     report = trainer.run()
     losses = [e["loss"] for e in events.of("metrics")]
     assert len(losses) == 25 and report["steps"] == 25
