@@ -1,0 +1,114 @@
+"""`llmlab bench shakespeare [PATH]`: nanoGPT's CPU recipe on tiny Shakespeare, through our loop.
+
+A temporary project (byte-level tokenizer, 4 layers, 4 heads, d_model 128, context 64, batch 12,
+2000 steps, AdamW lr 1e-3 betas (0.9, 0.99) weight decay 0.1, warmup 100, cosine to 1e-4,
+evaluation every 250 steps) is trained by `engine.worker.run`, the same path as `llmlab run`.
+nanoGPT's README reaches a validation loss of about 1.88 with this recipe (~120 s on 2 cores).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import tomli_w
+
+DATA = Path("..") / "shared" / "data" / "tinyshakespeare.txt"
+TARGET_LOSS = 1.89
+NANOGPT_SECONDS = 120.0
+
+RECIPE = {
+    "name": "shakespeare-bench",
+    "seed": 1337,
+    "tokenizer": {"source": "bytes"},
+    "model": {
+        "positional_encoding": "rope", "normalization": "rmsnorm", "attention": "mha", "activation": "gelu",
+        "d_model": 128, "n_layers": 4, "n_heads": 4, "d_ff": 512, "max_seq_len": 256,
+        "dropout": 0.0, "bias": False, "tie_embeddings": True,
+    },
+    "pretrain": {
+        "steps": 2000, "batch_size": 12, "grad_accum": 1, "seq_len": 64, "lr": 1e-3, "warmup_steps": 100,
+        "grad_clip": 1.0, "eval_every": 250, "eval_batches": 20, "sample_every": 0, "save_every": 0,
+        "optimizer": {"name": "adamw", "betas": [0.9, 0.99], "weight_decay": 0.1},
+        "scheduler": {"name": "cosine", "min_lr": 1e-4},
+    },
+}
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("shakespeare", help="nanoGPT's CPU recipe on tiny Shakespeare (val loss, wall time)")
+    parser.add_argument("path", nargs="?", help=f"tinyshakespeare.txt (default: {DATA} from the repo or the CWD)")
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a field of the bench project, e.g. pretrain.steps=200")
+    parser.add_argument("--device", choices=("cpu", "cuda"))
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    parser.set_defaults(func=main)
+
+
+def find_data(path: str | None) -> Path:
+    from engine.errors import LLMLabError
+
+    if path:
+        candidates = [Path(path)]
+    else:
+        repo = Path(__file__).resolve().parents[2]
+        candidates = [Path.cwd() / DATA, repo / DATA]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate.resolve()
+    raise LLMLabError(f"path: tiny Shakespeare not found (looked at {', '.join(map(str, candidates))})")
+
+
+def run_bench(data: Path, sets: list[str], device: str | None, events=None) -> dict:
+    """Train the recipe on `data` in a temporary project; the measures of the run."""
+    from engine.worker import run
+
+    recipe = json.loads(json.dumps(RECIPE))
+    recipe["pretrain"]["datasets"] = [{"path": str(data), "eval_fraction": 0.1}]
+    evals = _EvalLosses(events)
+    with tempfile.TemporaryDirectory(prefix="llmlab-shakespeare-") as tmp:
+        (Path(tmp) / "project.toml").write_text(tomli_w.dumps(recipe))
+        start = time.perf_counter()
+        report = run(tmp, "pretrain", sets, events=evals, device=device)
+        total = time.perf_counter() - start
+    return {"val_loss": report["eval_loss"], "train_loss": report["train_loss"], "bpb": report["bpb"],
+            "train_seconds": report["wall_time_s"], "total_seconds": total, "steps": report["steps"],
+            "tokens_per_s": report["tokens_seen"] / report["wall_time_s"], "device": evals.device,
+            "eval_losses": evals.losses, "target_val_loss": TARGET_LOSS, "nanogpt_seconds": NANOGPT_SECONDS}
+
+
+class _EvalLosses:
+    """Collects the evaluation losses (and the device) as the run emits them."""
+
+    def __init__(self, forward=None):
+        self.losses, self.device, self.forward = {}, None, forward
+
+    def put(self, ev: dict) -> None:
+        if ev["type"] == "eval":
+            self.losses[ev["step"]] = ev["loss"]
+        elif ev["type"] == "started":
+            self.device = f"{ev['device']} ({ev['precision']})"
+        if self.forward is not None:
+            self.forward.put(ev)
+
+
+def main(args) -> int:
+    from engine.commands.run import Progress
+
+    result = run_bench(find_data(args.path), args.sets, args.device,
+                       None if args.json else Progress(sys.stderr))
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"{'step':>6}  {'val loss':>8}")
+    for step, loss in result["eval_losses"].items():
+        print(f"{step:>6}  {loss:8.4f}")
+    print(f"device {result['device']}; {result['tokens_per_s']:,.0f} tokens/s; "
+          f"training {result['train_seconds']:.1f} s, with start-up {result['total_seconds']:.1f} s")
+    verdict = "ok" if result["val_loss"] <= TARGET_LOSS else f"above the target {TARGET_LOSS}"
+    print(f"val loss {result['val_loss']:.4f} ({verdict}) in {result['train_seconds']:.1f} s "
+          f"(nanoGPT: ~1.88 in ~{NANOGPT_SECONDS:.0f} s on 2 CPU cores)")
+    return 0
