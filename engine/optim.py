@@ -218,7 +218,7 @@ class SophiaG(SophiaH):
             params = [p for group in self.param_groups for p in group["params"]]
             self._estimate = [self.rho * h for h in gauss_newton_bartlett(model, batch, params)]
 
-    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # noqa: D102
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
         if self.hessian_due() and self._estimate is None:
             raise RuntimeError("sophia: call engine.optim.before_step(optimizer, model, batch) before step()")
         estimate, self._estimate = self._estimate, None
