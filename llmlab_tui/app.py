@@ -53,7 +53,8 @@ class LabApp(App):
     DEFAULT_MODE = "projects"
     COMMANDS = App.COMMANDS | {LabCommands}
     BINDINGS = [
-        *(Binding(e.key, f"show('{name}')", e.title, id=f"screen.{name}") for name, e in SCREENS.items()),
+        # shown on every screen's top line (widgets/nav.py), so the footer keeps room for the screen's keys
+        *(Binding(e.key, f"show('{name}')", e.title, show=False, id=f"screen.{name}") for name, e in SCREENS.items()),
         Binding("escape", "back", "Back", id="app.back"),
         Binding("q", "quit", "Quit", id="app.quit"),
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True, id="app.force_quit"),
@@ -81,8 +82,12 @@ class LabApp(App):
             self.switch_mode(name)
 
     def action_back(self) -> None:
-        if self._history:
-            self.switch_mode(self._history.pop())
+        """Show the screen shown before this one (skipping those that need a closed project)."""
+        while self._history:
+            name = self._history.pop()
+            if self.project_path is not None or not SCREENS[name].needs_project:
+                self.switch_mode(name)
+                return
 
     def open_project(self, path: Path | None) -> None:
         """Make `path` the open project and show its architecture (None: no project open)."""

@@ -8,6 +8,7 @@ always agree.
 from __future__ import annotations
 
 import copy
+import os
 import shlex
 import tomllib
 from pathlib import Path
@@ -103,9 +104,15 @@ def set_overrides(saved: Any, edited: Any, path: str) -> list[str]:
     return [f"{path}={override_text(edited)}"]
 
 
+def shown_path(path: Path) -> str:
+    """`path` relative to the working directory when it is below it (as a person would type it)."""
+    relative = os.path.relpath(path)
+    return path.as_posix() if relative.startswith("..") else relative
+
+
 def run_command(project_dir: Path, stage: str, sets: list[str]) -> str:
     """The `llmlab run` line that runs `stage` with `sets` applied to the saved project."""
-    words = ["llmlab", "run", str(project_dir), "--stage", stage]
+    words = ["llmlab", "run", shown_path(project_dir), "--stage", stage]
     for line in sets:
         words += ["--set", line]
     return shlex.join(words)

@@ -20,6 +20,7 @@ from llmlab_tui.editing import save_sections
 from llmlab_tui.screens.base import ProjectScreen
 from llmlab_tui.summary import block_diagram, model_size, size_lines
 from llmlab_tui.widgets.forms import FieldSet, FieldSpec, dataclass_specs
+from llmlab_tui.widgets.nav import NavBar
 
 HUB = "hub id or path"
 TOKENIZER_KINDS = ("bytes", "bpe", HUB)
@@ -62,19 +63,15 @@ class ArchitectureScreen(ProjectScreen):
     BINDINGS = [Binding("ctrl+s", "save", "Save", id="architecture.save")]
 
     def compose(self) -> ComposeResult:
-        yield Static(self._title(), classes="screen-title")
+        yield NavBar("architecture", self.project.name if self.project else "no project")
         with Horizontal(id="arch-body"):
-            with VerticalScroll(id="arch-form"):
+            with VerticalScroll(id="arch-form", can_focus=False):
                 if self.project is not None:
                     yield FieldSet(tokenizer_specs(self.project), "tokenizer", "Tokenizer", id="tokenizer")
                     yield FieldSet(dataclass_specs(self.project.model), "model", "Model", id="model")
                 yield Static("\n".join(self.load_problems), id="arch-problems", classes="problems")
             yield Static("", id="arch-summary")
         yield Footer()
-
-    def _title(self) -> str:
-        name = self.project.name if self.project else "no project"
-        return f"Architecture · {name}"
 
     def loaded(self) -> None:
         self.check()

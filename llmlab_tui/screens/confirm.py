@@ -61,8 +61,10 @@ class NameScreen(ModalScreen[str | None]):
             yield Label(self.title_text, classes="dialog-question")
             yield Input(placeholder="name, then Enter", id="name")
             if self.templates:
-                yield Select([(t, t) for t in self.templates], value=self.templates[0], allow_blank=False,
-                             compact=True, id="template")
+                with Horizontal(classes="field-line"):
+                    yield Label("template", classes="field-label")
+                    yield Select([(t, t) for t in self.templates], value=self.templates[0], allow_blank=False,
+                                 compact=True, id="template")
             yield Static("", id="name-problem", classes="problems")
         yield Footer()
 

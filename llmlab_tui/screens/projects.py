@@ -11,13 +11,15 @@ from pathlib import Path
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Footer
 
 from engine.project import TEMPLATES_DIR
 from llmlab_tui.catalog import ProjectRow, create_project, delete_project, duplicate_project, list_projects
+from llmlab_tui.editing import shown_path
 from llmlab_tui.screens.base import OpenProject
 from llmlab_tui.screens.confirm import ConfirmScreen, NameScreen
 from llmlab_tui.summary import count
+from llmlab_tui.widgets.nav import NavBar
 
 COLUMNS = ("name", "parameters", "stages done", "last run", "state")
 
@@ -41,7 +43,7 @@ class ProjectsScreen(Screen):
         Binding("n", "new", "New", id="projects.new"),
         Binding("d", "duplicate", "Duplicate", id="projects.duplicate"),
         Binding("x,delete", "delete", "Delete", id="projects.delete"),
-        Binding("r", "refresh", "Refresh", id="projects.refresh"),
+        Binding("r", "refresh", "Refresh", show=False, id="projects.refresh"),
         Binding("j", "cursor('down')", show=False, id="projects.down"),
         Binding("k", "cursor('up')", show=False, id="projects.up"),
     ]
@@ -51,11 +53,10 @@ class ProjectsScreen(Screen):
         self.rows: list[ProjectRow] = []
 
     def compose(self) -> ComposeResult:
-        yield Static("", id="projects-title", classes="screen-title")
+        yield NavBar("projects", shown_path(self.directory))
         table = DataTable(id="projects-table", cursor_type="row", zebra_stripes=True)
         table.add_columns(*COLUMNS)
         yield table
-        yield Static("n: new project   Enter: open   d: duplicate   x: delete", id="projects-hint")
         yield Footer()
 
     @property
@@ -70,7 +71,7 @@ class ProjectsScreen(Screen):
         current = self.highlighted
         select = select or (current.path if current else self.app.project_path)
         self.rows = list_projects(self.directory)
-        self.query_one("#projects-title", Static).update(f"Projects · {self.directory}")
+        self.query_one(NavBar).set_detail(shown_path(self.directory))
         table = self.query_one(DataTable)
         table.clear()
         for row in self.rows:

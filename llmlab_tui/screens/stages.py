@@ -11,9 +11,6 @@ tokenizer, so a worker process builds them; the runner adds a binding here that 
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -25,13 +22,8 @@ from engine.runs import checkpoints, list_runs
 from llmlab_tui.editing import run_command, save_sections, set_overrides
 from llmlab_tui.screens.base import ProjectScreen
 from llmlab_tui.widgets.forms import FieldSet
+from llmlab_tui.widgets.nav import NavBar
 from llmlab_tui.widgets.stage_form import StageForm
-
-
-def shown_path(path: Path) -> str:
-    """`path` relative to the working directory when it is below it (as a person would type it)."""
-    relative = os.path.relpath(path)
-    return path.as_posix() if relative.startswith("..") else relative
 
 
 class StagesScreen(ProjectScreen):
@@ -46,13 +38,12 @@ class StagesScreen(ProjectScreen):
         self.stage = STAGES[0]
 
     def compose(self) -> ComposeResult:
-        name = self.project.name if self.project else "no project"
-        yield Static(f"Stages · {name}", classes="screen-title")
+        yield NavBar("stages", self.project.name if self.project else "no project")
         with Horizontal(id="stage-bar"):
             yield Label("stage", classes="field-label")
             yield Select([(s, s) for s in STAGES], value=self.stage, allow_blank=False, compact=True,
                          id="stage-select")
-        with VerticalScroll(id="stage-body"):
+        with VerticalScroll(id="stage-body", can_focus=False):
             if self.project is not None:
                 with ContentSwitcher(initial=f"form-{self.stage}", id="stage-switcher"):
                     yield self._form(self.stage)
@@ -113,7 +104,7 @@ class StagesScreen(ProjectScreen):
         self.query_one("#stage-problems", Static).update("\n".join(p for p in problems if p not in claimed))
         self.current_form().update_shares()
         sets = set_overrides(saved[self.stage], edited[self.stage], self.stage)
-        self.query_one("#stage-preview", Static).update(run_command(shown_path(self.project.root), self.stage, sets))
+        self.query_one("#stage-preview", Static).update(run_command(self.project.root, self.stage, sets))
         return problems
 
     async def action_add_dataset(self) -> None:

@@ -18,12 +18,12 @@ async def wait_for(pilot, condition: Callable[[], object], tries: int = 200) -> 
     raise AssertionError(f"condition never held: {condition}")
 
 
-async def tab_to(pilot, widget_id: str, limit: int = 120) -> None:
-    """Press Tab until the widget with `widget_id` has the focus."""
+async def tab_to(pilot, widget_id: str, limit: int = 120, key: str = "tab") -> None:
+    """Press Tab (or `key`: shift+tab) until the widget with `widget_id` has the focus."""
     for _ in range(limit):
         if pilot.app.focused is not None and pilot.app.focused.id == widget_id:
             return
-        await pilot.press("tab")
+        await pilot.press(key)
     raise AssertionError(f"Tab never reached #{widget_id} (focus: {pilot.app.focused})")
 
 
@@ -33,9 +33,9 @@ async def type_into(pilot, widget_id: str, text: str) -> None:
     await pilot.press("end", "ctrl+u", *text)
 
 
-async def choose(pilot, widget_id: str, value: str) -> None:
-    """Pick `value` in a Select with keys: open it, type to search, Enter."""
-    await tab_to(pilot, widget_id)
+async def choose(pilot, widget_id: str, value: str, key: str = "tab") -> None:
+    """Pick `value` in a Select with keys: move to it, open it, type to search, Enter."""
+    await tab_to(pilot, widget_id, key=key)
     await pilot.press("enter", *value, "enter")
     await wait_for(pilot, lambda: pilot.app.focused.value == value)
 

@@ -89,14 +89,14 @@ async def test_sft_lora_panel_and_choices_equal_the_engines(projects_dir):
         assert _options(screen.query_one("#stage-select")) == schema.STAGES
         assert _options(screen.query_one("#pretrain-optimizer-name")) == schema.OPTIMIZERS
         assert _options(screen.query_one("#pretrain-scheduler-name")) == schema.SCHEDULERS
-        await choose(pilot, "stage-select", "dpo")
+        await choose(pilot, "stage-select", "dpo", key="shift+tab")
         await wait_for(pilot, lambda: screen.query("#dpo-lora"))
         assert _options(screen.query_one("#dpo-lora-preset")) == schema.LORA_PRESETS
         assert _options(screen.query_one("#dpo-loss_type")) == schema.DPO_LOSS_TYPES
         assert _options(screen.query_one("#dpo-init"))[:4] == ("pretrain", "sft", "ppo", "grpo")
         lora = screen.query_one("#dpo-lora")
         assert not lora.rows["target_modules"].display
-        await choose(pilot, "dpo-lora-preset", "custom")
+        await choose(pilot, "dpo-lora-preset", "custom", key="shift+tab")
         await wait_for(pilot, lambda: lora.rows["target_modules"].display)
         await wait_for(pilot, lambda: "needs at least one module" in str(lora.rows["target_modules"].problem.render()))
 
