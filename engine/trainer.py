@@ -50,10 +50,6 @@ class Trainer:
         self.step, self.tokens_seen, self.elapsed = 0, 0, 0.0
         self.train_loss: float | None = None
         self.last_eval: dict = {}
-        if self.cfg.compile:
-            warning = dev.compile_model(ctx.model)
-            self.emit(log(warning or "compile: torch.compile is on (graphs that fail run eagerly)",
-                          "warning" if warning else "info"))
         self._peak_flops = dev.peak_flops(ctx.device)
         self._flops_per_token = flops_per_token(ctx.project.model, ctx.model.config.vocab_size, self.cfg.seq_len)
         if state is not None:
@@ -67,9 +63,12 @@ class Trainer:
                         device=str(self.ctx.device), precision=self.ctx.precision.name,
                         world_size=self.ctx.world_size, parameters=sum(p.numel() for p in self.params),
                         start_step=self.step, total_steps=self.cfg.steps, resumed=self.step > 0))
+        if self.cfg.compile:
+            warning = dev.compile_model(self.ctx.model)
+            self.emit(log(warning or "compile: torch.compile is on (graphs that fail run eagerly)",
+                          "warning" if warning else "info"))
         self.objective.module.train()
-        status, session_start, session_steps = "completed", time.perf_counter(), 0
-        last_time = session_start
+        status, start, elapsed_before, session_steps = "completed", time.perf_counter(), self.elapsed, 0
         try:
             while self.step < self.cfg.steps:
                 command = self._poll_control()
@@ -78,17 +77,18 @@ class Trainer:
                     break
                 if command == "save":
                     self.checkpoint(step_name(self.step))
+                step_start = time.perf_counter()
                 values, tokens = self.train_step()
                 now = time.perf_counter()
                 session_steps += 1
-                self._log_metrics(values, tokens, now - last_time, (now - session_start) / session_steps)
-                self.elapsed += now - last_time
-                last_time = now
+                self.elapsed = elapsed_before + now - start
+                self._log_metrics(values, tokens, now - step_start, (now - start) / session_steps)
                 self._on_cadence()
         except torch.cuda.OutOfMemoryError as error:
             raise LLMLabError(_oom_advice(self.ctx.stage, self.cfg)) from error
         if status == "completed" and self.cfg.eval_every > 0 and self.step % self.cfg.eval_every:
             self.evaluate()  # the final measures, unless this step's evaluation gave them
+        self.elapsed = elapsed_before + time.perf_counter() - start
         self.checkpoint(FINAL if status == "completed" else step_name(self.step))
         report = self.report()
         self.emit(finished(status, report, run_dir=_str(self.ctx.run_dir)))
@@ -134,8 +134,9 @@ class Trainer:
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
-        self.tokens_seen += tokens * self.ctx.world_size
-        return _to_floats({"loss": loss, "grad_norm": grad_norm, **metrics}) | {"lr": lr}, tokens * self.ctx.world_size
+        tokens *= self.ctx.world_size  # every rank trains on as many tokens as this one
+        self.tokens_seen += tokens
+        return _to_floats({"loss": loss, "grad_norm": grad_norm, **metrics}) | {"lr": lr}, tokens
 
     # -- cadences ---------------------------------------------------------------------------
 
@@ -217,6 +218,7 @@ class Trainer:
         return dev.broadcast_object(command)
 
     def _log_metrics(self, values: dict, tokens: int, step_time: float, mean_step_time: float) -> None:
+        """The `metrics` event; `mean_step_time` (evaluations and checkpoints included) gives the ETA."""
         self.train_loss = values["loss"]
         metrics = {"step": self.step, **values, "tokens_per_s": tokens / step_time, "tokens_seen": self.tokens_seen, "step_time": step_time,
                    "eta_s": mean_step_time * (self.cfg.steps - self.step)}
