@@ -24,7 +24,6 @@ from engine.project import (
     project_file,
     project_from_dict,
     project_problems,
-    project_to_dict,
     read_toml,
     save_project,
 )
@@ -124,7 +123,3 @@ def shares(weights: list[Any]) -> list[float | None]:
     total = sum(w for w in numbers if w is not None)
     return [w / total if w is not None and total > 0 else None for w in numbers]
 
-
-def saved_section(project: Project, name: str) -> Any:
-    """A table of a loaded project as TOML data, defaults filled in."""
-    return project_to_dict(getattr(project, name))

@@ -74,12 +74,6 @@ class FieldRow(Vertical):
             return editor.value
         return editor.value if isinstance(self.spec.value, str) else parse_value(editor.value)
 
-    def set_value(self, value: Any) -> None:
-        if isinstance(self.editor, Input):
-            self.editor.value = value if isinstance(self.spec.value, str) else format_value(value)
-        else:
-            self.editor.value = value
-
     def show_problem(self, text: str) -> None:
         self.problem.update(text)
         self.problem.display = bool(text)
@@ -89,7 +83,7 @@ class FieldRow(Vertical):
 def _editor(spec: FieldSpec, widget_id: str) -> Widget:
     if spec.choices:
         options = list(spec.choices) + ([spec.value] if spec.value not in spec.choices else [])
-        return Select([(str(o), o) for o in options], value=spec.value, allow_blank=False, compact=True, id=widget_id)
+        return Select([(str(o) or "(none)", o) for o in options], value=spec.value, allow_blank=False, compact=True, id=widget_id)
     if isinstance(spec.value, bool):
         return Checkbox(value=spec.value, compact=True, id=widget_id)
     text = spec.value if isinstance(spec.value, str) else format_value(spec.value)
