@@ -94,6 +94,28 @@ def apply_lora(model: torch.nn.Module, cfg, field: str = "lora", new_token_ids: 
     return get_peft_model(model, peft_config)
 
 
+def merged_start(model: torch.nn.Module) -> torch.nn.Module:
+    """A starting model loaded from an adapter directory (an un-merged LoRA run named by `init`),
+    merged in memory, so a stage continues from exactly the weights that run produced; new
+    adapters then train on top (their adapter_config names the earlier adapter directory as base,
+    which `load_adapter` merges again on loading). Any other model is returned as is."""
+    return model.merge_and_unload() if isinstance(model, PeftModel) else model
+
+
+def trainable_module(ctx, new_token_ids: list[int] | None = None) -> torch.nn.Module:
+    """What a stage after pretraining trains: the starting model, or LoRA adapters on it.
+
+    On resume the adapters come back from the checkpoint. (A starting model that was an adapter
+    directory arrives merged: see `merged_start`.)
+    """
+    model = ctx.model
+    if not ctx.config.lora.enabled:
+        return model
+    if ctx.resume_dir is not None:
+        return PeftModel.from_pretrained(model, ctx.resume_dir, is_trainable=True).to(ctx.device)
+    return apply_lora(model, ctx.config.lora, f"{ctx.stage}.lora", new_token_ids).to(ctx.device)
+
+
 def parameter_counts(model: torch.nn.Module) -> tuple[int, int]:
     """(trainable, total) parameters."""
     params = list(model.parameters())

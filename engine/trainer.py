@@ -24,9 +24,11 @@ from engine.checkpoints import (
     FINAL, TRAINER_STATE, has_full_weights, load_trainer_state, prune_checkpoints, rng_state, set_rng_state,
     step_name, write_checkpoint,
 )
+from engine.demo_data import ensure_demo_data
 from engine.errors import LLMLabError
 from engine.events import event, finished, log
 from engine.factory import build_model, load_model
+from engine.lora import merged_start
 from engine.objectives import build_objective, check_available
 from engine.objectives.base import Objective, ObjectiveContext
 from engine.optim import before_step, build_optimizer, build_scheduler
@@ -276,6 +278,7 @@ def train_stage(project_path, stage: str, overrides: list[str], emit: Callable[[
     """
     transformers.utils.logging.disable_progress_bar()  # events report checkpoints
     project = load_project(project_path, overrides)
+    ensure_demo_data(project)  # the demo writes its data files when they are missing
     config = project.stage(stage)
     check_available(stage)
     ranks = dev.distributed_from_env()
@@ -327,7 +330,7 @@ def _starting_model(project, stage: str, config, resume_dir: Path | None, device
         dev.barrier()
         tokenizer = project_tokenizer(project)
         return tokenizer, build_model(project, tokenizer).to(device)
-    return load_tokenizer(str(source)), load_model(source, device)
+    return load_tokenizer(str(source)), merged_start(load_model(source, device))
 
 
 def _seed_everything(seed: int) -> None:

@@ -13,7 +13,8 @@ from collections import deque
 
 import torch
 
-from engine.chat_template import encode_prompt, end_of_turn_ids, ensure_chat_template
+from engine.chat_template import IM_END, IM_START, encode_prompt, end_of_turn_ids, ensure_chat_template
+from engine.lora import trainable_module
 from engine.formats import to_prompt
 from engine.objectives.reference import ReferencePolicy
 from engine.objectives.rollouts import Rollout, sample_rollouts, score_tokens
@@ -33,13 +34,10 @@ def prompt_text(conversation: list[dict]) -> str:
 
 
 def trainable_policy(ctx) -> torch.nn.Module:
-    """The starting model made chat-ready, wrapped with LoRA adapters when the stage enables them."""
-    ensure_chat_template(ctx.tokenizer, ctx.model)
-    if not ctx.config.lora.enabled:
-        return ctx.model
-    from engine.lora import apply_lora
-
-    return apply_lora(ctx.model, ctx.config.lora)
+    """The starting model made chat-ready, with LoRA adapters when the stage enables them."""
+    added = ensure_chat_template(ctx.tokenizer, ctx.model)
+    new_ids = ctx.tokenizer.convert_tokens_to_ids([IM_START, IM_END]) if added else []
+    return trainable_module(ctx, new_ids)
 
 
 def save_adapters(policy: torch.nn.Module, model_dir, uses_lora: bool) -> bool:

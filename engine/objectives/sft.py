@@ -23,7 +23,7 @@ from engine.chat_template import (
 )
 from engine.errors import LLMLabError
 from engine.formats import rows_to_conversations
-from engine.lora import apply_lora, parameter_counts
+from engine.lora import parameter_counts, trainable_module
 from engine.objectives.base import Objective, ObjectiveContext
 from engine.rows import RowStream, load_items
 
@@ -72,7 +72,7 @@ class SFTObjective(Objective):
             ctx.log("sft: the tokenizer has no chat template; added ChatML and its tokens <|im_start|>, <|im_end|>")
         self.uses_lora = self.config.lora.enabled
         new_ids = tokenizer.convert_tokens_to_ids([IM_START, IM_END]) if added else []
-        self.module = self._trainable(ctx, new_ids)
+        self.module = trainable_module(ctx, new_ids)
         self.trainable_params, self.total_params = parameter_counts(self.module)
         ctx.log(f"sft: training {self.trainable_params:,} of {self.total_params:,} parameters")
         sources = load_items(self.config.datasets, ctx.project.root, rows_to_conversations, f"{ctx.stage}.datasets")
@@ -84,14 +84,6 @@ class SFTObjective(Objective):
         self.stop_ids = list(dict.fromkeys([*end_of_turn_ids(tokenizer), tokenizer.eos_token_id]))
         self.truncated_total = 0
         self.leftover: list[Encoded] = []  # packed examples that did not fit the last batch
-
-    def _trainable(self, ctx: ObjectiveContext, new_ids: list[int]) -> torch.nn.Module:
-        """The model itself, or LoRA adapters on it (restored from the checkpoint on resume)."""
-        if not self.uses_lora:
-            return ctx.model
-        if ctx.resume_dir is not None:
-            return PeftModel.from_pretrained(ctx.model, ctx.resume_dir, is_trainable=True).to(ctx.device)
-        return apply_lora(ctx.model, self.config.lora, f"{ctx.stage}.lora", new_ids).to(ctx.device)
 
     def encode(self, conversation: list[dict]) -> Encoded:
         return encode_conversation(self.ctx.tokenizer, conversation, self.config.seq_len, self.config.assistant_only)
