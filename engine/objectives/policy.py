@@ -134,7 +134,11 @@ class PolicyObjective:
         return [prompt_text(row.prompt) for row in rows for _ in range(repeats)]
 
     def minibatches(self, rollout: Rollout, fields: dict, stats: dict, epochs: int, size: int):
-        """`epochs` shuffled passes over the rollout's rows in mini-batches of `size` rows."""
+        """`epochs` shuffled passes over the rollout's rows in mini-batches of `size` rows.
+
+        Each also carries `input_ids` and response-only `labels`, the token view of the batch that
+        optimizers reading batches (Sophia's Hessian estimate) understand.
+        """
         generator = torch.Generator().manual_seed(self.ctx.seed * 100_003 + self.rollouts)
         rows = rollout.input_ids.shape[0]
         for _ in range(epochs):
@@ -142,7 +146,10 @@ class PolicyObjective:
             for start in range(0, rows, size):
                 index = order[start : start + size].to(rollout.input_ids.device)
                 batch = {name: None if value is None else value[index] for name, value in fields.items()}
-                yield dict(batch, rollout=rollout.select(index), stats=stats)
+                part = rollout.select(index)
+                labels = torch.full_like(part.input_ids, -100)
+                labels[:, part.prompt_length :] = part.response_ids.masked_fill(part.response_mask == 0, -100)
+                yield dict(batch, rollout=part, stats=stats, input_ids=part.input_ids, labels=labels)
 
     def check_health(self, stats: dict) -> None:
         """Warn (once per kind) when a rollout shows a run that cannot learn or is going wrong."""

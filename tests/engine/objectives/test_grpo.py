@@ -37,3 +37,23 @@ def test_grpo_with_lora_changes_adapter_weights_only(make_context):
         if "lora_" not in name and "trainable_tokens" not in name:  # adapters, and the new chat tokens' rows
             assert torch.equal(before[name], param), f"{name} is not an adapter weight but changed"
     assert any(not torch.equal(before[n], p) for n, p in objective.module.named_parameters() if "lora_B" in n)
+
+
+def test_grpo_trains_with_sophia(make_context):
+    ctx = grpo_context(make_context, steps=2, optimizer={"name": "sophia", "hessian_update_period": 1})
+    metrics = train(ctx, GRPOObjective(ctx))
+    assert len(metrics) == 2
+
+
+def test_health_warnings_fire_once(make_context):
+    logs = []
+    ctx = grpo_context(make_context)
+    ctx.log = lambda message, level="info": logs.append((level, message))
+    objective = GRPOObjective(ctx)
+    stats = {"truncated": torch.tensor(1.0), "zero_variance_groups": torch.tensor(0.75), "entropy": 0.01, "kl": 12.0}
+    objective.check_health(stats)
+    objective.check_health(stats)
+    warnings = [message for level, message in logs if level == "warning"]
+    assert len(warnings) == 4
+    assert any("max_new_tokens" in w for w in warnings) and any("zero reward variance" in w for w in warnings)
+    assert any(level == "info" and "loss stays near 0" in message for level, message in logs)
