@@ -26,7 +26,8 @@ class RMSNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.weight * F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps).to(x.dtype)
+        # the weight inside the fused kernel: backward keeps x and 1/rms, not also the normalized x
+        return F.rms_norm(x.float(), (x.shape[-1],), self.weight.float(), self.eps).to(x.dtype)
 
 
 NORMALIZATIONS = {
@@ -52,18 +53,32 @@ class MLP(nn.Module):
         return self.down_proj(self.act(self.up_proj(x)))
 
 
-class GatedMLP(nn.Module):
-    """Gated feed-forward, SwiGLU (Shazeer 2020): down_proj(act(gate_proj(x)) * up_proj(x))."""
+class SiLUGate(torch.autograd.Function):
+    """silu(gate) * up, saving only its two inputs for backward (autograd alone would also keep
+    silu(gate)): one (B, T, d_ff) activation less per layer, silu recomputed in backward."""
 
-    def __init__(self, config, act: type[nn.Module]):
+    @staticmethod
+    def forward(ctx, gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(gate, up)
+        return F.silu(gate) * up
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        gate, up = ctx.saved_tensors
+        return torch.ops.aten.silu_backward(grad * up, gate), grad * F.silu(gate)
+
+
+class GatedMLP(nn.Module):
+    """Gated feed-forward, SwiGLU (Shazeer 2020): down_proj(silu(gate_proj(x)) * up_proj(x))."""
+
+    def __init__(self, config):
         super().__init__()
         self.gate_proj = nn.Linear(config.hidden_size, config.intermediate_size, bias=config.mlp_bias)
         self.up_proj = nn.Linear(config.hidden_size, config.intermediate_size, bias=config.mlp_bias)
         self.down_proj = ResidualProjection(config.intermediate_size, config.hidden_size, bias=config.mlp_bias)
-        self.act = act()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(self.act(self.gate_proj(x)) * self.up_proj(x))
+        return self.down_proj(SiLUGate.apply(self.gate_proj(x), self.up_proj(x)))
 
 
 ACTIVATIONS = {
@@ -71,7 +86,7 @@ ACTIVATIONS = {
     "gelu": partial(MLP, act=nn.GELU),
     "leaky_relu": partial(MLP, act=nn.LeakyReLU),
     "silu": partial(MLP, act=nn.SiLU),
-    "swiglu": partial(GatedMLP, act=nn.SiLU),
+    "swiglu": GatedMLP,
 }
 
 

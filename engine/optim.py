@@ -68,19 +68,16 @@ def _decay_groups(model: nn.Module, params: NamedParams, weight_decay: float) ->
     return [g for g in groups if g["params"]]
 
 
-def _fast_path(params: NamedParams) -> dict[str, bool]:
-    """torch's fused kernels on CUDA, the foreach (multi-tensor) path elsewhere."""
-    return {"fused": True} if params[0][1].is_cuda else {"foreach": True}
-
-
 # ---------------------------------------------------------------------------------------------
 # the optimizers; each builder takes every setting of its OPTIMIZER_DEFAULTS entry by keyword
 
 
 def _adamw(model: nn.Module, params: NamedParams, lr: float, *, betas: list[float], eps: float,
            weight_decay: float) -> torch.optim.Optimizer:
+    # the fused kernel on CPU and CUDA alike: on the CPU the foreach path loops op by op over the
+    # tensors, and `llmlab bench train` measured the fused step 7x faster there
     return torch.optim.AdamW(_decay_groups(model, params, weight_decay), lr=lr, betas=tuple(betas),
-                             eps=eps, **_fast_path(params))
+                             eps=eps, fused=True)
 
 
 def _adafactor(model: nn.Module, params: NamedParams, lr: float, *, beta2_decay: float, eps2: float,

@@ -12,4 +12,6 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("bench", help="run a benchmark (train, generate, tui, shakespeare, pipeline)")
     benches = parser.add_subparsers(dest="bench", required=True, metavar="BENCH")
     for info in sorted(pkgutil.iter_modules(bench.__path__), key=lambda m: m.name):
-        importlib.import_module(f"engine.bench.{info.name}").register(benches)
+        module = importlib.import_module(f"engine.bench.{info.name}")
+        if hasattr(module, "register"):  # helpers such as engine.bench.common are not benchmarks
+            module.register(benches)
