@@ -26,8 +26,7 @@ class RMSNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # the weight inside the fused kernel: backward keeps x and 1/rms, not also the normalized x
-        return F.rms_norm(x.float(), (x.shape[-1],), self.weight.float(), self.eps).to(x.dtype)
+        return self.weight * F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps).to(x.dtype)
 
 
 NORMALIZATIONS = {
@@ -78,7 +77,9 @@ class GatedMLP(nn.Module):
         self.down_proj = ResidualProjection(config.intermediate_size, config.hidden_size, bias=config.mlp_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(SiLUGate.apply(self.gate_proj(x), self.up_proj(x)))
+        gate, up = self.gate_proj(x), self.up_proj(x)  # (B, T, d_ff) each
+        # the autograd Function only where there is a backward to save memory for (not when decoding)
+        return self.down_proj(SiLUGate.apply(gate, up) if torch.is_grad_enabled() else F.silu(gate) * up)
 
 
 ACTIVATIONS = {

@@ -109,6 +109,15 @@ def rss_bytes(field: str = "VmRSS") -> int:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
+def reset_peak_rss() -> None:
+    """Start VmHWM again from the current RSS (Linux `clear_refs` 5); a fresh process needs no reset."""
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+    except OSError:
+        pass
+
+
 def mib(n: float) -> str:
     return f"{n / 2**20:,.1f} MiB"
 

@@ -30,11 +30,13 @@ def load_pair(size: str, new_tokens: int, device, tmp) -> dict:
     """Ours and its Llama export, loaded from directories the way a user would, in eval mode."""
     import torch
     from transformers import LlamaForCausalLM
+    from transformers.utils import logging as transformers_logging
 
     from engine.export import export_llama
     from engine.factory import load_model
     from engine.model import LLMLabForCausalLM
 
+    transformers_logging.disable_progress_bar()  # no loading bars between the tables
     shape = dataclasses.replace(SIZES[size], seq_len=PROMPT_TOKENS + new_tokens)
     torch.manual_seed(0)
     LLMLabForCausalLM(llmlab_config(shape)).save_pretrained(tmp / "ours")

@@ -138,6 +138,7 @@ def peak_memory(side: str, size: str, device: str, compile: bool, steps: int = 2
     shape = SIZES[size]
     config = llmlab_config(shape)
     before = common.rss_bytes()
+    common.reset_peak_rss()
     trainee = Trainee(side, config, shape, device, compile)
     for _ in range(steps):
         trainee.step()

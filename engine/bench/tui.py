@@ -1,0 +1,109 @@
+"""`llmlab bench tui`: how fast the app starts, what a user feels when typing `llmlab` over SSH.
+
+Each measure runs in a fresh Python process, several times (the median is shown): the bare
+interpreter's start, the time of `import llmlab_tui.app`, and the time from starting the process
+to the first painted screen (Textual's `Ready` event, sent after the first frame is drawn; the
+app runs headless, so no terminal's speed is counted), with no project and with the demo
+project open. It also checks that no heavy library (torch, transformers, ...) was loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from engine.bench import common
+
+DEMO = Path(__file__).resolve().parents[2] / "projects" / "demo"
+HEAVY = ("torch", "transformers", "datasets", "peft")
+TARGET_SECONDS = 1.0
+ROUNDS = 3
+
+IMPORT_CODE = "import time; t = time.perf_counter(); import llmlab_tui.app; print(time.perf_counter() - t)"
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("tui", help="the app's start: import time and time to the first painted screen")
+    parser.add_argument("--project", type=Path, default=DEMO, help="the project opened in the second measure")
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help=f"fresh processes per measure (default {ROUNDS})")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    parser.set_defaults(func=main)
+
+
+def first_paint(project: str | None) -> dict:
+    """Run in a fresh process: start the app headless, note the moment of its first frame, quit."""
+    from llmlab_tui.app import LabApp, project_dir
+
+    painted = {}
+
+    class Probe(LabApp):
+        CSS_PATH = Path(sys.modules[LabApp.__module__].__file__).parent / LabApp.CSS_PATH  # relative to app.py
+
+        def on_ready(self) -> None:
+            painted["at"] = time.monotonic()  # CLOCK_MONOTONIC: comparable across processes
+            painted["heavy"] = [name for name in HEAVY if name in sys.modules]
+            self.exit()
+
+    Probe(project_dir(Path(project)).resolve() if project else None).run(headless=True, size=(100, 30))
+    if not painted:
+        raise RuntimeError("the app exited before painting its first screen")
+    return painted
+
+
+def _seconds_to_first_paint(project: Path | None) -> tuple[float, list[str]]:
+    start = time.monotonic()
+    painted = common.run_child("engine.bench.tui:first_paint", project=str(project) if project else None)
+    return painted["at"] - start, painted["heavy"]
+
+
+def _python(code: str) -> tuple[float, str]:
+    """Wall seconds of `python -c code` and its last output line."""
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return time.perf_counter() - start, done.stdout.strip()
+
+
+def run_bench(project: Path | None, rounds: int) -> dict:
+    """Median seconds of each measure over `rounds` fresh processes, and the heavy modules seen."""
+    measures = {"interpreter": [], "import": [], "first_paint": [], "first_paint_project": []}
+    heavy = set()
+    for _ in range(rounds):
+        measures["interpreter"].append(_python("pass")[0])
+        measures["import"].append(float(_python(IMPORT_CODE)[1]))
+        for key, opened in (("first_paint", None), ("first_paint_project", project)):
+            seconds, loaded = _seconds_to_first_paint(opened)
+            measures[key].append(seconds)
+            heavy.update(loaded)
+    result = {"bench": "tui", "rounds": rounds, "project": str(project) if project else None,
+              "heavy_modules": sorted(heavy), "target_seconds": TARGET_SECONDS,
+              "machine": {"cpu": common.cpu_name(), "cpu_count": common.os.cpu_count(),
+                          "load_average": [round(x, 2) for x in common.os.getloadavg()],
+                          "date": time.strftime("%Y-%m-%d %H:%M")}}
+    result.update({f"{key}_s": common.median(values) for key, values in measures.items()})
+    result["rounds_s"] = measures
+    return result
+
+
+def main(args) -> int:
+    project = args.project if args.project and args.project.exists() else None
+    result = run_bench(project, args.rounds)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    rows = [["python -c pass", f"{result['interpreter_s']:.3f} s"],
+            ["import llmlab_tui.app", f"{result['import_s']:.3f} s"],
+            ["start to first paint (projects)", f"{result['first_paint_s']:.3f} s"]]
+    if project:
+        rows.append([f"start to first paint ({project.name})", f"{result['first_paint_project_s']:.3f} s"])
+    m = result["machine"]
+    print(f"tui start, median of {args.rounds} fresh processes each, headless 100x30")
+    print(common.table(["", "seconds"], rows))
+    print(f"heavy modules loaded: {', '.join(result['heavy_modules']) or 'none'}")
+    print(f"cpu: {m['cpu']}, {m['cpu_count']} cores, load {' '.join(map(str, m['load_average']))}, {m['date']}")
+    worst = max(result["first_paint_s"], result["first_paint_project_s"] if project else 0.0)
+    verdict = "ok" if worst < TARGET_SECONDS else f"above the {TARGET_SECONDS:.0f} s target"
+    print(f"first paint: {worst:.2f} s ({verdict})")
+    return 0
