@@ -18,6 +18,7 @@ from engine.bench import common
 SIDES = ("ours", "reference")
 LR = 1e-3
 GRAD_CLIP = 1.0
+ROUNDS = 10  # one step per round: ours and the reference alternate step by step
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ def register(subparsers) -> None:
     parser.add_argument("--compile", action="store_true", help="torch.compile both models")
     parser.add_argument("--no-memory", dest="memory", action="store_false",
                         help="skip the two subprocesses that measure peak memory")
-    common.add_arguments(parser)
+    common.add_arguments(parser, rounds=ROUNDS)
     parser.set_defaults(func=main)
 
 
@@ -159,12 +160,8 @@ def run_bench(size: str, rounds: int, device, compile: bool = False, memory: boo
     torch.manual_seed(0)
     sides = {side: Trainee(side, config, shape, device, compile) for side in SIDES}
     sides["reference"].model.load_state_dict(sides["ours"].model.state_dict())  # same weights, same names
-    steps_per_round = 3
-    seconds = common.interleaved(
-        {side: lambda t=trainee: [t.step() for _ in range(steps_per_round)] for side, trainee in sides.items()},
-        rounds, device, warmup=1,
-    )
-    tokens = shape.batch_size * shape.seq_len * steps_per_round
+    seconds = common.interleaved({side: trainee.step for side, trainee in sides.items()}, rounds, device, warmup=2)
+    tokens = shape.batch_size * shape.seq_len
     result = {"bench": "train", "size": size, "shape": asdict(shape), "compile": compile, "rounds": rounds,
               "machine": common.machine(device), "precision": sides["ours"].precision.name}
     peak = peak_flops(device)
@@ -198,7 +195,7 @@ def main(args) -> int:
     text = (f"train, size {args.size}: d_model {s['d_model']}, {s['n_layers']} layers, {s['n_heads']} heads "
             f"({s['n_kv_heads']} kv), d_ff {s['d_ff']}, vocab {s['vocab_size']}, batch {s['batch_size']} x "
             f"{s['seq_len']}, {result['precision']}{', compiled' if args.compile else ''}; "
-            f"median of {args.rounds} rounds of 3 steps\n"
+            f"median of {args.rounds} steps each, alternating\n"
             + common.table(["", "tokens/s", "peak memory", "MFU"], rows))
     memory = f", peak memory ours/reference {result['memory_ratio']:.2f}" if args.memory else ""
     return common.report(args, result, text, f"ratio ours/reference: tokens/s {result['ratio']:.2f}{memory}")
