@@ -20,9 +20,14 @@ from textual.screen import Screen
 from engine.project import PROJECT_FILE
 from llmlab_tui.commands import LabCommands
 from llmlab_tui.screens.architecture import ArchitectureScreen
+from llmlab_tui.runner import FileSource, Runner
+from llmlab_tui.screens import monitor
 from llmlab_tui.screens.base import OpenProject
+from llmlab_tui.screens.chat import ChatScreen
 from llmlab_tui.screens.projects import ProjectsScreen
+from llmlab_tui.screens.quit import QuitScreen
 from llmlab_tui.screens.stages import StagesScreen
+from llmlab_tui.screens.tools import ToolsScreen
 
 
 @dataclass(frozen=True)
@@ -35,11 +40,14 @@ class ScreenEntry:
     needs_project: bool = True
 
 
-# The app's screens, in footer order. Monitor (f4), chat (f5) and tools (f6) join here.
+# The app's screens, in footer order.
 SCREENS: dict[str, ScreenEntry] = {
     "projects": ScreenEntry("f1", "Projects", ProjectsScreen, needs_project=False),
     "architecture": ScreenEntry("f2", "Architecture", ArchitectureScreen),
     "stages": ScreenEntry("f3", "Stages", StagesScreen),
+    "monitor": ScreenEntry("f4", "Monitor", monitor.MonitorScreen),
+    "chat": ScreenEntry("f5", "Chat", ChatScreen),
+    "tools": ScreenEntry("f6", "Tools", ToolsScreen),
 }
 
 
@@ -67,10 +75,34 @@ class LabApp(App):
         self.projects_dir = projects_dir or (project_path.parent if project_path else Path("projects"))
         self.set_reactive(LabApp.project_path, project_path)
         self._history: list[str] = []
+        self.runner = Runner()  # the worker processes (llmlab_tui/runner.py)
 
     def on_mount(self) -> None:
         if self.project_path is not None:
             self.action_show("architecture")
+
+    def on_unmount(self) -> None:
+        self.runner.shutdown()
+
+    def action_quit(self) -> None:
+        """Quit; during a run, ask first: stop it with a checkpoint, or leave it running."""
+        job = self.runner.running(monitor.JOB)
+        if job is None or isinstance(job.source, FileSource):
+            self.exit()
+        else:
+            self.push_screen(QuitScreen(), self._quit_answered)
+
+    def _quit_answered(self, answer: str) -> None:
+        job = self.runner.running(monitor.JOB)
+        if job is None:
+            self.exit()
+        elif answer == "leave":
+            job.detach()
+            self.exit(message=f"The run goes on in process {job.source.pid}; reopen the project to watch it.")
+        elif answer == "stop":
+            job.stop()
+            self.notify("Stopping: the app quits once the checkpoint is saved.")
+            self.set_interval(0.2, lambda: self.runner.running(monitor.JOB) or self.exit())
 
     def action_show(self, name: str) -> None:
         """Switch to a registered screen (refused, with a note, when it needs a project and none is open)."""

@@ -4,9 +4,8 @@ Checks run through engine.project at every change; Ctrl+S saves every stage edit
 project.toml (atomically). The preview line is the `llmlab run` command that runs the shown stage
 with these edits applied to the saved file (`--set` for each changed field).
 
-Hook for the runner (dataset preview): the first examples as the model sees them need the
-tokenizer, so a worker process builds them; the runner adds a binding here that sends it
-`current_form().table()` (the edited stage table) and shows what comes back.
+Ctrl+O shows the dataset preview: the first examples as the model sees them need the tokenizer,
+so a worker builds them from the edited stage table (screens/preview.py).
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ from engine.project import STAGES, DatasetConfig, project_problems, project_to_d
 from engine.runs import checkpoints, list_runs
 from llmlab_tui.editing import run_command, save_sections, set_overrides
 from llmlab_tui.screens.base import ProjectScreen
+from llmlab_tui.screens.preview import PreviewScreen
 from llmlab_tui.widgets.forms import FieldSet
 from llmlab_tui.widgets.nav import NavBar
 from llmlab_tui.widgets.stage_form import StageForm
@@ -31,6 +31,7 @@ class StagesScreen(ProjectScreen):
         Binding("ctrl+s", "save", "Save", id="stages.save"),
         Binding("ctrl+n", "add_dataset", "+Dataset", id="stages.add_dataset"),
         Binding("ctrl+r", "remove_dataset", "-Dataset", id="stages.remove_dataset"),
+        Binding("ctrl+o", "preview", "Examples", id="stages.preview"),
     ]
 
     def __init__(self) -> None:
@@ -138,3 +139,13 @@ class StagesScreen(ProjectScreen):
             form.config = project.stage(form.stage)
         self.check()
         self.notify(f"Saved {project.file}")
+
+    def action_preview(self) -> None:
+        """The stage's first examples, as edited here (saved or not), in a dialog."""
+        if self.project is None:
+            return
+        table, problems = self.current_form().table()
+        if problems:
+            self.notify("Fix the stage's problems first.", severity="error")
+            return
+        self.app.push_screen(PreviewScreen(self.project.root, self.stage, table))

@@ -1,0 +1,208 @@
+"""What the monitor shows of a run, folded from its events (live from a worker, or read back from
+metrics.jsonl): chart series, progress, the latest samples, the log, the realized dataset shares,
+the final report or the error.
+
+Plain Python, no Textual: the monitor draws from a RunView, tests feed it events directly.
+Series are thinned as they grow, so a chart never holds more than ~2 × MAX_POINTS points.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.events import read_events
+
+MAX_POINTS = 300
+LOG_LINES = 500
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A chart of the monitor: its title and its lines as (label, event type, event key)."""
+
+    title: str
+    lines: tuple[tuple[str, str, str], ...]
+
+
+# Every chart a stage may fill; the monitor shows those with points.
+CHARTS = (
+    Chart("loss", (("train", "metrics", "loss"), ("eval", "eval", "loss"))),
+    Chart("learning rate", (("lr", "metrics", "lr"),)),
+    Chart("grad norm", (("grad norm", "metrics", "grad_norm"),)),
+    Chart("tokens/s", (("tokens/s", "metrics", "tokens_per_s"),)),
+    Chart("reward", (("reward", "metrics", "reward"),)),
+    Chart("KL", (("kl", "metrics", "kl"),)),
+    Chart("DPO accuracy", (("accuracy", "metrics", "accuracy"),)),
+    Chart("DPO margin", (("margin", "metrics", "margin"),)),
+)
+
+
+class Series:
+    """(step, value) points; past 2 × cap points every other one is dropped (the last always kept)."""
+
+    def __init__(self, cap: int = MAX_POINTS) -> None:
+        self.cap, self.stride, self.count = cap, 1, 0
+        self.x: list[float] = []
+        self.y: list[float] = []
+        self.last: tuple[float, float] | None = None
+
+    def add(self, x: float, y: float) -> None:
+        if self.count % self.stride == 0:
+            self.x.append(x)
+            self.y.append(y)
+            if len(self.x) >= 2 * self.cap:
+                self.x, self.y, self.stride = self.x[::2], self.y[::2], self.stride * 2
+        self.count += 1
+        self.last = (x, y)
+
+    def points(self) -> tuple[list[float], list[float]]:
+        if self.last is not None and (not self.x or self.x[-1] != self.last[0]):
+            return self.x + [self.last[0]], self.y + [self.last[1]]
+        return self.x, self.y
+
+
+@dataclass
+class RunView:
+    """A run as its events so far describe it; `version` grows with every change."""
+
+    stage: str = ""
+    run_dir: str = ""
+    state: str = "idle"  # idle | running | finished | stopped | failed
+    detail: str = ""  # device, precision, parameters
+    step: int = 0
+    total_steps: int = 0
+    tokens_seen: int = 0
+    eta_s: float | None = None
+    series: dict[tuple[str, str], Series] = field(default_factory=dict)
+    samples: list[dict] = field(default_factory=list)
+    sample_step: int | None = None
+    log: deque = field(default_factory=lambda: deque(maxlen=LOG_LINES))  # (level, message)
+    shares: dict[str, dict] = field(default_factory=dict)
+    report: dict | None = None
+    error: tuple[str, str] | None = None  # message, traceback
+    version: int = 0
+
+    @classmethod
+    def from_file(cls, metrics: Path) -> RunView:
+        view = cls(run_dir=str(metrics.parent))
+        view.apply(read_events(metrics))
+        return view
+
+    def apply(self, events: list[dict]) -> None:
+        for event in events:
+            handler = _HANDLERS.get(event.get("type"))
+            if handler is not None:
+                handler(self, event)
+        self.version += 1
+
+    def _started(self, event: dict) -> None:
+        self.stage, self.run_dir, self.state = event.get("stage", ""), event.get("run_dir", ""), "running"
+        self.total_steps, self.step = event.get("total_steps") or 0, event.get("start_step") or 0
+        self.report, self.error = None, None
+        self.detail = f"{event.get('device')} {event.get('precision')} · {event.get('parameters', 0):,} params"
+        resumed = " (resumed)" if event.get("resumed") else ""
+        self.log.append(("info", f"started {self.stage}{resumed} on {self.detail} → {self.run_dir}"))
+
+    def _metrics(self, event: dict) -> None:
+        self.state = "running"
+        self.step = event.get("step", self.step)
+        self.tokens_seen = event.get("tokens_seen", self.tokens_seen)
+        self.eta_s = event.get("eta_s")
+        self.shares = event.get("shares") or self.shares
+        self._points("metrics", event)
+
+    def _points(self, kind: str, event: dict) -> None:
+        step = event.get("step", self.step)
+        for key, value in event.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and key not in ("step", "time"):
+                self.series.setdefault((kind, key), Series()).add(step, float(value))
+
+    def _eval(self, event: dict) -> None:
+        self._points("eval", event)
+        measures = ", ".join(f"{k} {v:.4g}" for k, v in event.items() if k not in ("type", "time", "step")
+                             and isinstance(v, (int, float)))
+        self.log.append(("info", f"eval at step {event.get('step')}: {measures}"))
+
+    def _sample(self, event: dict) -> None:
+        self.samples, self.sample_step = event.get("samples", []), event.get("step")
+
+    def _checkpoint(self, event: dict) -> None:
+        kind = "final checkpoint" if event.get("final") else "checkpoint"
+        self.log.append(("info", f"{kind} at step {event.get('step')}: {event.get('path')}"))
+
+    def _log(self, event: dict) -> None:
+        self.log.append((event.get("level", "info"), event.get("message", "")))
+
+    def _finished(self, event: dict) -> None:
+        self.state = "finished" if event.get("status") == "completed" else "stopped"
+        self.report = event.get("report") or {}
+        self.eta_s = 0.0
+        self.log.append(("info", f"run {event.get('status')}"))
+
+    def _error(self, event: dict) -> None:
+        self.state = "failed"
+        self.error = (event.get("message", ""), event.get("traceback", ""))
+        self.log.append(("error", event.get("message", "")))
+
+    def chart_lines(self, chart: Chart) -> list[tuple[str, list[float], list[float]]]:
+        """The chart's lines that have points: (label, steps, values)."""
+        found = [(label, self.series.get((kind, key))) for label, kind, key in chart.lines]
+        return [(label, *series.points()) for label, series in found if series is not None]
+
+    def progress_text(self) -> str:
+        parts = [f"step {self.step:,}/{self.total_steps:,}" if self.total_steps else f"step {self.step:,}",
+                 f"{self.tokens_seen:,} tokens"]
+        if self.eta_s is not None and self.state == "running":
+            parts.append(f"ETA {duration(self.eta_s)}")
+        return " · ".join(parts)
+
+
+_HANDLERS = {
+    "started": RunView._started,
+    "metrics": RunView._metrics,
+    "eval": RunView._eval,
+    "sample": RunView._sample,
+    "checkpoint": RunView._checkpoint,
+    "log": RunView._log,
+    "finished": RunView._finished,
+    "error": RunView._error,
+}
+
+# The report's usual keys, in order, with their labels; the stage's own measures follow.
+REPORT_LABELS = {"wall_time_s": "wall time", "steps": "steps", "tokens_seen": "tokens", "train_loss": "train loss",
+                 "eval_loss": "eval loss", "bpb": "bits per byte"}
+
+
+def duration(seconds: float) -> str:
+    """`1h 02m`, `3m 07s`, `12s`."""
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def report_lines(report: dict) -> list[tuple[str, str]]:
+    """The finished report as (label, value) rows: the usual measures first, then the stage's own."""
+    flat = _flatten(report)
+    rows = [(label, _number(key, flat.pop(key))) for key, label in REPORT_LABELS.items() if key in flat]
+    return rows + [(key.replace("_", " "), _number(key, value)) for key, value in flat.items()]
+
+
+def _flatten(data: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _number(key: str, value) -> str:
+    if key == "wall_time_s" and isinstance(value, (int, float)):
+        return duration(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    return f"{value:,}" if isinstance(value, int) else f"{value:.4g}"

@@ -1,0 +1,183 @@
+"""The worker processes the app owns: start them, forward their events to a screen, end them.
+
+A `Job` joins a source of events to the screen that shows them. A source is an
+engine.worker.WorkerHandle, or anything with the same `poll(timeout) -> [event]` and `exitcode`
+(None while it runs): `QueueSource` for a plain queue (tests), `FileSource` for a metrics.jsonl
+that a run left going by an earlier app session still writes. One thread per job drains its source
+with a timeout, gathers ~100 ms of events into one WorkerEvents message, and posts WorkerExited
+once the source has ended and is drained. When the app exits every job is ended (asked to stop,
+then killed), except a run detached on purpose so that it outlives the app.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing.process
+import multiprocessing.resource_tracker
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from textual.message_pump import MessagePump
+
+from llmlab_tui.messages import WorkerEvents, WorkerExited
+
+BATCH_SECONDS = 0.1  # events gathered into one message
+END_SECONDS = 5.0  # how long a job asked to stop may take before it is killed
+
+
+class Job:
+    """One source of events drained by a thread into messages for `target`."""
+
+    def __init__(self, name: str, source: Any, target: MessagePump) -> None:
+        self.name, self.source, self.target = name, source, target
+        self.exitcode: int | None = None
+        self.detached = False
+        self._halt = threading.Event()
+        self._thread = threading.Thread(target=self._drain, name=f"llmlab-drain-{name}", daemon=True)
+        self._thread.start()
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def _drain(self) -> None:
+        while not self._halt.is_set():
+            batch = self._gather()
+            if batch:
+                self.target.post_message(WorkerEvents(self.name, batch))
+            elif self.source.exitcode is not None:
+                self.exitcode = self.source.exitcode
+                self.target.post_message(WorkerExited(self.name, self.exitcode))
+                return
+
+    def _gather(self) -> list[dict]:
+        """The events of the next ~100 ms (an empty list after BATCH_SECONDS without any)."""
+        batch = self.source.poll(BATCH_SECONDS)
+        deadline = time.monotonic() + BATCH_SECONDS
+        while batch and not self._halt.is_set() and (left := deadline - time.monotonic()) > 0:
+            more = self.source.poll(left)
+            if not more:
+                break
+            batch += more
+        return batch
+
+    def stop(self) -> None:
+        """Ask the worker to stop (training: with a checkpoint); its events keep coming until it ends."""
+        self.source.stop()
+
+    def save(self) -> None:
+        self.source.save()
+
+    def send(self, request: dict) -> None:
+        """Put a request on the worker's control queue (the chat worker's generate requests)."""
+        self.source.control.put(request)
+
+    def end(self, timeout: float = END_SECONDS) -> None:
+        """Stop the worker, wait up to `timeout` seconds, then kill it; stop draining."""
+        process = getattr(self.source, "process", None)
+        if process is not None and process.is_alive():
+            self.source.stop()
+            process.join(timeout)
+            if process.is_alive():
+                self.source.kill()
+                process.join()
+        self._halt.set()
+        self._thread.join()
+
+    def detach(self) -> None:
+        """Stop draining and let the worker outlive the app (a training run left going)."""
+        self.detached = True
+        self._halt.set()
+        process = getattr(self.source, "process", None)
+        if process is not None:
+            # multiprocessing joins every child it started when the interpreter exits; this one
+            # must not be waited for. It writes metrics.jsonl on its own (engine/task_worker.py).
+            multiprocessing.process._children.discard(process)
+
+
+class Runner:
+    """The app's jobs by name ("train", "chat", "tool", ...): at most one live job per name."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, Job] = {}
+        # The helper process that spawn queues need starts now, while sys.stderr is still the real
+        # one: started later, under Textual's captured stderr, it fails ("bad value(s) in fds_to_keep").
+        multiprocessing.resource_tracker.ensure_running()
+
+    def start(self, name: str, source: Any, target: MessagePump) -> Job:
+        """Drain `source` into messages for `target`; a previous job of that name is ended first."""
+        self.end(name)
+        self.jobs[name] = job = Job(name, source, target)
+        return job
+
+    def running(self, name: str) -> Job | None:
+        """The live job called `name`, if any."""
+        job = self.jobs.get(name)
+        return job if job is not None and job.running and not job.detached else None
+
+    def end(self, name: str) -> None:
+        job = self.jobs.pop(name, None)
+        if job is not None and not job.detached:
+            job.end()
+
+    def shutdown(self) -> None:
+        """End every job (the app is exiting); detached ones are left running."""
+        for name in list(self.jobs):
+            self.end(name)
+
+
+class QueueSource:
+    """A plain queue of events as a job's source; `close(exitcode)` ends it once drained."""
+
+    def __init__(self, events: queue.Queue | None = None) -> None:
+        self.queue = events if events is not None else queue.Queue()
+        self.exitcode: int | None = None
+        self.control: queue.Queue = queue.Queue()
+
+    def poll(self, timeout: float) -> list[dict]:
+        found = []
+        try:
+            found.append(self.queue.get(timeout=timeout))
+            while True:
+                found.append(self.queue.get_nowait())
+        except queue.Empty:
+            pass
+        return found
+
+    def close(self, exitcode: int = 0) -> None:
+        self.exitcode = exitcode
+
+    def stop(self) -> None:
+        self.control.put("stop")
+
+    def save(self) -> None:
+        self.control.put("save")
+
+
+class FileSource:
+    """Follows a metrics.jsonl from its start: a run another process writes (left going by an earlier
+    app). It ends after a `finished` or `error` event; it cannot stop or save that run."""
+
+    TERMINAL = ("finished", "error")
+
+    def __init__(self, path: Path) -> None:
+        self.file = open(path, encoding="utf-8")
+        self.exitcode: int | None = None
+        self._partial = ""
+
+    def poll(self, timeout: float) -> list[dict]:
+        if self.file.closed:
+            return []
+        text = self._partial + self.file.read()
+        lines = text.split("\n")
+        self._partial = lines.pop()  # a line still being written
+        found = [json.loads(line) for line in lines if line.strip()]
+        if any(event.get("type") in self.TERMINAL for event in found):
+            self.exitcode = 0
+            self.file.close()
+        elif not found and self.exitcode is None:
+            time.sleep(timeout)
+        return found

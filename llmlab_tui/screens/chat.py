@@ -1,0 +1,177 @@
+"""The chat screen: talk to any model directory of the open project.
+
+The model runs in its own worker (engine/chat_worker.py), started at the first message and kept
+until another model is picked. Chat mode sends the whole conversation through the tokenizer's chat
+template; completion mode continues the typed text (base models). Replies stream into a Markdown
+widget through its streaming API, in a scroll anchored to the bottom.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.content import Content
+from textual.widgets import Footer, Input, Label, Markdown, Select, Static
+from textual.widgets.markdown import MarkdownStream
+
+from engine.chat_worker import chat
+from engine.worker import spawn
+from llmlab_tui.messages import WorkerEvents, WorkerExited
+from llmlab_tui.model_dirs import has_chat_template, model_dirs
+from llmlab_tui.screens.base import ProjectScreen
+from llmlab_tui.widgets.nav import NavBar
+
+JOB = "chat"
+MODES = (("chat", "chat"), ("completion", "completion"))
+# the settings row: request key, label, default, parser
+SETTINGS = (("temperature", "temp", "0.8", float), ("top_k", "top-k", "0", int), ("top_p", "top-p", "0.95", float),
+            ("max_new_tokens", "max", "128", int))
+
+
+class ChatScreen(ProjectScreen):
+    BINDINGS = [
+        Binding("ctrl+r", "regenerate", "Regenerate", id="chat.regenerate"),
+        Binding("ctrl+l", "clear", "Clear", id="chat.clear"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.models = []
+        self.history: list[dict] = []  # {"role", "content"}, the conversation sent to the model
+        self.stream: MarkdownStream | None = None
+        self.reply = ""  # the reply being streamed
+        self.loaded_dir: str | None = None  # the model directory the worker holds
+
+    def compose(self) -> ComposeResult:
+        self.models = model_dirs(self.project) if self.project else []
+        yield NavBar("chat", self.project.name if self.project else "no project")
+        with Horizontal(id="chat-bar"):
+            yield Select([(m.title, str(m.path)) for m in self.models], prompt="no model yet: run a stage first",
+                         compact=True, id="chat-model", value=str(self.models[0].path) if self.models else Select.NULL)
+            yield Select(MODES, value=self._default_mode(), allow_blank=False, compact=True, id="chat-mode")
+        with Horizontal(id="chat-settings"):
+            for key, label, default, _ in SETTINGS:
+                yield Label(label, classes="setting-label")
+                yield Input(default, compact=True, id=f"chat-{key}", classes="setting")
+        yield VerticalScroll(id="chat-log", can_focus=False)
+        yield Input(placeholder="message, then Enter", compact=True, id="chat-input")
+        yield Label("", id="chat-status")
+        yield Footer()
+
+    def loaded(self) -> None:
+        self.history, self.reply, self.stream = [], "", None
+        self.query_one("#chat-log", VerticalScroll).anchor()
+        self.query_one("#chat-input", Input).focus()
+        self.set_status("pick a model, type, Enter" if self.models else "no model directory yet: run a stage (F4)")
+
+    def focus_first_field(self) -> None:
+        self.query_one("#chat-input", Input).focus()
+
+    def action_focus_input(self) -> None:
+        self.focus_first_field()
+
+    def _default_mode(self) -> str:
+        return "chat" if self.models and has_chat_template(self.models[0].path) else "completion"
+
+    def set_status(self, text: str) -> None:
+        self.query_one("#chat-status", Label).update(text)
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id == "chat-model" and event.value != Select.NULL:
+            chat_mode = has_chat_template(Path(str(event.value)))
+            self.query_one("#chat-mode", Select).value = "chat" if chat_mode else "completion"
+
+    # -- sending -------------------------------------------------------------------------------------
+
+    def request(self) -> dict | None:
+        """The generate request for the conversation so far, or None (with a note) if a setting is bad."""
+        request = {"type": "generate", "messages": list(self.history),
+                   "chat": self.query_one("#chat-mode", Select).value == "chat"}
+        for key, label, _, parse in SETTINGS:
+            text = self.query_one(f"#chat-{key}", Input).value
+            try:
+                request[key] = parse(text)
+            except ValueError:
+                self.notify(f"{label}: {text!r} is not a number", severity="error")
+                return None
+        return request
+
+    def worker(self):
+        """The chat worker for the picked model, started if needed (None: no model picked)."""
+        model = self.query_one("#chat-model", Select).value
+        if model == Select.NULL:
+            self.notify("No model to chat with: run a stage first (F4).", severity="warning")
+            return None
+        job = self.app.runner.running(JOB)
+        if job is None or self.loaded_dir != model:
+            self.loaded_dir = str(model)
+            job = self.app.runner.start(JOB, spawn(chat, model_dir=str(model)), self)
+            self.set_status(f"loading {model} …")
+        return job
+
+    async def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id != "chat-input" or not event.value.strip():
+            return
+        if self.reply or self.stream is not None:
+            self.notify("Wait for the reply to finish.", severity="warning")
+            return
+        self.history.append({"role": "user", "content": event.value})
+        event.input.value = ""
+        await self.query_one("#chat-log").mount(Static(Content(event.value), classes="chat-user"))
+        await self.send()
+
+    async def send(self) -> None:
+        request, job = self.request(), self.worker()
+        if request is None or job is None:
+            return
+        markdown = Markdown(classes="chat-reply")
+        await self.query_one("#chat-log").mount(markdown)
+        self.stream, self.reply = Markdown.get_stream(markdown), ""
+        job.send(request)
+
+    async def action_regenerate(self) -> None:
+        if self.stream is not None or not self.history or self.history[-1]["role"] != "assistant":
+            self.notify("Nothing to regenerate yet.", severity="warning")
+            return
+        self.history.pop()
+        await self.query("#chat-log .chat-reply").last().remove()
+        await self.send()
+
+    async def action_clear(self) -> None:
+        await self._end_stream()
+        self.history = []
+        await self.query_one("#chat-log").remove_children()
+
+    # -- the worker's events ---------------------------------------------------------------------------
+
+    async def on_worker_events(self, message: WorkerEvents) -> None:
+        if message.job != JOB:
+            return
+        for event in message.of("started"):
+            self.set_status(f"{event['model_dir']} · {event['parameters']:,} params on {event['device']}")
+        text = "".join(event["text"] for event in message.of("token"))
+        if text and self.stream is not None:
+            self.reply += text
+            await self.stream.write(text)
+        for event in message.of("reply"):
+            await self._end_stream()
+            self.history.append({"role": "assistant", "content": event["text"]})
+            self.set_status(f"{event['tokens']} tokens at {event['tokens_per_s']:.1f} tokens/s")
+        for event in message.of("error"):
+            await self._end_stream()
+            log = self.query_one("#chat-log")
+            await log.mount(Static(Content.assemble((event["message"], "$text-error")), classes="chat-error"))
+            self.set_status("error: see above")
+
+    async def on_worker_exited(self, message: WorkerExited) -> None:
+        if message.job == JOB:
+            await self._end_stream()
+            self.loaded_dir = None
+
+    async def _end_stream(self) -> None:
+        if self.stream is not None:
+            await self.stream.stop()
+        self.stream, self.reply = None, ""

@@ -1,0 +1,214 @@
+"""The monitor: start a stage of the open project in a worker, stop it (with a checkpoint) or save
+now, and watch it: charts, progress, samples, the log, dataset shares, the report or the error.
+
+Events arrive batched (llmlab_tui/runner.py) and are folded into a RunView at once; the widgets
+are redrawn from it on a timer, only when it changed, so a worker emitting at full speed costs a
+few redraws a second. With no run going, the project's newest run is read back from its
+metrics.jsonl (followed live when another process still writes it).
+"""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal, VerticalScroll
+from textual.content import Content
+from textual.widgets import Footer, Label, ProgressBar, Select, Static, TabbedContent, TabPane
+from textual_plotext import PlotextPlot
+
+from engine.project import STAGES
+from engine.runs import METRICS_FILE, list_runs, run_state
+from engine.task_worker import train
+from engine.worker import spawn
+from llmlab_tui.messages import WorkerEvents, WorkerExited
+from llmlab_tui.run_view import CHARTS, RunView, report_lines
+from llmlab_tui.runner import FileSource
+from llmlab_tui.screens.base import ProjectScreen
+from llmlab_tui.widgets.nav import NavBar
+
+JOB = "train"
+REDRAW_SECONDS = 0.3
+LOG_STYLES = {"warning": "$text-warning", "error": "$text-error bold"}
+TABS = ("charts", "samples", "log", "summary")
+
+
+class MonitorScreen(ProjectScreen):
+    BINDINGS = [
+        Binding("s", "start", "Start", id="monitor.start"),
+        Binding("x", "stop", "Stop", id="monitor.stop"),
+        Binding("ctrl+s", "save_now", "Save ckpt", id="monitor.save_now"),
+        *(Binding(str(i), f"tab('{tab}')", tab.title(), show=False, id=f"monitor.tab_{tab}")
+          for i, tab in enumerate(TABS, 1)),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.view = RunView()
+        self.stage = STAGES[0]
+        self.drawn = -1  # the view version on screen
+        self.redraws = 0
+
+    def compose(self) -> ComposeResult:
+        yield NavBar("monitor", self.project.name if self.project else "no project")
+        with Horizontal(id="monitor-bar"):
+            yield Label("stage", classes="field-label")
+            yield Select([(s, s) for s in STAGES], value=self.stage, allow_blank=False, compact=True,
+                         id="monitor-stage")
+            yield Label("", id="monitor-state")
+        with Horizontal(id="monitor-progress"):
+            yield ProgressBar(show_eta=False, show_percentage=True, id="progress")
+            yield Label("", id="progress-text")
+        with TabbedContent(id="monitor-tabs"):
+            with TabPane("1 Charts", id="charts"):
+                with VerticalScroll(can_focus=False):
+                    with Grid(id="chart-grid"):
+                        for i, chart in enumerate(CHARTS):
+                            yield PlotextPlot(id=f"chart-{i}", classes="chart")
+            with TabPane("2 Samples", id="samples"):
+                yield VerticalScroll(Static(id="samples-text"))
+            with TabPane("3 Log", id="log"):
+                yield VerticalScroll(Static(id="log-text"), id="log-scroll")
+            with TabPane("4 Summary", id="summary"):
+                yield VerticalScroll(Static(id="summary-text"))
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.set_interval(REDRAW_SECONDS, self.redraw)
+
+    def loaded(self) -> None:
+        self.drawn = -1
+        if self.app.runner.running(JOB) is None and self.project is not None:
+            self.show_last_run()
+        self.query_one("#log-scroll", VerticalScroll).anchor()
+        self.redraw()
+
+    def show_last_run(self) -> None:
+        """The project's newest run from its metrics.jsonl; followed if still running elsewhere."""
+        self.view = RunView()
+        runs = [run for run in list_runs(self.project) if (run / METRICS_FILE).is_file()]
+        if not runs:
+            return
+        metrics = runs[-1] / METRICS_FILE
+        if run_state(runs[-1])["state"] == "running":
+            self.view = RunView(run_dir=str(runs[-1]))
+            self.app.runner.start(JOB, FileSource(metrics), self)
+        else:
+            self.view = RunView.from_file(metrics)
+
+    # -- actions -------------------------------------------------------------------------------------
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id == "monitor-stage":
+            self.stage = str(event.value)
+
+    def action_start(self) -> None:
+        if self.project is None:
+            self.notify("Open a project first (F1: projects).", severity="warning")
+            return
+        if self.app.runner.running(JOB):
+            self.notify("A run is going already: stop it first (x).", severity="warning")
+            return
+        handle = spawn(train, project_path=str(self.project.root), stage=self.stage, overrides=[])
+        self.view = RunView(stage=self.stage, state="running")
+        self.view.log.append(("info", f"starting {self.stage} (worker pid {handle.pid})"))
+        self.app.runner.start(JOB, handle, self)
+        self.query_one(TabbedContent).active = "charts"
+        self.redraw()
+
+    def _controllable(self):
+        job = self.app.runner.running(JOB)
+        if job is None:
+            self.notify("No run is going.", severity="warning")
+        elif isinstance(job.source, FileSource):
+            self.notify("This run was started by another app session: it can only be watched.",
+                        severity="warning")
+        else:
+            return job
+        return None
+
+    def action_stop(self) -> None:
+        job = self._controllable()
+        if job is not None:
+            job.stop()
+            self.notify("Stopping: the worker saves a checkpoint, then finishes.")
+
+    def action_save_now(self) -> None:
+        job = self._controllable()
+        if job is not None:
+            job.save()
+            self.notify("Saving a checkpoint now.")
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+
+    # -- events ----------------------------------------------------------------------------------------
+
+    def on_worker_events(self, message: WorkerEvents) -> None:
+        if message.job != JOB:
+            return
+        self.view.apply(message.events)
+        for error in message.of("error"):
+            self.notify(error.get("message", "the run failed"), title="Run failed", severity="error")
+            self.query_one(TabbedContent).active = "summary"
+
+    def on_worker_exited(self, message: WorkerExited) -> None:
+        if message.job == JOB and message.exitcode not in (0, None) and self.view.error is None:
+            self.view.apply([{"type": "error", "message": f"the worker exited with code {message.exitcode}"}])
+
+    # -- drawing -------------------------------------------------------------------------------------
+
+    def redraw(self) -> None:
+        """Draw the view if it changed since the last time (the timer calls this a few times a second)."""
+        if self.view.version == self.drawn or not self.is_mounted:
+            return
+        self.drawn = self.view.version
+        self.redraws += 1
+        view = self.view
+        self.query_one("#monitor-state", Label).update(f"{view.state} {view.stage}  {view.detail}".rstrip())
+        self.query_one("#progress", ProgressBar).update(total=view.total_steps or None, progress=view.step)
+        self.query_one("#progress-text", Label).update(view.progress_text())
+        self._draw_charts()
+        self.query_one("#samples-text", Static).update(samples_content(view))
+        self.query_one("#log-text", Static).update(log_content(view))
+        self.query_one("#summary-text", Static).update(summary_content(view))
+
+    def _draw_charts(self) -> None:
+        for i, chart in enumerate(CHARTS):
+            widget = self.query_one(f"#chart-{i}", PlotextPlot)
+            lines = self.view.chart_lines(chart)
+            widget.display = bool(lines)
+            if lines:
+                plt = widget.plt
+                plt.clear_data()
+                plt.title(chart.title)
+                for label, steps, values in lines:
+                    plt.plot(steps, values, label=label if len(lines) > 1 else None, marker="braille")
+                widget.refresh()
+
+
+def samples_content(view: RunView) -> Content:
+    if not view.samples:
+        return Content("No samples yet (the stage's sample_every sets how often).")
+    parts: list = [(f"step {view.sample_step}\n", "$text-accent bold")]
+    for sample in view.samples:
+        parts += [(sample.get("prompt", ""), "$text-muted"), sample.get("text", ""), "\n\n"]
+    return Content.assemble(*parts)
+
+
+def log_content(view: RunView) -> Content:
+    parts = [(f"{message}\n", LOG_STYLES.get(level, "")) for level, message in view.log]
+    return Content.assemble(*parts) if parts else Content("No run yet: pick a stage and press s.")
+
+
+def summary_content(view: RunView) -> Content:
+    parts: list = [f"run     {view.run_dir or '-'}\nstate   {view.state}\n"]
+    if view.shares:
+        parts.append(("\ndataset shares (realized / configured weight)\n", "$text-accent bold"))
+        parts += [f"  {name}: {s.get('share', 0):.1%} / {s.get('weight', 0):g}\n" for name, s in view.shares.items()]
+    if view.report is not None:
+        parts.append(("\nreport\n", "$text-accent bold"))
+        parts += [f"  {label:<16} {value}\n" for label, value in report_lines(view.report)]
+    if view.error is not None:
+        message, trace = view.error
+        parts += [("\nerror\n", "$text-error bold"), (f"{message}\n\n", "$text-error"), trace]
+    return Content.assemble(*parts)

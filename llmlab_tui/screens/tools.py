@@ -1,0 +1,117 @@
+"""The tools screen: merge LoRA adapters into a full model, export a model to Llama format, train
+the project's BPE tokenizer. Each runs in a worker process (engine/task_worker.py: `tool`); its
+report or its error, with the traceback, shows below the forms.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.content import Content
+from textual.widgets import Button, Footer, Input, Label, Select, Static
+
+from engine.task_worker import tool
+from engine.worker import spawn
+from llmlab_tui.messages import WorkerEvents
+from llmlab_tui.model_dirs import model_dirs
+from llmlab_tui.screens.base import ProjectScreen
+from llmlab_tui.widgets.nav import NavBar
+
+JOB = "tool"
+EXPORT_DIR = "export"  # default exports go to <project>/export/<run>-<checkpoint>-llama
+
+
+class ToolsScreen(ProjectScreen):
+    BINDINGS = [
+        Binding("ctrl+g", "merge", "Merge", id="tools.merge"),
+        Binding("ctrl+o", "export", "Export", id="tools.export"),
+        Binding("ctrl+t", "tokenizer", "Tokenizer", id="tools.tokenizer"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        models = model_dirs(self.project) if self.project else []
+        adapters = [(m.title, str(m.path)) for m in models if m.adapter]
+        full = [(m.title, str(m.path)) for m in models if not m.adapter]
+        yield NavBar("tools", self.project.name if self.project else "no project")
+        with VerticalScroll(id="tools-body", can_focus=False):
+            yield Label("Merge LoRA adapters into a full model", classes="field-set-title")
+            yield from _row("adapter", Select(adapters, prompt="no adapter run yet", compact=True, id="merge-adapter"))
+            yield from _row("out dir", Input(placeholder="blank: beside it, <name>-merged", compact=True,
+                                             id="merge-out"))
+            yield Button("Merge (^g)", id="merge", compact=True)
+            yield Label("Export to Llama format", classes="field-set-title")
+            yield from _row("model", Select(full, prompt="no model yet", compact=True, id="export-model"))
+            yield from _row("out dir", Input(placeholder=f"blank: {EXPORT_DIR}/<run>-<checkpoint>-llama",
+                                             compact=True, id="export-out"))
+            yield Button("Export (^o)", id="export", compact=True)
+            yield Label("Tokenizer", classes="field-set-title")
+            yield Label(self._tokenizer_line(), id="tokenizer-line")
+            yield Button("Train BPE (^t)", id="tokenizer", compact=True)
+        yield Static("", id="tool-output")
+        yield Footer()
+
+    def _tokenizer_line(self) -> str:
+        if self.project is None:
+            return ""
+        config = self.project.tokenizer
+        if config.source != "bpe":
+            return f"source {config.source!r}: set tokenizer.source = \"bpe\" (F2) to train one"
+        trained = (self.project.root / "tokenizer" / "tokenizer.json").is_file()
+        return f"BPE, vocab {config.vocab_size:,}: {'trained (train again to replace)' if trained else 'not trained yet'}"
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        getattr(self, f"action_{event.button.id}")()  # the buttons' ids name their actions
+
+    def action_merge(self) -> None:
+        adapter = self.query_one("#merge-adapter", Select).value
+        if adapter == Select.NULL:
+            self.notify("No adapter directory to merge (train a stage with LoRA first).", severity="warning")
+            return
+        self.start("merge", adapter_dir=str(adapter), out_dir=self._out("#merge-out"))
+
+    def action_export(self) -> None:
+        model = self.query_one("#export-model", Select).value
+        if model == Select.NULL:
+            self.notify("No model directory to export (run a stage first).", severity="warning")
+            return
+        path = Path(str(model))
+        out = self._out("#export-out") or str(self.project.root / EXPORT_DIR / f"{path.parent.name}-{path.name}-llama")
+        self.start("export", model_dir=str(path), out_dir=out)
+
+    def action_tokenizer(self) -> None:
+        self.start("tokenizer", project_path=str(self.project.root))
+
+    def _out(self, selector: str) -> str:
+        text = self.query_one(selector, Input).value.strip()
+        return str(self.project.resolve(text)) if text else ""
+
+    def start(self, name: str, **kwargs) -> None:
+        if self.app.runner.running(JOB):
+            self.notify("A tool is running already; wait for it.", severity="warning")
+            return
+        self.show(f"{name}: running in a worker …")
+        self.app.runner.start(JOB, spawn(tool, name=name, **kwargs), self)
+
+    async def on_worker_events(self, message: WorkerEvents) -> None:
+        if message.job != JOB:
+            return
+        for event in message.of("finished"):
+            await self.reload()  # a merged model or a tokenizer appears in the lines above
+            lines = "\n".join(f"  {key}: {value}" for key, value in event["report"].items())
+            self.show(Content.assemble((f"{event.get('tool')}: done\n", "$text-success bold"), lines))
+            self.notify(f"{event.get('tool')}: done")
+        for event in message.of("error"):
+            self.show(Content.assemble((f"{event['message']}\n", "$text-error bold"), event["traceback"]))
+            self.notify(event["message"], title="Tool failed", severity="error")
+
+    def show(self, content: Content | str) -> None:
+        self.query_one("#tool-output", Static).update(content)
+
+
+def _row(label: str, editor) -> ComposeResult:
+    with Horizontal(classes="field-line"):
+        yield Label(label, classes="field-label")
+        yield editor
