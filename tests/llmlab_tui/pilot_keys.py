@@ -9,12 +9,13 @@ from typing import Callable
 from llmlab_tui.app import LabApp
 
 
-async def wait_for(pilot, condition: Callable[[], object], tries: int = 200) -> None:
-    """Let the app work until `condition()` holds (fails after `tries` idle waits)."""
+async def wait_for(pilot, condition: Callable[[], object], tries: int = 200, delay: float | None = None) -> None:
+    """Let the app work until `condition()` holds (fails after `tries` idle waits, each at least
+    `delay` seconds: give one when a worker process needs the CPU)."""
     for _ in range(tries):
         if condition():
             return
-        await pilot.pause()
+        await pilot.pause(delay)
     raise AssertionError(f"condition never held: {condition}")
 
 
