@@ -1,0 +1,101 @@
+"""The monitor with keys only: a flood of events keeps the app responsive with few redraws, a
+finished or still-running run reopens from its metrics.jsonl, a failing worker shows its traceback."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+from pilot_keys import app_on, wait_for
+
+from llmlab_tui.runner import QueueSource
+from llmlab_tui.screens.monitor import JOB, MonitorScreen
+
+STARTED = {"type": "started", "stage": "pretrain", "run_dir": "r", "device": "cpu", "precision": "fp32",
+           "parameters": 1000, "start_step": 0, "total_steps": 20_000}
+REPORT = {"wall_time_s": 3.0, "steps": 20_000, "tokens_seen": 1, "train_loss": 1.0, "eval_loss": 2.0, "bpb": 3.25}
+
+
+def metrics(step: int) -> dict:
+    return {"type": "metrics", "step": step, "loss": 5.0 / step, "lr": 1e-3, "grad_norm": 1.0,
+            "tokens_per_s": 10.0, "tokens_seen": step, "eta_s": 1.0}
+
+
+async def open_monitor(pilot) -> MonitorScreen:
+    await pilot.press("f4")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, MonitorScreen) and pilot.app.screen.project)
+    return pilot.app.screen
+
+
+async def test_a_flood_of_events_is_coalesced_and_keys_still_work(projects_dir: Path):
+    app = app_on(projects_dir / "alpha", projects_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        monitor = await open_monitor(pilot)
+        source = QueueSource()
+        app.runner.start(JOB, source, monitor)
+
+        def flood() -> None:
+            source.queue.put(STARTED)
+            for step in range(1, 20_001):
+                source.queue.put(metrics(step))
+            source.queue.put({"type": "finished", "status": "completed", "report": REPORT})
+            source.close(0)
+
+        threading.Thread(target=flood).start()
+        await wait_for(pilot, lambda: monitor.view.step > 0)
+        for tab in ("log", "summary", "charts"):  # keys are handled while events stream in
+            await pilot.press(str(("charts", "samples", "log", "summary").index(tab) + 1))
+            await wait_for(pilot, lambda: monitor.query_one("#monitor-tabs").active == tab)
+        await wait_for(pilot, lambda: monitor.view.state == "finished", tries=2000, delay=0.05)
+        await wait_for(pilot, lambda: monitor.drawn == monitor.view.version, delay=0.1)
+        assert monitor.view.series[("metrics", "loss")].count == 20_000
+        assert len(monitor.view.series[("metrics", "loss")].x) < 600  # thinned for the chart
+        assert monitor.view.version < 2_000  # batches, not one message per event
+        assert monitor.redraws <= monitor.view.version + 1 and monitor.redraws < 200
+        assert "bits per byte    3.25" in str(monitor.query_one("#summary-text").render())
+
+
+def write_run(project: Path, name: str, events: list[dict]) -> Path:
+    run = project / "runs" / name
+    run.mkdir(parents=True)
+    (run / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    return run / "metrics.jsonl"
+
+
+async def test_reopening_shows_the_last_run_and_follows_one_still_running(projects_dir: Path):
+    project = projects_dir / "alpha"
+    write_run(project, "pretrain-20250101-000000", [STARTED, metrics(1), metrics(2),
+                                                    {"type": "finished", "status": "completed", "report": REPORT}])
+    live = write_run(project, "sft-20250102-000000", [{**STARTED, "stage": "sft"}, metrics(1)])
+    app = app_on(project, projects_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        monitor = await open_monitor(pilot)
+        await wait_for(pilot, lambda: monitor.view.step == 1, delay=0.05)
+        assert (monitor.view.stage, monitor.view.state) == ("sft", "running")
+        with open(live, "a") as f:  # the process that still writes it goes on
+            f.write(json.dumps(metrics(2)) + "\n" + json.dumps({"type": "finished", "status": "stopped",
+                                                                "report": REPORT}) + "\n")
+        await wait_for(pilot, lambda: monitor.view.state == "stopped", delay=0.05)
+        assert [x for x in monitor.view.series[("metrics", "loss")].points()[0]] == [1, 2]
+        await wait_for(pilot, lambda: "step 2/20,000" in str(monitor.query_one("#progress-text").render()))
+
+
+async def test_a_failing_run_shows_its_traceback_and_the_app_keeps_working(projects_dir: Path):
+    project = projects_dir / "alpha"
+    (project / "bad.jsonl").write_text("{this is not json\n")
+    text = (project / "project.toml").read_text().replace('path = "roneneldan/TinyStories"', 'path = "bad.jsonl"')
+    (project / "project.toml").write_text(text)
+    app = app_on(project, projects_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        monitor = await open_monitor(pilot)
+        await pilot.press("s")
+        await wait_for(pilot, lambda: monitor.view.state == "failed", tries=600, delay=0.1)
+        await wait_for(pilot, lambda: monitor.drawn == monitor.view.version)
+        summary = str(monitor.query_one("#summary-text").render())
+        assert monitor.query_one("#monitor-tabs").active == "summary"
+        assert "JSON parse error" in summary and "Traceback (most recent call last)" in summary
+        await pilot.press("f3")  # still usable
+        await wait_for(pilot, lambda: app.current_mode == "stages")
+        await pilot.press("f4", "1")
+        await wait_for(pilot, lambda: monitor.query_one("#monitor-tabs").active == "charts")
