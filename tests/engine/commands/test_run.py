@@ -1,0 +1,28 @@
+"""`llmlab run`: progress lines, a clean finish, the message for a stage that is not available."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from engine import cli, objectives
+
+sys.path.insert(0, str(Path(__file__).parents[1]))  # tests/engine: the loop's tiny project
+from tiny_project import make_project  # noqa: E402
+
+
+def test_run_prints_progress_and_the_finish(tmp_path, capsys):
+    project = make_project(tmp_path / "p", steps=4, eval_every=2)
+    assert cli.main(["run", str(project), "--stage", "pretrain", "--set", "pretrain.lr=0.01", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("pretrain: ") and "on cpu (fp32)" in out[0]
+    assert any(line.startswith("step 4/4  loss ") for line in out)
+    assert any(line.startswith("eval @ 2: loss ") for line in out)
+    assert out[-1].startswith("completed after 4 steps, 512 tokens")
+
+
+def test_a_stage_without_an_objective_is_not_available_yet(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(objectives, "OBJECTIVES", {"pretrain": objectives.OBJECTIVES["pretrain"]})
+    project = make_project(tmp_path / "p")
+    assert cli.main(["run", str(project), "--stage", "sft"]) == 2
+    assert capsys.readouterr().err.strip() == "stage: 'sft' is not available yet (available: pretrain)"
