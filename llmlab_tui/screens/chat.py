@@ -61,6 +61,18 @@ class ChatScreen(ProjectScreen):
         yield Label("", id="chat-status")
         yield Footer()
 
+    def on_screen_resume(self) -> None:
+        """Checkpoints written since the last visit join the model list (the base class reloads the
+        project itself when another one was opened)."""
+        models = model_dirs(self.project) if self.project else []
+        if self.project is None or models == self.models:
+            return
+        select, paths = self.query_one("#chat-model", Select), [str(m.path) for m in models]
+        keep = select.value
+        self.models = models
+        select.set_options([(m.title, str(m.path)) for m in models])
+        select.value = keep if keep in paths else paths[0]
+
     def loaded(self) -> None:
         self.history, self.reply, self.stream = [], "", None
         self.query_one("#chat-log", VerticalScroll).anchor()

@@ -31,19 +31,23 @@ class ToolsScreen(ProjectScreen):
         Binding("ctrl+t", "tokenizer", "Tokenizer", id="tools.tokenizer"),
     ]
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.models = []
+
     def compose(self) -> ComposeResult:
-        models = model_dirs(self.project) if self.project else []
+        self.models = models = model_dirs(self.project) if self.project else []
         adapters = [(m.title, str(m.path)) for m in models if m.adapter]
         full = [(m.title, str(m.path)) for m in models if not m.adapter]
         yield NavBar("tools", self.project.name if self.project else "no project")
         with VerticalScroll(id="tools-body", can_focus=False):
             yield Label("Merge LoRA adapters into a full model", classes="field-set-title")
-            yield from _row("adapter", Select(adapters, prompt="no adapter run yet", compact=True, id="merge-adapter"))
+            yield from _row("adapter", _picker(adapters, "no adapter run yet", "merge-adapter"))
             yield from _row("out dir", Input(placeholder="blank: beside it, <name>-merged", compact=True,
                                              id="merge-out"))
             yield Button("Merge (^g)", id="merge", compact=True)
             yield Label("Export to Llama format", classes="field-set-title")
-            yield from _row("model", Select(full, prompt="no model yet", compact=True, id="export-model"))
+            yield from _row("model", _picker(full, "no model yet", "export-model"))
             yield from _row("out dir", Input(placeholder=f"blank: {EXPORT_DIR}/<run>-<checkpoint>-llama",
                                              compact=True, id="export-out"))
             yield Button("Export (^o)", id="export", compact=True)
@@ -52,6 +56,11 @@ class ToolsScreen(ProjectScreen):
             yield Button("Train BPE (^t)", id="tokenizer", compact=True)
         yield Static("", id="tool-output")
         yield Footer()
+
+    async def on_screen_resume(self) -> None:
+        """Checkpoints written since the last visit join the pickers."""
+        if self.project is not None and model_dirs(self.project) != self.models:
+            await self.recompose()
 
     def _tokenizer_line(self) -> str:
         if self.project is None:
@@ -115,3 +124,8 @@ def _row(label: str, editor) -> ComposeResult:
     with Horizontal(classes="field-line"):
         yield Label(label, classes="field-label")
         yield editor
+
+
+def _picker(options: list[tuple[str, str]], prompt: str, id: str) -> Select:
+    """A model picker showing the newest model directory first."""
+    return Select(options, prompt=prompt, compact=True, id=id, value=options[0][1] if options else Select.NULL)
