@@ -1,0 +1,71 @@
+"""Tools and the dataset preview with keys only, each run in a worker process: the tokenizer
+trains, a merge with no adapter is refused, the SFT preview marks the trained reply."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import tomli_w
+from pilot_keys import app_on, choose, wait_for
+from tiny_run import make_tiny_project
+
+from engine.project import read_toml
+from llmlab_tui.screens.preview import PreviewScreen, examples_content
+from llmlab_tui.screens.stages import StagesScreen
+from llmlab_tui.screens.tools import ToolsScreen
+
+SLOW = {"tries": 1200, "delay": 0.1}
+
+
+def edit(project: Path, **tables) -> None:
+    data = read_toml(project / "project.toml")
+    for table, values in tables.items():
+        data[table] = {**data.get(table, {}), **values}
+    (project / "project.toml").write_text(tomli_w.dumps(data))
+
+
+async def test_train_the_tokenizer_and_refuse_a_merge_without_adapters(tmp_path: Path):
+    project = make_tiny_project(tmp_path / "projects" / "tiny")
+    edit(project, tokenizer={"source": "bpe", "vocab_size": 300})
+    app = app_on(project, project.parent)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f6")
+        await wait_for(pilot, lambda: isinstance(app.screen, ToolsScreen) and app.screen.project)
+        tools = app.screen
+        assert "not trained yet" in str(tools.query_one("#tokenizer-line").render())
+        await pilot.press("ctrl+g")
+        await wait_for(pilot, lambda: any("No adapter directory" in str(n.message) for n in app._notifications))
+        await pilot.press("ctrl+t")
+        await wait_for(pilot, lambda: "tokenizer: done" in str(app.screen.query_one("#tool-output").render()), **SLOW)
+        assert "vocab_size: 300" in str(app.screen.query_one("#tool-output").render())
+        assert "trained" in str(app.screen.query_one("#tokenizer-line").render())
+        assert len(json.loads((project / "tokenizer" / "tokenizer.json").read_text())["model"]["vocab"]) <= 300
+
+
+async def test_the_sft_preview_shows_the_format_and_marks_the_reply(tmp_path: Path):
+    project = make_tiny_project(tmp_path / "projects" / "tiny")
+    rows = [{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello there"}]}]
+    (project / "chat.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    edit(project, sft={"datasets": [{"path": "chat.jsonl"}], "seq_len": 64})
+    app = app_on(project, project.parent)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f3")
+        await wait_for(pilot, lambda: isinstance(app.screen, StagesScreen) and app.screen.project)
+        await choose(pilot, "stage-select", "sft", key="shift+tab")
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: isinstance(app.screen, PreviewScreen))
+        text = lambda: str(app.screen.query_one("#preview-text").render())  # noqa: E731
+        await wait_for(pilot, lambda: "format:" in text() or "Error" in text(), **SLOW)
+        assert "── chat.jsonl (format: " in text() and "hello there" in text()
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, StagesScreen))
+
+
+def test_trained_spans_are_marked():
+    example = {"source": "a.jsonl", "format": "messages", "label": "", "truncated": True, "note": "",
+               "spans": [["user: hi\n", False], ["hello", True]]}
+    content = examples_content([example])
+    assert content.plain == "── a.jsonl (format: messages, truncated at seq_len)\nuser: hi\nhello\n\n"
+    start = content.plain.index("hello")
+    assert [(s.start, s.end) for s in content.spans if "underline" in str(s.style)] == [(start, start + 5)]
