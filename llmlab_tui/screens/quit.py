@@ -8,7 +8,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Label
 
-ANSWERS = {"stop": "Stop with a checkpoint (s)", "leave": "Leave it running (l)", "stay": "Cancel (esc)"}
+ANSWERS = {"stop": "Stop (s)", "leave": "Leave running (l)", "stay": "Cancel (esc)"}
 
 
 class QuitScreen(ModalScreen[str]):

@@ -11,6 +11,7 @@ from pilot_keys import app_on, wait_for
 
 from llmlab_tui.runner import QueueSource
 from llmlab_tui.screens.monitor import JOB, MonitorScreen
+from llmlab_tui.screens.quit import QuitScreen
 
 STARTED = {"type": "started", "stage": "pretrain", "run_dir": "r", "device": "cpu", "precision": "fp32",
            "parameters": 1000, "start_step": 0, "total_steps": 20_000}
@@ -99,3 +100,21 @@ async def test_a_failing_run_shows_its_traceback_and_the_app_keeps_working(proje
         await wait_for(pilot, lambda: app.current_mode == "stages")
         await pilot.press("f4", "1")
         await wait_for(pilot, lambda: monitor.query_one("#monitor-tabs").active == "charts")
+
+
+async def test_quitting_during_a_run_asks_then_stops_it_with_a_checkpoint(projects_dir: Path):
+    app = app_on(projects_dir / "alpha", projects_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        monitor = await open_monitor(pilot)
+        source = QueueSource()
+        app.runner.start(JOB, source, monitor)
+        await pilot.press("q")
+        await wait_for(pilot, lambda: isinstance(app.screen, QuitScreen))
+        await pilot.press("escape")  # stay
+        await wait_for(pilot, lambda: app.screen is monitor)
+        await pilot.press("q", "s")
+        await wait_for(pilot, lambda: not source.control.empty())
+        assert source.control.get_nowait() == "stop" and app.is_running  # it waits for the checkpoint
+        source.queue.put({"type": "finished", "status": "stopped", "report": {}})
+        source.close(0)
+        await wait_for(pilot, lambda: not app.is_running, delay=0.05)

@@ -1,0 +1,77 @@
+"""Write an SVG screenshot of every screen of the app (README's "The app" section).
+
+    python -m llmlab_tui.screenshots PROJECT [--out docs/screenshots] [--train pretrain.steps=30 ...]
+
+Drives the app headless at 80×24 with App.run_test, as the tests do: each registered screen in
+turn, the monitor on the project's newest run, the chat with one streamed reply from the newest
+model, the stages screen's dataset preview. `--train` first runs the pretrain stage with those
+overrides in a worker (so the monitor and the chat have something to show).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+from llmlab_tui.app import SCREENS, LabApp
+from llmlab_tui.screens.preview import PreviewScreen
+
+SIZE = (80, 24)
+WAIT_S = 120  # the longest wait for a worker (chat model loading, preview)
+
+
+async def _until(pilot, condition, seconds: float = WAIT_S) -> None:
+    for _ in range(int(seconds * 10)):
+        if condition():
+            return
+        await pilot.pause(0.1)
+
+
+async def capture(project: Path, out: Path, prompt: str) -> list[Path]:
+    """Visit every screen of the app on `project`; return the SVGs written under `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    app, written = LabApp(project, projects_dir=project.parent), []
+    async with app.run_test(size=SIZE) as pilot:
+        for name, entry in SCREENS.items():
+            await pilot.press(entry.key)
+            await _until(pilot, lambda: app.current_mode == name and getattr(app.screen, "project", True), 10)
+            if name == "chat" and app.screen.models:
+                await pilot.press(*prompt, "enter")
+                await _until(pilot, lambda: len(app.screen.history) == 2 or app.screen.query(".chat-error"))
+            if name == "monitor":
+                await pilot.pause(0.5)  # the redraw timer
+            written.append(Path(app.save_screenshot(f"{name}.svg", str(out))))
+            if name == "stages":
+                await pilot.press("ctrl+o")
+                await _until(pilot, lambda: isinstance(app.screen, PreviewScreen)
+                             and "running" not in str(app.screen.query_one("#preview-text").render()))
+                written.append(Path(app.save_screenshot("preview.svg", str(out))))
+                await pilot.press("escape")
+    return written
+
+
+def train_first(project: Path, overrides: list[str]) -> None:
+    """Run the pretrain stage with `overrides` in a worker, printing its end."""
+    from engine.worker import start_worker
+
+    for event in start_worker(project, "pretrain", overrides).events():
+        if event["type"] in ("finished", "error"):
+            print(event["type"], event.get("message", ""))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("project", type=Path)
+    parser.add_argument("--out", type=Path, default=Path("docs/screenshots"))
+    parser.add_argument("--train", nargs="*", metavar="KEY=VALUE", help="train pretrain first with these --set lines")
+    parser.add_argument("--prompt", default="The answer is")
+    args = parser.parse_args()
+    if args.train is not None:
+        train_first(args.project, args.train)
+    for path in asyncio.run(capture(args.project.resolve(), args.out, args.prompt)):
+        print(path)
+
+
+if __name__ == "__main__":
+    main()
