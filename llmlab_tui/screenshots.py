@@ -4,7 +4,7 @@
 
 Drives the app headless at 80×24 with App.run_test, as the tests do: each registered screen in
 turn, the monitor on the project's newest run, the chat with one streamed reply from the newest
-model, the stages screen's dataset preview. `--train` first runs the pretrain stage with those
+model, the stages screen's dataset preview (of the SFT stage). `--train` first runs the pretrain stage with those
 overrides in a worker (so the monitor and the chat have something to show).
 """
 
@@ -18,6 +18,7 @@ from llmlab_tui.app import SCREENS, LabApp
 from llmlab_tui.screens.preview import PreviewScreen
 
 SIZE = (80, 24)
+PREVIEW_STAGE = "sft"
 WAIT_S = 120  # the longest wait for a worker (chat model loading, preview)
 
 
@@ -43,9 +44,11 @@ async def capture(project: Path, out: Path, prompt: str) -> list[Path]:
                 await pilot.pause(0.5)  # the redraw timer
             written.append(Path(app.save_screenshot(f"{name}.svg", str(out))))
             if name == "stages":
+                app.screen.query_one("#stage-select").value = PREVIEW_STAGE
+                await pilot.pause(0.2)
                 await pilot.press("ctrl+o")
                 await _until(pilot, lambda: isinstance(app.screen, PreviewScreen)
-                             and "running" not in str(app.screen.query_one("#preview-text").render()))
+                             and not str(app.screen.query_one("#preview-text").render()).startswith("building"))
                 written.append(Path(app.save_screenshot("preview.svg", str(out))))
                 await pilot.press("escape")
     return written
