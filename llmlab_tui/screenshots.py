@@ -40,8 +40,7 @@ async def capture(project: Path, out: Path, prompt: str) -> list[Path]:
             if name == "chat" and app.screen.models:
                 await pilot.press(*prompt, "enter")
                 await _until(pilot, lambda: len(app.screen.history) == 2 or app.screen.query(".chat-error"))
-            if name == "monitor":
-                await pilot.pause(0.5)  # the redraw timer
+            await pilot.pause(0.5)  # the monitor's redraw timer, the footer's keys
             written.append(Path(app.save_screenshot(f"{name}.svg", str(out))))
             if name == "stages":
                 app.screen.query_one("#stage-select").value = PREVIEW_STAGE

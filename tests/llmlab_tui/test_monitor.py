@@ -7,7 +7,7 @@ import json
 import threading
 from pathlib import Path
 
-from pilot_keys import app_on, wait_for
+from pilot_keys import app_on, run_palette, wait_for
 
 from llmlab_tui.runner import QueueSource
 from llmlab_tui.screens.monitor import JOB, MonitorScreen
@@ -118,3 +118,17 @@ async def test_quitting_during_a_run_asks_then_stops_it_with_a_checkpoint(projec
         source.queue.put({"type": "finished", "status": "stopped", "report": {}})
         source.close(0)
         await wait_for(pilot, lambda: not app.is_running, delay=0.05)
+
+
+async def test_the_palette_stops_a_run_from_another_screen(projects_dir: Path):
+    app = app_on(projects_dir / "alpha", projects_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        monitor = await open_monitor(pilot)
+        source = QueueSource()
+        app.runner.start(JOB, source, monitor)
+        await pilot.press("f3")
+        await wait_for(pilot, lambda: app.current_mode == "stages")
+        await run_palette(pilot, "Stop run")
+        await wait_for(pilot, lambda: not source.control.empty())
+        assert app.current_mode == "monitor" and source.control.get_nowait() == "stop"
+        source.close(0)
