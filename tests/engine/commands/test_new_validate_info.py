@@ -98,9 +98,8 @@ def _paths(node, prefix=()):
 
 
 def _mutate(data: dict, rng: random.Random, junk: list) -> dict:
-    paths = [p for p, _ in _paths(data) if p]
     for value in junk:
-        path = rng.choice(paths)
+        path = rng.choice([p for p, _ in _paths(data) if p])  # anew: a mutation may remove a table
         parent = data
         for key in path[:-1]:
             parent = parent[key]
