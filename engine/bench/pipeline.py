@@ -33,7 +33,8 @@ FAST_ANSWERS = 16
 ANSWER_TOKENS = 24  # "The answer is Brightwater." and its end of turn fit well within this
 
 FAST = {  # --fast: a few steps per stage, evaluated once at the end, no samples
-    "pretrain": {"steps": 30, "batch_size": 8, "seq_len": 64, "warmup_steps": 5, "eval_every": 30, "eval_batches": 4},
+    "pretrain": {"steps": 30, "batch_size": 8, "seq_len": 64, "warmup_steps": 5, "eval_every": 30,
+                 "eval_batches": 4},
     "sft": {"steps": 30, "batch_size": 8, "warmup_steps": 5, "eval_every": 30, "eval_batches": 4},
     "dpo": {"steps": 10, "batch_size": 8, "warmup_steps": 2, "eval_every": 10, "eval_batches": 4},
     "grpo": {"steps": 3, "batch_size": 4, "mini_batch_size": 16, "eval_every": 3},
@@ -215,7 +216,8 @@ def machine() -> str:
     import torch
 
     load = " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
-    return f"{os.cpu_count()} CPUs, torch {torch.__version__} with {torch.get_num_threads()} threads, load average {load}"
+    return (f"{os.cpu_count()} CPUs, torch {torch.__version__} with {torch.get_num_threads()} threads, "
+            f"load average {load}")
 
 
 def _duration(seconds: float) -> str:
@@ -224,15 +226,16 @@ def _duration(seconds: float) -> str:
 
 
 def main(args) -> int:
-    from datasets.utils.logging import disable_progress_bar
+    import datasets
+    import transformers
 
-    disable_progress_bar()  # the stages' progress is the lines below
-    progress = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    datasets.disable_progress_bars()  # the pipeline reports each stage as one line
+    transformers.utils.logging.disable_progress_bar()
     if args.dir is not None:
-        result = run_pipeline(args.dir, args.fast, args.device, progress)
+        result = run_pipeline(args.dir, args.fast, args.device, _progress)
     else:
         with tempfile.TemporaryDirectory(prefix="llmlab-pipeline-") as tmp:
-            result = run_pipeline(tmp, args.fast, args.device, progress)
+            result = run_pipeline(tmp, args.fast, args.device, _progress)
     result["machine"] = machine()
     if args.json:
         print(json.dumps(result))
@@ -240,3 +243,7 @@ def main(args) -> int:
         print(table(result))
         print(f"machine: {result['machine']}{' (--fast)' if args.fast else ''}")
     return 0
+
+
+def _progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
