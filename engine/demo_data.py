@@ -3,7 +3,9 @@
 A seeded world (people with a town, age, favourite colour, pet and job; animals with a number
 of legs; the sums of two small numbers) is written as jsonl files with the standard columns of
 each stage (DESIGN.md, "Dataset columns"): pretraining text states every fact; the SFT, DPO and
-PPO/GRPO sets ask questions answered in one checkable format, "The answer is X.". Each set has
+PPO/GRPO sets ask questions answered in one checkable format, "The answer is X.", which most
+SFT replies follow with a pleasantry ("Hope that helps!"): a habit that PPO and GRPO, rewarded
+for a right and terse reply, can unlearn on every question at once. Each set has
 a train and a held-out part that ask about disjoint facts, so a held-out measure shows a skill
 that carries over, not a memorised row. The same seed gives the same bytes.
 """
@@ -44,6 +46,9 @@ FRUITS = ("apples", "pears", "plums", "figs", "cherries", "lemons")
 
 ANSWER_FORMAT = "The answer is {}."
 ANSWER_PATTERN = re.compile(r"^The answer is ([^.\n]+)\.$")
+ANSWER_START = re.compile(r"^The answer is ([^.\n]+)\.")
+FILLERS = ("Hope that helps!", "Hope this helps.", "Hope that is useful!")  # one first word: greedy keeps it
+CHATTY_SHARE = 0.7  # of SFT replies: the answer, then a filler
 SYSTEM_PROMPTS = ("You answer questions about the valley and its people.",
                   "Answer briefly, in the form: The answer is X.",
                   "You are a helpful assistant who knows the valley well.")
@@ -113,6 +118,18 @@ def format_answer(value: str | int) -> str:
 def answer_in_format(text: str) -> bool:
     """True when `text` (stripped) is exactly one answer in the trained format."""
     return ANSWER_PATTERN.match(text.strip()) is not None
+
+
+def answer_start(text: str) -> str | None:
+    """The X of the "The answer is X." that `text` (stripped) starts with, else None."""
+    match = ANSWER_START.match(text.strip())
+    return match[1] if match else None
+
+
+def sft_reply(value: str, rng: random.Random) -> str:
+    """The answer in the trained format, mostly followed by a filler sentence."""
+    answer = format_answer(value)
+    return f"{answer} {rng.choice(FILLERS)}" if rng.random() < CHATTY_SHARE else answer
 
 
 def make_world(rng: random.Random) -> World:
@@ -192,7 +209,7 @@ def sft_row(facts: list[Fact], rng: random.Random) -> dict:
     messages = [{"role": "system", "content": rng.choice(SYSTEM_PROMPTS)}] if rng.random() < 0.3 else []
     for fact in rng.sample(facts, rng.choice((1, 1, 1, 2, 3))):
         messages += [{"role": "user", "content": fact.question(rng)},
-                     {"role": "assistant", "content": format_answer(fact.value)}]
+                     {"role": "assistant", "content": sft_reply(fact.value, rng)}]
     return {"messages": messages}
 
 

@@ -15,7 +15,9 @@ from engine.demo_data import (
     ROWS,
     SPLITS,
     STATEMENTS,
+    FILLERS,
     answer_in_format,
+    answer_start,
     demo_files,
     demo_rows,
     ensure_demo_data,
@@ -118,8 +120,11 @@ def test_rows_have_the_standard_columns_of_their_stage(rows):
 
 def test_answers_are_in_the_one_checkable_format(rows):
     replies = [m["content"] for row in rows["sft"]["train"] for m in row["messages"] if m["role"] == "assistant"]
-    assert all(answer_in_format(reply) for reply in replies)
-    assert rows["sft"]["train"][0]["messages"][-1]["content"].startswith("The answer is ")
+    assert all(answer_start(reply) for reply in replies)
+    chatty = [reply for reply in replies if not answer_in_format(reply)]
+    assert 0.6 < len(chatty) / len(replies) < 0.8  # most replies end with a filler, a terse reply is the rest
+    assert all(reply.endswith(FILLERS) for reply in chatty)
+    assert answer_start(" The answer is 12. Hope that helps!") == "12" and answer_start("It is 12.") is None
     chosen = [row["chosen"][0]["content"] for row in rows["dpo"]["train"]]
     rejected = [row["rejected"][0]["content"] for row in rows["dpo"]["train"]]
     assert all(answer_in_format(c) for c in chosen)
