@@ -23,6 +23,7 @@ from llmlab_tui.messages import WorkerEvents, WorkerExited
 from llmlab_tui.model_dirs import has_chat_template, model_dirs
 from llmlab_tui.screens.base import ProjectScreen
 from llmlab_tui.widgets.nav import NavBar
+from llmlab_tui.widgets.pickers import model_picker, update_options
 
 JOB = "chat"
 MODES = (("chat", "chat"), ("completion", "completion"))
@@ -49,8 +50,8 @@ class ChatScreen(ProjectScreen):
         self.models = model_dirs(self.project) if self.project else []
         yield NavBar("chat", self.project.name if self.project else "no project")
         with Horizontal(id="chat-bar"):
-            yield Select([(m.title, str(m.path)) for m in self.models], prompt="no model yet: run a stage first",
-                         compact=True, id="chat-model", value=str(self.models[0].path) if self.models else Select.NULL)
+            yield model_picker([(m.title, str(m.path)) for m in self.models], "no model yet: run a stage first",
+                               "chat-model")
             yield Select(MODES, value=self._default_mode(), allow_blank=False, compact=True, id="chat-mode")
         with Horizontal(id="chat-settings"):
             for key, label, default, _ in SETTINGS:
@@ -67,11 +68,8 @@ class ChatScreen(ProjectScreen):
         models = model_dirs(self.project) if self.project else []
         if self.project is None or models == self.models:
             return
-        select, paths = self.query_one("#chat-model", Select), [str(m.path) for m in models]
-        keep = select.value
         self.models = models
-        select.set_options([(m.title, str(m.path)) for m in models])
-        select.value = keep if keep in paths else paths[0]
+        update_options(self.query_one("#chat-model", Select), [(m.title, str(m.path)) for m in models])
 
     def loaded(self) -> None:
         self.history, self.reply, self.stream = [], "", None

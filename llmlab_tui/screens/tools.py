@@ -16,9 +16,10 @@ from textual.widgets import Button, Footer, Input, Label, Select, Static
 from engine.task_worker import tool
 from engine.worker import spawn
 from llmlab_tui.messages import WorkerEvents
-from llmlab_tui.model_dirs import model_dirs
+from llmlab_tui.model_dirs import ModelDir, model_dirs
 from llmlab_tui.screens.base import ProjectScreen
 from llmlab_tui.widgets.nav import NavBar
+from llmlab_tui.widgets.pickers import model_picker, update_options
 
 JOB = "tool"
 EXPORT_DIR = "export"  # default exports go to <project>/export/<run>-<checkpoint>-llama
@@ -37,17 +38,16 @@ class ToolsScreen(ProjectScreen):
 
     def compose(self) -> ComposeResult:
         self.models = models = model_dirs(self.project) if self.project else []
-        adapters = [(m.title, str(m.path)) for m in models if m.adapter]
-        full = [(m.title, str(m.path)) for m in models if not m.adapter]
+        adapters, full = _options(models, adapter=True), _options(models, adapter=False)
         yield NavBar("tools", self.project.name if self.project else "no project")
         with VerticalScroll(id="tools-body", can_focus=False):
             yield Label("Merge LoRA adapters into a full model", classes="field-set-title")
-            yield from _row("adapter", _picker(adapters, "no adapter run yet", "merge-adapter"))
+            yield from _row("adapter", model_picker(adapters, "no adapter run yet", "merge-adapter"))
             yield from _row("out dir", Input(placeholder="blank: beside it, <name>-merged", compact=True,
                                              id="merge-out"))
             yield Button("Merge (^g)", id="merge", compact=True)
             yield Label("Export to Llama format", classes="field-set-title")
-            yield from _row("model", _picker(full, "no model yet", "export-model"))
+            yield from _row("model", model_picker(full, "no model yet", "export-model"))
             yield from _row("out dir", Input(placeholder=f"blank: {EXPORT_DIR}/<run>-<checkpoint>-llama",
                                              compact=True, id="export-out"))
             yield Button("Export (^o)", id="export", compact=True)
@@ -57,10 +57,21 @@ class ToolsScreen(ProjectScreen):
         yield Static("", id="tool-output")
         yield Footer()
 
-    async def on_screen_resume(self) -> None:
+    def on_screen_resume(self) -> None:
         """Checkpoints written since the last visit join the pickers."""
-        if self.project is not None and model_dirs(self.project) != self.models:
-            await self.recompose()
+        self.refresh_models()
+
+    def refresh_models(self) -> None:
+        """Update the pickers and the tokenizer line in place (the inputs keep what was typed)."""
+        if self.project is None:
+            return
+        self.query_one("#tokenizer-line", Label).update(self._tokenizer_line())
+        models = model_dirs(self.project)
+        if models == self.models:
+            return
+        self.models = models
+        update_options(self.query_one("#merge-adapter", Select), _options(models, adapter=True))
+        update_options(self.query_one("#export-model", Select), _options(models, adapter=False))
 
     def _tokenizer_line(self) -> str:
         if self.project is None:
@@ -69,7 +80,8 @@ class ToolsScreen(ProjectScreen):
         if config.source != "bpe":
             return f"source {config.source!r}: set tokenizer.source = \"bpe\" (F2) to train one"
         trained = (self.project.root / "tokenizer" / "tokenizer.json").is_file()
-        return f"BPE, vocab {config.vocab_size:,}: {'trained (train again to replace)' if trained else 'not trained yet'}"
+        state = "trained (train again to replace)" if trained else "not trained yet"
+        return f"BPE, vocab {config.vocab_size:,}: {state}"
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         getattr(self, f"action_{event.button.id}")()  # the buttons' ids name their actions
@@ -104,11 +116,11 @@ class ToolsScreen(ProjectScreen):
         self.show(f"{name}: running in a worker …")
         self.app.runner.start(JOB, spawn(tool, name=name, **kwargs), self)
 
-    async def on_worker_events(self, message: WorkerEvents) -> None:
+    def on_worker_events(self, message: WorkerEvents) -> None:
         if message.job != JOB:
             return
         for event in message.of("finished"):
-            await self.reload()  # a merged model or a tokenizer appears in the lines above
+            self.refresh_models()  # a merged model or a tokenizer appears in the lines above
             lines = "\n".join(f"  {key}: {value}" for key, value in event["report"].items())
             self.show(Content.assemble((f"{event.get('tool')}: done\n", "$text-success bold"), lines))
             self.notify(f"{event.get('tool')}: done")
@@ -126,6 +138,5 @@ def _row(label: str, editor) -> ComposeResult:
         yield editor
 
 
-def _picker(options: list[tuple[str, str]], prompt: str, id: str) -> Select:
-    """A model picker showing the newest model directory first."""
-    return Select(options, prompt=prompt, compact=True, id=id, value=options[0][1] if options else Select.NULL)
+def _options(models: list[ModelDir], adapter: bool) -> list[tuple[str, str]]:
+    return [(m.title, str(m.path)) for m in models if m.adapter == adapter]
