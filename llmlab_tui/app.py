@@ -8,9 +8,9 @@ No torch, transformers, datasets or peft here or below (tests/llmlab_tui/test_im
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from textual.app import App
 from textual.binding import Binding
@@ -19,15 +19,9 @@ from textual.screen import Screen
 
 from engine.project import PROJECT_FILE
 from llmlab_tui.commands import LabCommands
-from llmlab_tui.screens.architecture import ArchitectureScreen
-from llmlab_tui.runner import FileSource, Runner
-from llmlab_tui.screens import monitor
+from llmlab_tui.runner import TRAIN_JOB, FileSource, Runner
 from llmlab_tui.screens.base import OpenProject
-from llmlab_tui.screens.chat import ChatScreen
-from llmlab_tui.screens.projects import ProjectsScreen
 from llmlab_tui.screens.quit import QuitScreen
-from llmlab_tui.screens.stages import StagesScreen
-from llmlab_tui.screens.tools import ToolsScreen
 
 
 @dataclass(frozen=True)
@@ -36,18 +30,22 @@ class ScreenEntry:
 
     key: str
     title: str
-    factory: Callable[[], Screen]
+    screen: str  # "module:Class", imported when the screen is first shown (keeps start-up fast)
     needs_project: bool = True
+
+    def factory(self) -> Screen:
+        module, name = self.screen.split(":")
+        return getattr(importlib.import_module(module), name)()
 
 
 # The app's screens, in footer order.
 SCREENS: dict[str, ScreenEntry] = {
-    "projects": ScreenEntry("f1", "Projects", ProjectsScreen, needs_project=False),
-    "architecture": ScreenEntry("f2", "Architecture", ArchitectureScreen),
-    "stages": ScreenEntry("f3", "Stages", StagesScreen),
-    "monitor": ScreenEntry("f4", "Monitor", monitor.MonitorScreen),
-    "chat": ScreenEntry("f5", "Chat", ChatScreen),
-    "tools": ScreenEntry("f6", "Tools", ToolsScreen),
+    "projects": ScreenEntry("f1", "Projects", "llmlab_tui.screens.projects:ProjectsScreen", needs_project=False),
+    "architecture": ScreenEntry("f2", "Architecture", "llmlab_tui.screens.architecture:ArchitectureScreen"),
+    "stages": ScreenEntry("f3", "Stages", "llmlab_tui.screens.stages:StagesScreen"),
+    "monitor": ScreenEntry("f4", "Monitor", "llmlab_tui.screens.monitor:MonitorScreen"),
+    "chat": ScreenEntry("f5", "Chat", "llmlab_tui.screens.chat:ChatScreen"),
+    "tools": ScreenEntry("f6", "Tools", "llmlab_tui.screens.tools:ToolsScreen"),
 }
 
 
@@ -86,14 +84,14 @@ class LabApp(App):
 
     def action_quit(self) -> None:
         """Quit; during a run, ask first: stop it with a checkpoint, or leave it running."""
-        job = self.runner.running(monitor.JOB)
+        job = self.runner.running(TRAIN_JOB)
         if job is None or isinstance(job.source, FileSource):
             self.exit()
         else:
             self.push_screen(QuitScreen(), self._quit_answered)
 
     def _quit_answered(self, answer: str) -> None:
-        job = self.runner.running(monitor.JOB)
+        job = self.runner.running(TRAIN_JOB)
         if job is None:
             self.exit()
         elif answer == "leave":
@@ -102,7 +100,7 @@ class LabApp(App):
         elif answer == "stop":
             job.stop()
             self.notify("Stopping: the app quits once the checkpoint is saved.")
-            self.set_interval(0.2, lambda: self.runner.running(monitor.JOB) or self.exit())
+            self.set_interval(0.2, lambda: self.runner.running(TRAIN_JOB) or self.exit())
 
     def action_show(self, name: str) -> None:
         """Switch to a registered screen (refused, with a note, when it needs a project and none is open)."""

@@ -22,11 +22,10 @@ from engine.task_worker import train
 from engine.worker import spawn
 from llmlab_tui.messages import WorkerEvents, WorkerExited
 from llmlab_tui.run_view import CHARTS, RunView, report_lines
-from llmlab_tui.runner import FileSource
+from llmlab_tui.runner import TRAIN_JOB as JOB, FileSource
 from llmlab_tui.screens.base import ProjectScreen
 from llmlab_tui.widgets.nav import NavBar
 
-JOB = "train"
 REDRAW_SECONDS = 0.3
 LOG_STYLES = {"warning": "$text-warning", "error": "$text-error bold"}
 TABS = ("charts", "samples", "log", "summary")

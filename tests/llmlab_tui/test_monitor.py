@@ -10,7 +10,8 @@ from pathlib import Path
 from pilot_keys import app_on, run_palette, wait_for
 
 from llmlab_tui.runner import QueueSource
-from llmlab_tui.screens.monitor import JOB, MonitorScreen
+from llmlab_tui.runner import TRAIN_JOB as JOB
+from llmlab_tui.screens.monitor import MonitorScreen
 from llmlab_tui.screens.quit import QuitScreen
 
 STARTED = {"type": "started", "stage": "pretrain", "run_dir": "r", "device": "cpu", "precision": "fp32",
