@@ -6,10 +6,12 @@ calls). The table gives each stage's wall time and the held-out measure that sho
 before (the stage's starting point) and after:
 
 - pretrain: validation loss against the uniform baseline ln V (V = the tokenizer's vocabulary);
-- SFT: held-out assistant loss, and the share of greedy answers to held-out questions in the
-  trained format ("The answer is X.", engine.demo_data.answer_in_format) and right;
+- SFT: held-out assistant loss, and the share of greedy answers to held-out questions that start
+  with the trained answer sentence ("The answer is X.", engine.demo_data.answer_start), and the
+  share whose X is right;
 - DPO: held-out preference accuracy against chance (0.5);
-- GRPO, PPO: held-out reward of greedy answers (exact match), before = the SFT model.
+- GRPO, PPO: held-out reward of greedy answers (exact match, plus half a point for a terse reply
+  without the SFT data's pleasantry), before = the SFT model.
 
 "Before" is measured by the stage's own objective built on the starting model, outside a run,
 so before and after are the same measure on the same held-out rows. `--fast` is the same
@@ -154,7 +156,7 @@ def sft_measures(run: StageRun, after: dict) -> list[Measure]:
         loss_before, shares_before = start.evaluate()["loss"], answer_shares(start, run.answers)
         shares_after = answer_shares(run.objective("sft"), run.answers)
     return [Measure("sft", "assistant loss", loss_before, after["loss"], False),
-            Measure("sft", "answers in format", shares_before[0], shares_after[0], True),
+            Measure("sft", "answers start in format", shares_before[0], shares_after[0], True),
             Measure("sft", "answers right", shares_before[1], shares_after[1], True)]
 
 
@@ -169,7 +171,7 @@ def rl_measures(run: StageRun, after: dict) -> list[Measure]:
 
     with torch.no_grad():
         before = run.objective("sft").evaluate()
-    return [Measure(run.stage, "reward (exact match)", before["reward"], after["reward"], True)]
+    return [Measure(run.stage, "reward (right + terse)", before["reward"], after["reward"], True)]
 
 
 MEASURES = {"pretrain": pretrain_measures, "sft": sft_measures, "dpo": dpo_measures,
@@ -177,15 +179,16 @@ MEASURES = {"pretrain": pretrain_measures, "sft": sft_measures, "dpo": dpo_measu
 
 
 def answer_shares(objective, count: int) -> tuple[float, float]:
-    """(share in the trained format, share right) of greedy answers to held-out SFT questions."""
-    from engine.demo_data import answer_in_format
+    """(share starting with the trained answer sentence, share whose answer is right) of greedy
+    answers to held-out SFT questions."""
+    from engine.demo_data import answer_start
 
     in_format = right = 0
     exchanges = [first_exchange(c) for c in objective.stream.heldout(count)]
     for prompt, expected in exchanges:
-        reply = objective.answer(prompt, max_new_tokens=ANSWER_TOKENS).strip()
-        in_format += answer_in_format(reply)
-        right += reply == expected.strip()
+        answer = answer_start(objective.answer(prompt, max_new_tokens=ANSWER_TOKENS))
+        in_format += answer is not None
+        right += answer is not None and answer == answer_start(expected)
     return in_format / len(exchanges), right / len(exchanges)
 
 
