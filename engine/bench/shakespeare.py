@@ -12,12 +12,15 @@ The held-out set is the last 10% of the paragraphs, 20 fixed batches.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import tomli_w
+
+from engine.bench import common
 
 DATA = Path("..") / "shared" / "data" / "tinyshakespeare.txt"
 TARGET_LOSS = 1.89
@@ -46,7 +49,8 @@ def register(subparsers) -> None:
     parser.add_argument("path", nargs="?", help=f"tinyshakespeare.txt (default: {DATA} from the repo or the CWD)")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                         help="override a field of the bench project, e.g. pretrain.steps=200")
-    parser.add_argument("--device", choices=("cpu", "cuda"))
+    parser.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when present, else cpu")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     parser.set_defaults(func=main)
 
@@ -79,21 +83,21 @@ def run_bench(data: Path, sets: list[str], device: str | None, events=None) -> d
         total = time.perf_counter() - start
     return {"val_loss": report["eval_loss"], "train_loss": report["train_loss"], "bpb": report["bpb"],
             "train_seconds": report["wall_time_s"], "total_seconds": total, "steps": report["steps"],
-            "tokens_per_s": report["tokens_seen"] / report["wall_time_s"], "device": evals.device,
+            "tokens_per_s": report["tokens_seen"] / report["wall_time_s"], "precision": evals.precision,
             "eval_losses": evals.losses, "target_val_loss": TARGET_LOSS, "nanogpt_seconds": NANOGPT_SECONDS}
 
 
 class _EvalLosses:
-    """Collects the evaluation losses (and the device) as the run emits them."""
+    """Collects the evaluation losses (and the precision) as the run emits them."""
 
     def __init__(self, forward=None):
-        self.losses, self.device, self.forward = {}, None, forward
+        self.losses, self.precision, self.forward = {}, None, forward
 
     def put(self, ev: dict) -> None:
         if ev["type"] == "eval":
             self.losses[ev["step"]] = ev["loss"]
         elif ev["type"] == "started":
-            self.device = f"{ev['device']} ({ev['precision']})"
+            self.precision = ev["precision"]
         if self.forward is not None:
             self.forward.put(ev)
 
@@ -101,17 +105,14 @@ class _EvalLosses:
 def main(args) -> int:
     from engine.commands.run import Progress
 
-    result = run_bench(find_data(args.path), args.sets, args.device,
-                       None if args.json else Progress(sys.stderr))
-    if args.json:
-        print(json.dumps(result))
-        return 0
-    print(f"{'step':>6}  {'val loss':>8}")
-    for step, loss in result["eval_losses"].items():
-        print(f"{step:>6}  {loss:8.4f}")
-    print(f"device {result['device']}; {result['tokens_per_s']:,.0f} tokens/s; "
-          f"training {result['train_seconds']:.1f} s, with start-up {result['total_seconds']:.1f} s")
+    device = common.setup(args)
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
+    result = run_bench(find_data(args.path), args.sets, device.type, None if args.json else Progress(sys.stderr))
+    result["machine"] = common.machine(device) | {"load_average_at_start": load_at_start}
+    rows = [[step, f"{loss:.4f}"] for step, loss in result["eval_losses"].items()]
+    text = common.table(["step", "val loss"], rows) + (
+        f"\n{result['tokens_per_s']:,.0f} tokens/s; training {result['train_seconds']:.1f} s, "
+        f"with start-up {result['total_seconds']:.1f} s; load at start {' '.join(map(str, load_at_start))}")
     verdict = "ok" if result["val_loss"] <= TARGET_LOSS else f"above the target {TARGET_LOSS}"
-    print(f"val loss {result['val_loss']:.4f} ({verdict}) in {result['train_seconds']:.1f} s "
-          f"(nanoGPT: ~1.88 in ~{NANOGPT_SECONDS:.0f} s on 2 CPU cores)")
-    return 0
+    return common.report(args, result, text, f"val loss {result['val_loss']:.4f} ({verdict}) in "
+                         f"{result['train_seconds']:.1f} s (nanoGPT: ~1.88 in ~{NANOGPT_SECONDS:.0f} s on 2 CPU cores)")
