@@ -141,9 +141,7 @@ def all_reduce_gradients(params: list[torch.Tensor]) -> None:
         if p.grad is None:
             p.grad = torch.zeros_like(p)
     grads = [p.grad for p in params]
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
-    flat /= dist.get_world_size()
+    flat = average_over_ranks(torch.cat([g.reshape(-1) for g in grads]))
     offset = 0
     for g in grads:
         g.copy_(flat[offset : offset + g.numel()].view_as(g))
@@ -159,10 +157,6 @@ def gather_objects(obj) -> list:
     return out
 
 
-def world_size() -> int:
-    return dist.get_world_size() if dist.is_initialized() else 1
-
-
 def broadcast_object(obj):
     """Rank 0's `obj` on every rank (`obj` itself in a single process)."""
     if not dist.is_initialized():
@@ -172,13 +166,12 @@ def broadcast_object(obj):
     return box[0]
 
 
-def mean_over_ranks(values: list[float]) -> list[float]:
-    """The element-wise mean of `values` over ranks."""
-    if not dist.is_initialized() or not values:
-        return values
-    tensor = torch.tensor(values, dtype=torch.float64)
-    dist.all_reduce(tensor)
-    return (tensor / dist.get_world_size()).tolist()
+def average_over_ranks(tensor: torch.Tensor) -> torch.Tensor:
+    """The element-wise mean of `tensor` over ranks (SUM then divide: gloo has no AVG)."""
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(tensor)
+        tensor /= dist.get_world_size()
+    return tensor
 
 
 def compile_model(model: torch.nn.Module) -> str | None:

@@ -12,7 +12,7 @@ pickles across a spawn queue and serialises as one JSON line. Torch-free: the ap
 |              | sources, + the objective's own per-step measures (e.g. `accuracy`)               |
 | `eval`       | step + the objective's held-out measures (pretrain: loss, ppl, bpb)             |
 | `sample`     | step, samples: [{prompt, text}]                                                 |
-| `checkpoint` | step, path, final                                                               |
+| `checkpoint` | step, path, final, pruned (the step directories retention deleted)              |
 | `log`        | level (info / warning / error), message                                         |
 | `finished`   | status (completed / stopped), run_dir, report {wall_time_s, steps, tokens_seen, |
 |              | train_loss, eval_loss, bpb, + the stage's own final measures}                   |

@@ -138,7 +138,7 @@ class Trainer:
         self.step += 1
         tokens *= self.ctx.world_size  # every rank trains on as many tokens as this one
         self.tokens_seen += tokens
-        return _to_floats({"loss": loss, "grad_norm": grad_norm, **metrics}) | {"lr": lr}, tokens
+        return _to_floats({**metrics, "loss": loss, "grad_norm": grad_norm}) | {"lr": lr}, tokens
 
     # -- cadences ---------------------------------------------------------------------------
 
@@ -187,7 +187,7 @@ class Trainer:
 
     def state_dict(self) -> dict:
         return {"step": self.step, "tokens_seen": self.tokens_seen, "elapsed": self.elapsed,
-                "train_loss": self.train_loss, "last_eval": self.last_eval, "world_size": self.ctx.world_size,
+                "train_loss": self.train_loss, "last_eval": self.last_eval,
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
@@ -222,8 +222,8 @@ class Trainer:
     def _log_metrics(self, values: dict, tokens: int, step_time: float, mean_step_time: float) -> None:
         """The `metrics` event; `mean_step_time` (evaluations and checkpoints included) gives the ETA."""
         self.train_loss = values["loss"]
-        metrics = {"step": self.step, **values, "tokens_per_s": tokens / step_time, "tokens_seen": self.tokens_seen, "step_time": step_time,
-                   "eta_s": mean_step_time * (self.cfg.steps - self.step)}
+        metrics = {"step": self.step, **values, "tokens_per_s": tokens / step_time, "tokens_seen": self.tokens_seen,
+                   "step_time": step_time, "eta_s": mean_step_time * (self.cfg.steps - self.step)}
         if self.ctx.device.type == "cuda":
             metrics["gpu_memory_gb"] = torch.cuda.max_memory_allocated(self.ctx.device) / 1e9
             if self._peak_flops:
@@ -249,15 +249,15 @@ def _inference(module: torch.nn.Module, precision: dev.Precision):
 def _to_floats(values: dict) -> dict:
     """Tensors to floats in one host sync; plain numbers pass through."""
     names = [n for n, v in values.items() if isinstance(v, torch.Tensor)]
-    floats = torch.stack([values[n].float().reshape(()) for n in names]).tolist() if names else []
-    if dev.world_size() > 1:
-        floats = dev.mean_over_ranks(floats)
-    return {**values, **dict(zip(names, floats))}
+    if not names:
+        return values
+    stacked = dev.average_over_ranks(torch.stack([values[n].float().reshape(()) for n in names]))
+    return {**values, **dict(zip(names, stacked.tolist()))}
 
 
 def _oom_advice(stage: str, cfg) -> str:
     return (f"{stage}.batch_size: CUDA ran out of memory with micro-batches of {cfg.batch_size} × "
-            f"{getattr(cfg, 'seq_len', '?')} tokens; lower {stage}.batch_size (or {stage}.seq_len) and raise "
+            f"{cfg.seq_len} tokens; lower {stage}.batch_size (or {stage}.seq_len) and raise "
             f"{stage}.grad_accum to keep the global batch (e.g. batch_size = {max(1, cfg.batch_size // 2)}, "
             f"grad_accum = {cfg.grad_accum * 2})")
 
