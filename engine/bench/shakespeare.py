@@ -84,20 +84,24 @@ def run_bench(data: Path, sets: list[str], device: str | None, events=None) -> d
     return {"val_loss": report["eval_loss"], "train_loss": report["train_loss"], "bpb": report["bpb"],
             "train_seconds": report["wall_time_s"], "total_seconds": total, "steps": report["steps"],
             "tokens_per_s": report["tokens_seen"] / report["wall_time_s"], "precision": evals.precision,
-            "eval_losses": evals.losses, "target_val_loss": TARGET_LOSS, "nanogpt_seconds": NANOGPT_SECONDS}
+            "eval_losses": evals.losses, "target_val_loss": TARGET_LOSS, "seconds_to_target": evals.seconds_to_target,
+            "nanogpt_seconds": NANOGPT_SECONDS}
 
 
 class _EvalLosses:
-    """Collects the evaluation losses (and the precision) as the run emits them."""
+    """Collects the evaluation losses, the precision and when the target was first reached."""
 
     def __init__(self, forward=None):
         self.losses, self.precision, self.forward = {}, None, forward
+        self.started, self.seconds_to_target = 0.0, None
 
     def put(self, ev: dict) -> None:
         if ev["type"] == "eval":
             self.losses[ev["step"]] = ev["loss"]
+            if self.seconds_to_target is None and ev["loss"] <= TARGET_LOSS:
+                self.seconds_to_target = ev["time"] - self.started
         elif ev["type"] == "started":
-            self.precision = ev["precision"]
+            self.precision, self.started = ev["precision"], ev["time"]
         if self.forward is not None:
             self.forward.put(ev)
 
@@ -113,6 +117,8 @@ def main(args) -> int:
     text = common.table(["step", "val loss"], rows) + (
         f"\n{result['tokens_per_s']:,.0f} tokens/s; training {result['train_seconds']:.1f} s, "
         f"with start-up {result['total_seconds']:.1f} s; load at start {' '.join(map(str, load_at_start))}")
+    if result["seconds_to_target"] is not None:
+        text += f"\nval loss <= {TARGET_LOSS} first at {result['seconds_to_target']:.1f} s (evaluated every 250 steps)"
     verdict = "ok" if result["val_loss"] <= TARGET_LOSS else f"above the target {TARGET_LOSS}"
     return common.report(args, result, text, f"val loss {result['val_loss']:.4f} ({verdict}) in "
                          f"{result['train_seconds']:.1f} s (nanoGPT: ~1.88 in ~{NANOGPT_SECONDS:.0f} s on 2 CPU cores)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.bench.shakespeare import RECIPE, find_data, run_bench
+from engine.bench.shakespeare import RECIPE, _EvalLosses, find_data, run_bench
 from engine.errors import LLMLabError
 
 
@@ -30,3 +30,13 @@ def test_a_short_run_reports_its_evaluations(tmp_path):
 def test_a_missing_file_is_named():
     with pytest.raises(LLMLabError, match="path: tiny Shakespeare not found .*nope.txt"):
         find_data("nope.txt")
+
+
+def test_time_to_target_is_the_first_evaluation_at_or_below_it():
+    seen = _EvalLosses()
+    for ev in [{"type": "started", "time": 100.0, "precision": "fp32"},
+               {"type": "eval", "time": 110.0, "step": 250, "loss": 2.0},
+               {"type": "eval", "time": 130.0, "step": 500, "loss": 1.89},
+               {"type": "eval", "time": 150.0, "step": 750, "loss": 1.7}]:
+        seen.put(ev)
+    assert seen.seconds_to_target == 30.0 and seen.losses == {250: 2.0, 500: 1.89, 750: 1.7}
