@@ -105,15 +105,15 @@ def activation_elements_per_token(m: ModelConfig, vocab_size: int) -> tuple[int,
     """(elements kept for backward per token in the activation dtype, those kept in fp32).
 
     Activation dtype, per layer: the two norm outputs the projections take (2d), q, k, v and the
-    attention output (2d + 2 kv), the FFN's hidden activations (gated: gate, up, act(gate),
-    product; plain: pre and post act); then the final norm's output (d). In fp32 whatever the
+    attention output (2d + 2 kv), the FFN's hidden activations (gated: gate, up and their
+    product, silu(gate) is recomputed in backward; plain: pre and post act); then the final norm's output (d). In fp32 whatever the
     autocast dtype: the residual stream each norm reads (d per norm), rmsnorm's fp32 normalized
     copy (d more), and the log-softmax of the logits the loss keeps. Attention scores are not
     stored (fused SDPA); alibi's additive bias can send SDPA to its math kernel (the CPU does),
     which also keeps n_heads x seq_len weights per token per layer: not counted here.
     """
     kv = m.n_kv_heads * (m.d_model // m.n_heads)
-    ffn = (4 if m.activation == "swiglu" else 2) * m.d_ff
+    ffn = (3 if m.activation == "swiglu" else 2) * m.d_ff
     per_norm = 2 if m.normalization == "rmsnorm" else 1
     activations = m.n_layers * (4 * m.d_model + 2 * kv + ffn) + m.d_model
     fp32 = (2 * m.n_layers + 1) * per_norm * m.d_model + vocab_size
