@@ -29,6 +29,9 @@ from transformers.utils.deprecation import deprecate_kwarg
 from .layers import ACTIVATIONS, NORMALIZATIONS, Attention, RMSNorm, ResidualProjection
 from .positions import POSITIONAL_ENCODINGS, PositionalEncoding
 
+# The output field of the KV cache: transformers 5.24 renamed `past_key_values` to `cache`.
+CACHE_FIELD = "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"
+
 
 class LLMLabConfig(PreTrainedConfig):
     """Hugging Face names for the shape; `positional_encoding`, `normalization` and `hidden_act`
@@ -37,7 +40,7 @@ class LLMLabConfig(PreTrainedConfig):
     """
 
     model_type = "llmlab"
-    keys_to_ignore_at_inference = ["cache"]
+    keys_to_ignore_at_inference = [CACHE_FIELD]
 
     vocab_size: int = 256
     hidden_size: int = 256
@@ -230,8 +233,8 @@ class LLMLabForCausalLM(PreTrainedModel, GenerationMixin):
         return CausalLMOutputWithPast(
             loss=loss,
             logits=logits,
-            cache=cache if use_cache else None,
             hidden_states=tuple(hidden_states) if hidden_states is not None else None,
+            **{CACHE_FIELD: cache if use_cache else None},
         )
 
 
