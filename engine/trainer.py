@@ -251,7 +251,9 @@ def _to_floats(values: dict) -> dict:
     names = [n for n, v in values.items() if isinstance(v, torch.Tensor)]
     if not names:
         return values
-    stacked = dev.average_over_ranks(torch.stack([values[n].float().reshape(()) for n in names]))
+    # on the accelerator when any value is there (nccl reduces CUDA tensors only)
+    device = next((values[n].device for n in names if values[n].device.type != "cpu"), torch.device("cpu"))
+    stacked = dev.average_over_ranks(torch.stack([values[n].float().reshape(()).to(device) for n in names]))
     return {**values, **dict(zip(names, stacked.tolist()))}
 
 
