@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from engine.bench import common
 
 STAGES = ("pretrain", "sft", "dpo", "grpo", "ppo")  # in order; PPO starts from the SFT model too
 ANSWERS = 64  # held-out SFT questions answered greedily for the format share
@@ -214,15 +215,6 @@ def table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def machine() -> str:
-    """The CPU count, torch threads and load average: what the timings depend on."""
-    import torch
-
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
-    return (f"{os.cpu_count()} CPUs, torch {torch.__version__} with {torch.get_num_threads()} threads, "
-            f"load average {load}")
-
-
 def _duration(seconds: float) -> str:
     seconds = round(seconds)
     return f"{seconds // 60}:{seconds % 60:02d}"
@@ -239,13 +231,13 @@ def main(args) -> int:
     else:
         with tempfile.TemporaryDirectory(prefix="llmlab-pipeline-") as tmp:
             result = run_pipeline(tmp, args.fast, args.device, _progress)
-    result["machine"] = machine()
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print(table(result))
-        print(f"machine: {result['machine']}{' (--fast)' if args.fast else ''}")
-    return 0
+    import torch
+
+    result["machine"] = common.machine(torch.device(args.device))
+    improved = all(Measure(**m).improved for m in result["measures"])
+    return common.report(args, result, table(result),
+                         f"pipeline{' (--fast)' if args.fast else ''}: {_duration(result['total_seconds'])}, "
+                         f"every held-out measure improved: {'yes' if improved else 'no'}")
 
 
 def _progress(line: str) -> None:

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from peft import PeftModel
 
 from engine.chat_template import (
     IGNORE, IM_END, IM_START, Encoded, encode_conversation, encode_prompt, end_of_turn_ids, ensure_chat_template,

@@ -3,12 +3,14 @@ held-out measure moving the right way; the overrides and the table it prints."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 from pathlib import Path
 
 import pytest
 
+from engine.bench import pipeline
 from engine.bench.pipeline import FAST, STAGES, Measure, run_pipeline, stage_overrides, table
 from engine.events import read_events
 from engine.project import apply_overrides, load_project, read_toml
@@ -66,16 +68,29 @@ def test_fast_overrides_are_valid_sets_of_the_stage():
     assert data["pretrain"]["steps"] == FAST["pretrain"]["steps"]
 
 
-def test_the_table_shows_time_once_per_stage_and_the_verdicts():
-    result = {"measures": [json.loads(json.dumps(vars(m))) for m in (
+def _result() -> dict:
+    return {"measures": [json.loads(json.dumps(vars(m))) for m in (
         Measure("sft", "assistant loss", 3.0, 0.5, False),
         Measure("sft", "answers in format", 0.0, 0.75, True),
         Measure("dpo", "preference accuracy vs chance", 0.5, 0.4, True),
     )], "seconds": {"sft": 65.2, "dpo": 5.0}, "total_seconds": 70.2}
-    assert table(result).splitlines() == [
+
+
+def test_the_table_shows_time_once_per_stage_and_the_verdicts():
+    assert table(_result()).splitlines() == [
         "stage       time  held-out measure                  before   after  improved",
         "sft         1:05  assistant loss                     3.000   0.500  yes",
         "                  answers in format                  0.000   0.750  yes",
         "dpo         0:05  preference accuracy vs chance      0.500   0.400  no",
         "total       1:10",
     ]
+
+
+def test_main_prints_the_table_the_machine_and_the_verdict(monkeypatch, capsys):
+    monkeypatch.setattr(pipeline, "run_pipeline", lambda *args: _result())
+    args = argparse.Namespace(dir=None, fast=True, device="cpu", json=False)
+    assert pipeline.main(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-3] == "total       1:10"
+    assert lines[-2].startswith("cpu: ")
+    assert lines[-1] == "pipeline (--fast): 1:10, every held-out measure improved: no"
