@@ -35,13 +35,13 @@ ANSWERS = 64  # held-out SFT questions answered greedily for the format share
 FAST_ANSWERS = 16
 ANSWER_TOKENS = 24  # "The answer is Brightwater." and its end of turn fit well within this
 
-FAST = {  # --fast: a few steps per stage, evaluated once at the end, no samples
-    "pretrain": {"steps": 30, "batch_size": 8, "seq_len": 64, "warmup_steps": 5, "eval_every": 30,
+FAST = {  # --fast: fewer steps per stage (enough for each measure to move), one evaluation, no samples
+    "pretrain": {"steps": 150, "batch_size": 8, "seq_len": 64, "warmup_steps": 5, "eval_every": 150,
                  "eval_batches": 4},
-    "sft": {"steps": 30, "batch_size": 8, "warmup_steps": 5, "eval_every": 30, "eval_batches": 4},
+    "sft": {"steps": 100, "batch_size": 8, "warmup_steps": 5, "eval_every": 100, "eval_batches": 4},
     "dpo": {"steps": 10, "batch_size": 8, "warmup_steps": 2, "eval_every": 10, "eval_batches": 4},
-    "grpo": {"steps": 3, "batch_size": 4, "mini_batch_size": 16, "eval_every": 3},
-    "ppo": {"steps": 3, "batch_size": 4, "mini_batch_size": 4, "eval_every": 3},
+    "grpo": {"steps": 20, "batch_size": 4, "mini_batch_size": 16, "eval_every": 20},
+    "ppo": {"steps": 20, "batch_size": 4, "mini_batch_size": 4, "eval_every": 20},
 }
 
 

@@ -52,10 +52,11 @@ def test_each_held_out_measure_moves_the_right_way(fast_result):
     assert pretrain.after < pretrain.before - 1.0
     assert m["sft", "assistant loss"].after < m["sft", "assistant loss"].before
     assert m["sft", "answers start in format"].before == 0.0  # a pretrained model does not answer in the format
+    assert m["sft", "answers start in format"].after > 0.5
     assert m["dpo", "preference accuracy vs chance"].after > 0.5
-    for stage in ("grpo", "ppo"):
+    for stage in ("grpo", "ppo"):  # the fast SFT model is not yet right: RL finds the terse reply
         reward = m[stage, "reward (right + terse)"]
-        assert 0.0 <= reward.before <= reward.after <= 1.5  # exact match 1, a terse reply 0.5
+        assert 0.0 <= reward.before < reward.after <= 1.5  # exact match 1, a terse reply 0.5
 
 
 def test_fast_overrides_are_valid_sets_of_the_stage():
