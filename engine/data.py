@@ -78,8 +78,9 @@ def _open(ds, root: Path, split: str, where: str):
             dataset = datasets.load_dataset(builder, data_files=files, split="train", streaming=ds.streaming, **options)
         else:
             dataset = datasets.load_dataset(ds.path, ds.name or None, split=split, streaming=ds.streaming)
-    except (OSError, ValueError) as error:  # DatasetNotFoundError and friends are ValueError / OSError
-        raise LLMLabError(f"{where}: cannot load {ds.path!r}: {str(error).splitlines()[0]}") from error
+    except (OSError, ValueError, datasets.exceptions.DatasetsError) as error:  # not found, unreadable, malformed
+        reason = error.__cause__ or error  # DatasetGenerationError wraps the parser's own (e.g. a bad JSON line)
+        raise LLMLabError(f"{where}: cannot load {ds.path!r}: {str(reason).splitlines()[0]}") from error
     return dataset.rename_columns(ds.columns) if ds.columns else dataset
 
 

@@ -80,6 +80,14 @@ def test_load_source_errors_name_the_field(tmp_path):
     assert error.value.problems == ["pretrain.datasets[2].text_field: no column 'text'; the columns are ['body']"]
 
 
+def test_a_malformed_file_names_the_field_the_file_and_the_parser_reason(tmp_path):
+    (tmp_path / "broken.jsonl").write_text('{"text": "a"}\n{"text": \n')
+    with pytest.raises(LLMLabError) as error:
+        load_source(DatasetConfig(path="broken.jsonl"), tmp_path, field="sft.datasets[0]")
+    [line] = error.value.problems
+    assert line.startswith("sft.datasets[0].path: cannot load 'broken.jsonl': JSON parse error")
+
+
 def test_a_hub_id_goes_to_the_hub_and_a_failure_names_the_field(monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # no network in tests
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
