@@ -69,10 +69,16 @@ def lm_loss(model, batch):
     return F.cross_entropy(logits[:, :-1].reshape(-1, VOCAB), batch["labels"][:, 1:].reshape(-1))
 
 
-def train(model, optimizer, scheduler, batch, steps):
+def next_token_loss(model, batch):
+    """The pretraining batch form: `targets` are the inputs shifted by one."""
+    logits = model(input_ids=batch["input_ids"]).logits
+    return F.cross_entropy(logits.flatten(0, 1), batch["targets"].flatten())
+
+
+def train(model, optimizer, scheduler, batch, steps, loss_fn=lm_loss):
     losses = []
     for _ in range(steps):
-        loss = lm_loss(model, batch)
+        loss = loss_fn(model, batch)
         loss.backward()
         before_step(optimizer, model, batch)
         optimizer.step()
@@ -312,16 +318,7 @@ def test_sophia_trains_the_llmlab_model_on_pretraining_batches():
     scheduler = build_scheduler(optimizer, SchedulerConfig.default("none"), 0, 20)
     ids = torch.arange(17).repeat(4, 1) + torch.arange(4)[:, None] * 5  # (4, 17) counting sequences
     batch = {"input_ids": ids[:, :-1], "targets": ids[:, 1:]}
-    losses = []
-    for _ in range(20):
-        logits = model(input_ids=batch["input_ids"]).logits
-        loss = F.cross_entropy(logits.flatten(0, 1), batch["targets"].flatten())
-        loss.backward()
-        before_step(optimizer, model, batch)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad()
-        losses.append(loss.item())
+    losses = train(model, optimizer, scheduler, batch, 20, loss_fn=next_token_loss)
     assert losses[-1] < 0.5 * losses[0], losses
 
 
