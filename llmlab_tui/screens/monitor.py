@@ -104,7 +104,7 @@ class MonitorScreen(ProjectScreen):
         if self.project is None:
             self.notify("Open a project first (F1: projects).", severity="warning")
             return
-        if self.app.runner.running(JOB):
+        if self.app.runner.running(JOB) and self.view.state == "running":  # a finished one may still be exiting
             self.notify("A run is going already: stop it first (x).", severity="warning")
             return
         handle = spawn(train, project_path=str(self.project.root), stage=self.stage, overrides=[])

@@ -133,3 +133,29 @@ async def test_the_palette_stops_a_run_from_another_screen(projects_dir: Path):
         await wait_for(pilot, lambda: not source.control.empty())
         assert app.current_mode == "monitor" and source.control.get_nowait() == "stop"
         source.close(0)
+
+
+async def test_a_new_run_starts_while_the_finished_one_is_still_exiting(projects_dir: Path, monkeypatch):
+    spawned = []
+
+    def spawn(target, **kwargs):
+        spawned.append(kwargs["stage"])
+        source = QueueSource()
+        source.pid = 4242
+        return source
+
+    monkeypatch.setattr("llmlab_tui.screens.monitor.spawn", spawn)
+    app = app_on(projects_dir / "alpha", projects_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        monitor = await open_monitor(pilot)
+        source = QueueSource()
+        app.runner.start(JOB, source, monitor)
+        source.queue.put(STARTED)
+        source.queue.put({"type": "finished", "status": "completed", "report": REPORT})
+        await wait_for(pilot, lambda: monitor.view.state == "finished")
+        assert app.runner.running(JOB)  # its worker has not exited yet
+        await pilot.press("s")
+        await wait_for(pilot, lambda: spawned == ["pretrain"])
+        assert monitor.view.state == "running"
+        await pilot.press("s")  # this one is running: refused
+        assert spawned == ["pretrain"]
