@@ -105,9 +105,9 @@ def activation_elements_per_token(m: ModelConfig, vocab_size: int) -> tuple[int,
     """(elements kept for backward per token in the activation dtype, those kept in fp32).
 
     Activation dtype, per layer: the two norm outputs the projections take (2d), q, k, v and the
-    attention output (2d + 2 kv), the FFN's hidden activations (gated: gate, up and their
-    product, silu(gate) is recomputed in backward; plain: pre and post act); then the final norm's output (d). In fp32 whatever the
-    autocast dtype: the residual stream each norm reads (d per norm), rmsnorm's fp32 normalized
+    attention output (2d + 2 kv), the FFN's hidden activations (gated: gate, up and their product,
+    silu(gate) being recomputed in backward; plain: pre and post act); then the final norm's
+    output (d). In fp32 whatever the autocast dtype: the residual stream each norm reads (d per norm), rmsnorm's fp32 normalized
     copy (d more), and the log-softmax of the logits the loss keeps. Attention scores are not
     stored (fused SDPA); alibi's additive bias can send SDPA to its math kernel (the CPU does),
     which also keeps n_heads x seq_len weights per token per layer: not counted here.
