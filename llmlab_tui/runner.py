@@ -26,10 +26,8 @@ from llmlab_tui.messages import WorkerEvents, WorkerExited
 
 BATCH_SECONDS = 0.1  # events gathered into one message
 END_SECONDS = 5.0  # how long a job asked to stop may take before it is killed
-
-
-
 TRAIN_JOB = "train"  # the runner job name of the (one) training run the app drives
+
 
 class Job:
     """One source of events drained by a thread into messages for `target`."""

@@ -180,7 +180,6 @@ def run_bench(size: str, rounds: int, device, compile: bool = False, memory: boo
     return result
 
 
-
 def main(args) -> int:
     device = common.setup(args)
     result = run_bench(args.size, args.rounds, device, args.compile, args.memory)

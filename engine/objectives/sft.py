@@ -183,7 +183,6 @@ class SFTObjective(Objective):
         return self.stream.shares()
 
 
-
 def _before_first_reply(conversation: list[dict]) -> list[dict]:
     """The turns before the first assistant turn ([] when there is none)."""
     roles = [m["role"] for m in conversation]

@@ -14,7 +14,6 @@ from engine.project import ModelConfig, Project
 from engine.tokenizer import byte_tokenizer
 
 
-
 def saved_model(path, **fields):
     shape = dict(d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, d_ff=48, max_seq_len=64, yarn_factor=4.0,
                  yarn_original_max_seq_len=16)

@@ -15,7 +15,6 @@ from engine.project import ModelConfig, Project
 from engine.tokenizer import byte_tokenizer
 
 
-
 def test_registries_offer_exactly_the_project_choices():
     assert tuple(POSITIONAL_ENCODINGS) == schema.POSITIONAL_ENCODINGS
     assert tuple(NORMALIZATIONS) == schema.NORMALIZATIONS

@@ -10,7 +10,6 @@ from engine.project import ModelConfig, Project
 from engine.tokenizer import byte_tokenizer
 
 
-
 @pytest.fixture(scope="module")
 def model_dirs(tmp_path_factory):
     """A tiny model saved twice: with its byte tokenizer as is, and with ChatML added."""
