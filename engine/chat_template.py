@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
-from engine.errors import LLMLabError
-from engine.sizing import VOCAB_MULTIPLE
+from engine.project.problems import LLMLabError
+from engine.project.sizing import VOCAB_MULTIPLE
 
 IM_START, IM_END = "<|im_start|>", "<|im_end|>"
 CHATML_TEMPLATE = (

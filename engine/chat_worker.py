@@ -20,7 +20,7 @@ import time
 from typing import Any, Callable
 
 from engine import events as ev
-from engine.errors import LLMLabError
+from engine.project.problems import LLMLabError
 from engine.task_worker import error_event, quiet_output
 
 SAMPLING_KEYS = ("temperature", "top_k", "top_p", "repetition_penalty")

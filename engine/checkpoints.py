@@ -16,14 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.fileio import atomic_directory
-from engine.runs import FINAL, checkpoints
-
-TRAINER_STATE = "trainer_state.pt"
-
-
-def step_name(step: int) -> str:
-    return f"step-{step:06d}"
+from engine.project.fileio import atomic_directory
+from engine.project.layout import FINAL, TRAINER_STATE
+from engine.project.runs import checkpoints
 
 
 def write_checkpoint(path: Path, model, tokenizer, objective, trainer_state: dict) -> Path:
@@ -47,11 +42,6 @@ def prune_checkpoints(run_dir: Path, keep_last: int) -> list[Path]:
 
 def load_trainer_state(checkpoint_dir: Path) -> dict:
     return torch.load(Path(checkpoint_dir) / TRAINER_STATE, map_location="cpu", weights_only=True)
-
-
-def has_full_weights(model_dir: Path) -> bool:
-    """True when the directory holds a full model's weights (not only adapters)."""
-    return any(Path(model_dir).glob("model*.safetensors"))
 
 
 def rng_state() -> dict:

@@ -13,7 +13,7 @@ import pkgutil
 import sys
 
 from engine import commands
-from engine.errors import LLMLabError
+from engine.project.problems import LLMLabError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except LLMLabError as error:
-        for line in error.problems:
+        for line in error.lines:
             print(line, file=sys.stderr)
         return 2
     except KeyboardInterrupt:

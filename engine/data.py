@@ -28,7 +28,7 @@ import datasets
 import numpy as np
 import torch
 
-from engine.errors import LLMLabError
+from engine.project.problems import LLMLabError
 from engine.project import DatasetConfig
 from engine.tokenizer import token_byte_lengths
 

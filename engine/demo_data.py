@@ -20,7 +20,7 @@ from pathlib import Path
 from functools import partial
 from typing import Callable, Collection, Iterable
 
-from engine.fileio import atomic_write_text
+from engine.project.fileio import atomic_write_text
 from engine.project import STAGES, Project
 
 DATA_DIR = "data"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from engine.errors import LLMLabError
+from engine.project.problems import LLMLabError
 
 DEVICES = ("cpu", "cuda")
 

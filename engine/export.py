@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from engine.errors import LLMLabError
-from engine.fileio import atomic_directory
+from engine.project.problems import LLMLabError
+from engine.project.fileio import atomic_directory
 
 TOKENIZER_FILES = (
     "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",

@@ -12,11 +12,11 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM
 
-from engine.errors import LLMLabError
+from engine.project.problems import LLMLabError
 from engine.model import LLMLabConfig, LLMLabForCausalLM
-from engine.sizing import padded_vocab_size
+from engine.project.sizing import padded_vocab_size
+from engine.project.layout import ADAPTER, model_kind
 
-ADAPTER_CONFIG = "adapter_config.json"
 
 KV_HEADS = {
     "mha": lambda model_cfg: model_cfg.n_heads,
@@ -70,9 +70,10 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", dtype: torc
     Our own type loads through the class registered by `engine.model`; remote code is refused.
     """
     path = Path(path)
-    if (path / ADAPTER_CONFIG).is_file() and not (path / "config.json").is_file():
+    kind = model_kind(path)
+    if kind == ADAPTER:
         return _load_adapter(path, device, dtype)
-    if not (path / "config.json").is_file():
+    if kind is None:
         raise LLMLabError(f"model: {path} is not a model directory (no config.json)")
     try:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=False)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from engine.errors import LLMLabError
+from engine.project.problems import LLMLabError
 
 Message = dict[str, str]
 Conversation = list[Message]
@@ -254,7 +254,7 @@ def _convert(row: Mapping[str, Any], kind: str, fmt: str | None, source: str) ->
     try:
         return convert(row)
     except LLMLabError as error:
-        raise LLMLabError([f"{source}: {line}" for line in error.problems]) from error
+        raise LLMLabError([f"{source}: {line}" for line in error.lines]) from error
 
 
 def to_conversation(row: Mapping[str, Any], fmt: str | None = None, source: str = "dataset") -> Conversation:

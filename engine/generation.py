@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from transformers import AutoTokenizer, GenerationConfig, TextStreamer
 
-from engine.errors import LLMLabError
+from engine.project.problems import LLMLabError
 
 
 def sampling_config(

@@ -21,12 +21,12 @@ from peft import PeftModel, get_peft_model
 from transformers import AutoTokenizer
 
 from engine.chat_template import init_new_embeddings, set_generation_eos
-from engine.errors import LLMLabError
-from engine.fileio import atomic_directory
+from engine.project.problems import LLMLabError
+from engine.project.fileio import atomic_directory
+from engine.project.layout import ADAPTER_CONFIG, merged_dir, model_kind
 
 ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
 FFN = ("gate_proj", "up_proj", "down_proj")
-ADAPTER_CONFIG = "adapter_config.json"
 MERGE_TOLERANCE = 1e-4  # largest |logit difference| allowed between adapter and merged model (fp32)
 PROBE_SHAPE = (2, 32)  # the random token ids both models read in the merge check
 
@@ -130,7 +130,7 @@ def base_model_path(adapter_dir: str | Path) -> Path:
         raise LLMLabError(f"adapter: {adapter_dir} is not an adapter directory (no {ADAPTER_CONFIG})")
     base = json.loads(config_file.read_text()).get("base_model_name_or_path")
     path = adapter_dir / base if base else None
-    if path is None or not any((path / name).is_file() for name in ("config.json", ADAPTER_CONFIG)):
+    if path is None or model_kind(path) is None:
         raise LLMLabError(f"adapter: base_model_name_or_path in {config_file} must name a model directory; "
                           f"got {base!r}")
     return path
@@ -162,13 +162,13 @@ class MergeReport:
 @torch.no_grad()
 def merge(adapter_dir: str | Path, out_dir: str | Path | None = None,
           tolerance: float = MERGE_TOLERANCE) -> MergeReport:
-    """Bake an adapter directory into a full model directory (default: sibling "<name>-merged").
+    """Bake an adapter directory into a full model directory (default: layout.merged_dir, "<name>-merged").
 
     The same random tokens go through the adapter model and the merged one (fp32, CPU); if the
     largest logit difference exceeds `tolerance`, nothing is written and LLMLabError is raised.
     """
     adapter_dir = Path(adapter_dir)
-    out_dir = Path(out_dir) if out_dir else adapter_dir.with_name(f"{adapter_dir.name}-merged")
+    out_dir = Path(out_dir) if out_dir else merged_dir(adapter_dir)
     model = load_adapter(adapter_dir, "cpu", torch.float32).eval()
     tokenizer = AutoTokenizer.from_pretrained(adapter_dir)
     probe = torch.randint(0, len(tokenizer), PROBE_SHAPE, generator=torch.Generator().manual_seed(0))

@@ -29,7 +29,7 @@ from pytorch_optimizer import Lion, SophiaH
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
-from engine.errors import LLMLabError
+from engine.project.problems import LLMLabError
 from engine.project import OPTIMIZER_DEFAULTS, SCHEDULER_DEFAULTS, OptimizerConfig, SchedulerConfig
 
 NamedParams = list[tuple[str, torch.Tensor]]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from engine.errors import LLMLabError
+from engine.project.problems import LLMLabError
 
 NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 

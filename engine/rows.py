@@ -18,7 +18,7 @@ from typing import Any, Callable
 import numpy as np
 
 from engine.data import load_source
-from engine.errors import LLMLabError
+from engine.project.problems import LLMLabError
 
 Converter = Callable[[list[dict], str], list[Any]]  # (rows, source name) -> items
 

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from engine import events as ev
-from engine.errors import LLMLabError
+from engine.project.problems import LLMLabError
+from engine.project.layout import project_tokenizer_file
 
 OUTPUT_LOG = Path(tempfile.gettempdir()) / "llmlab-worker.log"
 
@@ -33,7 +34,7 @@ def quiet_output(path: Path = OUTPUT_LOG) -> None:
 
 def error_event(error: BaseException) -> dict:
     """The `error` event for an exception being handled: its readable message and traceback."""
-    message = "\n".join(error.problems) if isinstance(error, LLMLabError) else f"{type(error).__name__}: {error}"
+    message = str(error) if isinstance(error, LLMLabError) else f"{type(error).__name__}: {error}"
     return ev.error(message, traceback.format_exc())
 
 
@@ -84,13 +85,13 @@ def export_model(model_dir: str, out_dir: str, format: str = "llama") -> dict:
 
 def train_tokenizer(project_path: str) -> dict:
     from engine.project import load_project
-    from engine.tokenizer import TOKENIZER_DIR, train_project_bpe
+    from engine.tokenizer import train_project_bpe
 
     project = load_project(project_path)
     if project.tokenizer.source != "bpe":
         raise LLMLabError(f"tokenizer.source: is {project.tokenizer.source!r}; set it to \"bpe\" to train one")
     tokenizer = train_project_bpe(project)
-    return {"out_dir": str(project.root / TOKENIZER_DIR), "vocab_size": len(tokenizer)}
+    return {"out_dir": str(project_tokenizer_file(project.root).parent), "vocab_size": len(tokenizer)}
 
 
 def preview(project_path: str, stage: str, table: dict | None = None, n: int = 3) -> dict:

@@ -15,14 +15,14 @@ from pathlib import Path
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-from engine.errors import LLMLabError
-from engine.fileio import atomic_directory
+from engine.project.problems import LLMLabError
+from engine.project.fileio import atomic_directory
+from engine.project.layout import TOKENIZER_DIR, TOKENIZER_FILE, project_tokenizer_file
 
 EOS_TOKEN = "<|endoftext|>"
 PAD_TOKEN = "<|pad|>"
 SPECIAL_TOKENS = (EOS_TOKEN, PAD_TOKEN)
 MIN_VOCAB_SIZE = 256 + len(SPECIAL_TOKENS)
-TOKENIZER_DIR = "tokenizer"  # a project's own BPE lives in <root>/tokenizer
 TRAIN_CHARS = 20_000_000  # the project text a BPE is trained on is capped to this many characters
 
 
@@ -113,7 +113,7 @@ def load_tokenizer(source: str, root: str | Path = ".", trust_remote_code: bool 
 
 def _load_project_bpe(root: Path) -> PreTrainedTokenizerFast:
     path = root / TOKENIZER_DIR
-    if not (path / "tokenizer.json").is_file():
+    if not (path / TOKENIZER_FILE).is_file():
         raise LLMLabError(
             f"tokenizer.source: 'bpe' needs a trained tokenizer in {path}; "
             "train it with `llmlab tokenizer train` (or start pretraining)"
@@ -124,7 +124,7 @@ def _load_project_bpe(root: Path) -> PreTrainedTokenizerFast:
 def project_tokenizer(project, train_if_missing: bool = True) -> PreTrainedTokenizerFast:
     """The project's tokenizer; a "bpe" one is trained on the project's text first if missing."""
     config = project.tokenizer
-    if config.source == "bpe" and train_if_missing and not (project.root / TOKENIZER_DIR / "tokenizer.json").is_file():
+    if config.source == "bpe" and train_if_missing and not project_tokenizer_file(project.root).is_file():
         return train_project_bpe(project)
     return load_tokenizer(config.source, project.root, trust_remote_code=config.trust_remote_code)
 

@@ -20,12 +20,9 @@ import torch
 import transformers
 
 from engine import device as dev
-from engine.checkpoints import (
-    FINAL, TRAINER_STATE, has_full_weights, load_trainer_state, prune_checkpoints, rng_state, set_rng_state,
-    step_name, write_checkpoint,
-)
+from engine.checkpoints import load_trainer_state, prune_checkpoints, rng_state, set_rng_state, write_checkpoint
 from engine.demo_data import ensure_demo_data
-from engine.errors import LLMLabError
+from engine.project.problems import LLMLabError
 from engine.events import event, finished, log
 from engine.factory import build_model, load_model
 from engine.lora import merged_start
@@ -33,8 +30,9 @@ from engine.objectives import build_objective, check_available
 from engine.objectives.base import Objective, ObjectiveContext
 from engine.optim import before_step, build_optimizer, build_scheduler
 from engine.project import load_project, save_project
-from engine.runs import METRICS_FILE, create_run_dir, latest_checkpoint, latest_run, resolve_init
-from engine.sizing import flops_per_token
+from engine.project.layout import ADAPTER, FINAL, METRICS_FILE, TRAINER_STATE, model_kind, step_name
+from engine.project.runs import create_run_dir, latest_checkpoint, latest_run, resolve_init
+from engine.project.sizing import flops_per_token
 from engine.tokenizer import load_tokenizer, project_tokenizer
 
 
@@ -322,7 +320,7 @@ def _run_dir(project, stage: str, resume: bool) -> tuple[Path, Path | None]:
 
 def _starting_model(project, stage: str, config, resume_dir: Path | None, device, ranks: dev.Distributed):
     """(tokenizer, model on device): the resumed checkpoint's weights, the stage's `init`, or new."""
-    if resume_dir is not None and has_full_weights(resume_dir):
+    if resume_dir is not None and model_kind(resume_dir) not in (None, ADAPTER):
         source = resume_dir
     elif getattr(config, "init", ""):  # every stage after pretrain starts from other weights
         source = resolve_init(project, config.init, f"{stage}.init")

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from engine import events as ev
-from engine.errors import LLMLabError
+from engine.project.problems import LLMLabError
 
 TERMINAL_EVENTS = ("finished", "error")
 
@@ -47,7 +47,7 @@ def run(project_path: str | Path, stage: str, overrides: list[str] | tuple[str, 
         return train_stage(project_path, stage, list(overrides), emit, emit.open_log, _poller(control),
                            device, resume)
     except BaseException as error:
-        message = "\n".join(error.problems) if isinstance(error, LLMLabError) else f"{type(error).__name__}: {error}"
+        message = str(error) if isinstance(error, LLMLabError) else f"{type(error).__name__}: {error}"
         emit(ev.error(message, traceback.format_exc()))
         raise
     finally:

@@ -1,6 +1,6 @@
 """The projects of a directory as the projects screen lists them, and copying or deleting one.
 
-Plain functions, no Textual. Sizes come from engine.sizing, runs and their state from engine.runs.
+Plain functions, no Textual. Sizes come from engine.project.sizing, runs and their state from engine.project.runs.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from pathlib import Path
 
 import tomli_w
 
-from engine.errors import LLMLabError
-from engine.fileio import atomic_write_text
+from engine.project import LLMLabError
+from engine.project.fileio import atomic_write_text
 from engine.project import PROJECT_FILE, STAGES, load_project, new_project, read_toml
-from engine.runs import RUNS_DIR, list_runs, run_stage, run_state
+from engine.project.runs import RUNS_DIR, list_runs, run_stage, run_state
 from llmlab_tui.summary import model_size
 
 # What a duplicate leaves behind: its runs (history belongs to the original).
@@ -46,7 +46,7 @@ def project_row(path: Path) -> ProjectRow:
     try:
         project = load_project(path)
     except LLMLabError as error:
-        return ProjectRow(path, path.name, problem=error.problems[0])
+        return ProjectRow(path, path.name, problem=error.lines[0])
     runs = list_runs(project)
     states = {run: run_state(run)["state"] for run in runs}
     done = tuple(s for s in STAGES if any(run_stage(r) == s and st == "finished" for r, st in states.items()))

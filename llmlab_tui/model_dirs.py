@@ -10,10 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.project import Project
-from engine.runs import checkpoints, list_runs
-
-ADAPTER_CONFIG = "adapter_config.json"
-MERGED_SUFFIX = "-merged"  # engine.lora.merge's default output: a sibling "<name>-merged"
+from engine.project.layout import ADAPTER, MERGED_SUFFIX, model_kind
+from engine.project.runs import checkpoints, list_runs
 
 
 @dataclass(frozen=True)
@@ -27,19 +25,15 @@ class ModelDir:
         return f"{self.label} (adapter)" if self.adapter else self.label
 
 
-def is_model_dir(path: Path) -> bool:
-    return (path / "config.json").is_file() or (path / ADAPTER_CONFIG).is_file()
-
-
 def model_dirs(project: Project) -> list[ModelDir]:
     """Every model directory of the project's runs, newest run first, each run's last step first."""
     found = []
     for run in reversed(list_runs(project)):
         merged = sorted(p for p in run.glob(f"*{MERGED_SUFFIX}") if p.is_dir())
         for path in [*merged, *reversed(checkpoints(run))]:
-            if is_model_dir(path):
-                adapter = (path / ADAPTER_CONFIG).is_file() and not (path / "config.json").is_file()
-                found.append(ModelDir(path, f"{run.name}/{path.name}", adapter))
+            kind = model_kind(path)
+            if kind is not None:
+                found.append(ModelDir(path, f"{run.name}/{path.name}", kind == ADAPTER))
     return found
 
 

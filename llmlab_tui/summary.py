@@ -1,4 +1,4 @@
-"""The architecture in numbers and in a picture: sizes from engine.sizing, a text diagram of a block.
+"""The architecture in numbers and in a picture: sizes from engine.project.sizing, a text diagram of a block.
 
 Plain functions, no Textual. A hub or path tokenizer's size is only known by loading it (in a
 worker, with transformers), so the app shows sizes for the tokenizers project.toml sizes itself.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine import sizing
+from engine.project import sizing
 from engine.project import ModelConfig, Project
 
 NORMS = {"layernorm": "LayerNorm", "rmsnorm": "RMSNorm"}
@@ -35,7 +35,7 @@ class ModelSize:
 
 
 def model_size(project: Project) -> ModelSize:
-    """Sizes of a valid project (engine.sizing), at the pretrain stage's batch and seq_len."""
+    """Sizes of a valid project (engine.project.sizing), at the pretrain stage's batch and seq_len."""
     m, seq_len = project.model, project.pretrain.seq_len
     tokens = sizing.tokenizer_vocab_size(project.tokenizer)
     if tokens is None:

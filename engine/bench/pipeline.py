@@ -1,6 +1,6 @@
 """`llmlab bench pipeline [--fast] [--dir DIR] [--json]`: the demo end to end, with proof per stage.
 
-A fresh copy of the demo project (engine/templates/demo.toml) runs pretrain → SFT → DPO → GRPO,
+A fresh copy of the demo project (engine/project/templates/demo.toml) runs pretrain → SFT → DPO → GRPO,
 and PPO from the same SFT model, each stage through `engine.worker.run` (what `llmlab run`
 calls). The table gives each stage's wall time and the held-out measure that shows it worked,
 before (the stage's starting point) and after:
@@ -122,7 +122,7 @@ class StageRun:
         from engine.objectives import build_objective
         from engine.objectives.base import ObjectiveContext
         from engine.project import load_project
-        from engine.runs import resolve_init
+        from engine.project.runs import resolve_init
         from engine.tokenizer import load_tokenizer
 
         project = load_project(self.project_dir, self.sets)
@@ -141,7 +141,7 @@ class StageRun:
 def pretrain_measures(run: StageRun, after: dict) -> list[Measure]:
     """Validation loss against ln V, the loss of a uniform guess over the tokenizer's V tokens."""
     from engine.project import load_project
-    from engine.runs import resolve_init
+    from engine.project.runs import resolve_init
     from engine.tokenizer import load_tokenizer
 
     vocab = len(load_tokenizer(str(resolve_init(load_project(run.project_dir, run.sets), "pretrain"))))

@@ -56,7 +56,7 @@ def register(subparsers) -> None:
 
 
 def find_data(path: str | None) -> Path:
-    from engine.errors import LLMLabError
+    from engine.project.problems import LLMLabError
 
     if path:
         candidates = [Path(path)]

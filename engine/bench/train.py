@@ -153,7 +153,7 @@ def run_bench(size: str, rounds: int, device, compile: bool = False, memory: boo
     import torch
 
     from engine.device import peak_flops
-    from engine.sizing import flops_per_token
+    from engine.project.sizing import flops_per_token
 
     shape = SIZES[size]
     config = llmlab_config(shape)

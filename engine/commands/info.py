@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from engine import sizing
+from engine.project import sizing
 from engine.project import STAGES, Project, load_project
-from engine.runs import list_runs, run_stage, run_state
+from engine.project.runs import list_runs, run_stage, run_state
 
 MEMORY_ROWS = ("weights", "gradients", "optimizer", "activations", "total")
 

@@ -74,8 +74,8 @@ def preview_examples(project, stage: str, n: int = 3) -> list[Example]:
 
 def _stage_tokenizer(project, config, stage: str):
     """The tokenizer the stage will train with: its init model's, else the project's own."""
-    from engine.errors import LLMLabError
-    from engine.runs import resolve_init
+    from engine.project.problems import LLMLabError
+    from engine.project.runs import resolve_init
     from engine.tokenizer import load_tokenizer, project_tokenizer
 
     try:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from engine.errors import LLMLabError
+from engine.project.problems import LLMLabError
 from engine.project import load_project
+from engine.project.layout import TOKENIZER_DIR
 
 
 def register(subparsers) -> None:
@@ -17,7 +18,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from engine.tokenizer import TOKENIZER_DIR, train_project_bpe  # transformers: only when training
+    from engine.tokenizer import train_project_bpe  # transformers: only when training
 
     project = load_project(args.project, args.sets)
     if project.tokenizer.source != "bpe":

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-from engine.errors import LLMLabError
+from engine.project.problems import LLMLabError
 from engine.objectives.base import Objective, ObjectiveContext
 
 OBJECTIVES = {

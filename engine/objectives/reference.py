@@ -29,7 +29,7 @@ class ReferencePolicy:
         if not source:
             return cls(policy, uses_lora)
         from engine.factory import load_model
-        from engine.runs import resolve_init
+        from engine.project.runs import resolve_init
 
         return cls(policy, uses_lora, load_model(resolve_init(ctx.project, source, field=f"{ctx.stage}.reference"), ctx.device))
 

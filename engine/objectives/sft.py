@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from engine.chat_template import (
     IGNORE, IM_END, IM_START, Encoded, encode_conversation, encode_prompt, end_of_turn_ids, ensure_chat_template,
 )
-from engine.errors import LLMLabError
+from engine.project.problems import LLMLabError
 from engine.formats import rows_to_conversations
 from engine.lora import parameter_counts, trainable_module
 from engine.objectives.base import Objective, ObjectiveContext

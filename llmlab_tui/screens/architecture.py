@@ -14,8 +14,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Footer, Static
 
-from engine.errors import LLMLabError
-from engine.project import Project, project_from_dict, project_problems, project_to_dict
+from engine.project import LLMLabError
+from engine.project import Problem, Project, project_from_dict, project_problems, project_to_dict
 from llmlab_tui.editing import save_sections
 from llmlab_tui.screens.base import ProjectScreen
 from llmlab_tui.summary import block_diagram, model_size, size_lines
@@ -69,7 +69,7 @@ class ArchitectureScreen(ProjectScreen):
                 if self.project is not None:
                     yield FieldSet(tokenizer_specs(self.project), "tokenizer", "Tokenizer", id="tokenizer")
                     yield FieldSet(dataclass_specs(self.project.model), "model", "Model", id="model")
-                yield Static("\n".join(self.load_problems), id="arch-problems", classes="problems")
+                yield Static("\n".join(map(str, self.load_problems)), id="arch-problems", classes="problems")
             yield Static("", id="arch-summary")
         yield Footer()
 
@@ -93,7 +93,7 @@ class ArchitectureScreen(ProjectScreen):
     def on_field_set_changed(self, event: FieldSet.Changed) -> None:
         self.check()
 
-    def check(self) -> list[str]:
+    def check(self) -> list[Problem]:
         """Show which rows apply, every problem under its row, and the summary; returns the problems."""
         if self.project is None:
             return self.load_problems
@@ -106,11 +106,11 @@ class ArchitectureScreen(ProjectScreen):
         problems = problems or project_problems(data, self.project.root)
         claimed = [line for field_set in sets.values() for line in field_set.show_problems(problems)]
         others = [line for line in problems if line not in claimed]
-        self.query_one("#arch-problems", Static).update("\n".join(others))
+        self.query_one("#arch-problems", Static).update("\n".join(map(str, others)))
         self._summarize(data, problems)
         return problems
 
-    def _summarize(self, data: dict, problems: list[str]) -> None:
+    def _summarize(self, data: dict, problems: list[Problem]) -> None:
         summary = self.query_one("#arch-summary", Static)
         if problems:
             summary.update(f"{len(problems)} problem(s): fix them to see the sizes and the block.")
@@ -127,7 +127,7 @@ class ArchitectureScreen(ProjectScreen):
         try:
             project = save_sections(self.project.root, {"tokenizer": tokenizer, "model": model})
         except LLMLabError as error:
-            self.notify("\n".join(error.problems), severity="error")
+            self.notify(str(error), severity="error")
             return
         self.saved(project)
         self.notify(f"Saved {project.file}")

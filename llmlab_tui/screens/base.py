@@ -11,8 +11,8 @@ from pathlib import Path
 from textual.message import Message
 from textual.screen import Screen
 
-from engine.errors import LLMLabError
-from engine.project import PROJECT_FILE, Project, project_from_dict
+from engine.project import LLMLabError
+from engine.project import PROJECT_FILE, Problem, Project, project_from_dict
 from llmlab_tui.editing import load_dict
 
 
@@ -30,7 +30,7 @@ class ProjectScreen(Screen):
     def __init__(self) -> None:
         super().__init__()
         self.project: Project | None = None
-        self.load_problems: list[str] = []
+        self.load_problems: list[Problem] = []
         self._stamp: tuple[Path, float] | None = None
 
     @property

@@ -10,7 +10,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Input, Label, Select, Static
 
-from engine.errors import LLMLabError
+from engine.project import LLMLabError
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -73,7 +73,7 @@ class NameScreen(ModalScreen[str | None]):
         try:
             self.accept(event.value.strip(), str(template))
         except LLMLabError as error:
-            self.query_one("#name-problem", Static).update("\n".join(error.problems))
+            self.query_one("#name-problem", Static).update(str(error))
             return
         self.dismiss(event.value.strip())
 

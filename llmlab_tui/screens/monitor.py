@@ -17,7 +17,7 @@ from textual.widgets import Footer, Label, ProgressBar, Select, Static, TabbedCo
 from textual_plotext import PlotextPlot
 
 from engine.project import STAGES
-from engine.runs import METRICS_FILE, list_runs, run_state
+from engine.project.runs import METRICS_FILE, list_runs, run_state
 from engine.task_worker import train
 from engine.worker import spawn
 from llmlab_tui.messages import WorkerEvents, WorkerExited

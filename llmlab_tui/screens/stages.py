@@ -15,10 +15,11 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import ContentSwitcher, Footer, Label, Select, Static
 
-from engine.errors import LLMLabError
-from engine.project import STAGES, DatasetConfig, project_problems, project_to_dict
-from engine.runs import checkpoints, list_runs
-from llmlab_tui.editing import run_command, save_sections, set_overrides
+from engine.project import LLMLabError
+from engine.project import STAGES, DatasetConfig, Problem, project_problems, project_to_dict
+from engine.project.runs import checkpoints, list_runs
+from engine.project.overrides import set_overrides
+from llmlab_tui.editing import run_command, save_sections
 from llmlab_tui.screens.base import ProjectScreen
 from llmlab_tui.screens.preview import PreviewScreen
 from llmlab_tui.widgets.forms import FieldSet
@@ -48,7 +49,7 @@ class StagesScreen(ProjectScreen):
             if self.project is not None:
                 with ContentSwitcher(initial=f"form-{self.stage}", id="stage-switcher"):
                     yield self._form(self.stage)
-        yield Static("\n".join(self.load_problems), id="stage-problems", classes="problems")
+        yield Static("\n".join(map(str, self.load_problems)), id="stage-problems", classes="problems")
         yield Static("", id="stage-preview")
         yield Footer()
 
@@ -90,7 +91,7 @@ class StagesScreen(ProjectScreen):
             await form.replace_named(table)
         self.check()
 
-    def check(self) -> list[str]:
+    def check(self) -> list[Problem]:
         """Show every problem under its row (the rest below the form), the shares and the preview."""
         if self.project is None:
             return self.load_problems
@@ -102,7 +103,7 @@ class StagesScreen(ProjectScreen):
         saved = project_to_dict(self.project)
         problems = problems or project_problems({**saved, **edited}, self.project.root)
         claimed = [line for form in self.forms() for s in form.sets() for line in s.show_problems(problems)]
-        self.query_one("#stage-problems", Static).update("\n".join(p for p in problems if p not in claimed))
+        self.query_one("#stage-problems", Static).update("\n".join(str(p) for p in problems if p not in claimed))
         self.current_form().update_shares()
         sets = set_overrides(saved[self.stage], edited[self.stage], self.stage)
         self.query_one("#stage-preview", Static).update(run_command(self.project.root, self.stage, sets))
@@ -132,7 +133,7 @@ class StagesScreen(ProjectScreen):
         try:
             project = save_sections(self.project.root, {form.stage: form.table()[0] for form in self.forms()})
         except LLMLabError as error:
-            self.notify("\n".join(error.problems), severity="error")
+            self.notify(str(error), severity="error")
             return
         self.saved(project)
         for form in self.forms():

@@ -13,6 +13,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
 from textual.widgets import Button, Footer, Input, Label, Select, Static
 
+from engine.project.layout import project_tokenizer_file
 from engine.task_worker import tool
 from engine.worker import spawn
 from llmlab_tui.messages import WorkerEvents
@@ -79,7 +80,7 @@ class ToolsScreen(ProjectScreen):
         config = self.project.tokenizer
         if config.source != "bpe":
             return f"source {config.source!r}: set tokenizer.source = \"bpe\" (F2) to train one"
-        trained = (self.project.root / "tokenizer" / "tokenizer.json").is_file()
+        trained = project_tokenizer_file(self.project.root).is_file()
         state = "trained (train again to replace)" if trained else "not trained yet"
         return f"BPE, vocab {config.vocab_size:,}: {state}"
 

@@ -19,8 +19,8 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Checkbox, Input, Label, Select, Static
 
-from engine.project import project_to_dict
-from llmlab_tui.editing import format_value, parse_value
+from engine.project import Problem, project_to_dict
+from engine.project.overrides import format_value, parse_value
 
 
 @dataclass(frozen=True)
@@ -124,19 +124,19 @@ class FieldSet(Vertical):
             except ValueError as error:
                 values[name] = row.spec.value
                 if row.display:
-                    problems.append(f"{row.path}: {error}")
+                    problems.append(Problem(row.path, str(error)))
         return values, problems
 
     def show(self, name: str, shown: bool) -> None:
         self.rows[name].display = shown
 
-    def show_problems(self, problems: list[str]) -> list[str]:
+    def show_problems(self, problems: list[Problem]) -> list[Problem]:
         """Put each problem under the row it names; returns the problems this set claimed."""
         claimed = []
         for row in self.rows.values():
-            mine = [p.split(": ", 1)[1] for p in problems if p.split(": ", 1)[0] == row.path]
-            row.show_problem("\n".join(mine) if row.display else "")
-            claimed += [f"{row.path}: {text}" for text in mine]
+            mine = [p for p in problems if p.field == row.path]
+            row.show_problem("\n".join(p.message for p in mine) if row.display else "")
+            claimed += mine
         return claimed
 
     def _changed(self, widget: Widget) -> None:

@@ -16,8 +16,9 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widget import Widget
 
-from engine.project import OPTION_CHOICES, STAGES, DatasetConfig, StageConfig, project_to_dict
-from llmlab_tui.editing import NAMED_DEFAULTS, shares
+from engine.project import OPTION_CHOICES, STAGES, DatasetConfig, Problem, StageConfig, project_to_dict
+from engine.project.overrides import NAMED
+from llmlab_tui.editing import shares
 from llmlab_tui.widgets.forms import FieldSet, FieldSpec, dataclass_specs
 
 TRAINING_FIELDS = tuple(f.name for f in fields(StageConfig))
@@ -27,7 +28,7 @@ PICKED = ("init", "reference")  # fields chosen among the project's stages and m
 
 def named_specs(table: str, name: str, options: dict[str, Any]) -> list[FieldSpec]:
     """`name` (choices: the registry's keys) and that optimizer's / scheduler's own settings."""
-    registry = NAMED_DEFAULTS[table]
+    registry = NAMED[table].REGISTRY
     settings = [FieldSpec(key, value, OPTION_CHOICES.get(key)) for key, value in options.items()]
     return [FieldSpec("name", name, tuple(registry))] + settings
 
@@ -86,7 +87,7 @@ class StageForm(Vertical):
     def table(self) -> tuple[dict[str, Any], list[str]]:
         """The edited stage table, and a problem line per value that does not parse."""
         table: dict[str, Any] = {}
-        problems: list[str] = []
+        problems: list[Problem] = []
         datasets = []
         for field_set in self.sets():
             values, bad = field_set.values()
@@ -120,7 +121,7 @@ class StageForm(Vertical):
         if name == old.rows["name"].spec.value:
             return
         saved = getattr(self.config, table)
-        options = saved.options if name == saved.name else copy.deepcopy(NAMED_DEFAULTS[table][name])
+        options = saved.options if name == saved.name else copy.deepcopy(NAMED[table].REGISTRY[name])
         new = FieldSet(named_specs(table, name, options), old.prefix, old.title, id=old.id)
         await old.remove()
         await self.mount(new, after=self.query_one(f"#{self.stage}-{'optimizer' if table == 'scheduler' else 'training'}"))

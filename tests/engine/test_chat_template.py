@@ -14,7 +14,7 @@ from engine.chat_template import (
     end_of_turn_ids,
     ensure_chat_template,
 )
-from engine.errors import LLMLabError
+from engine.project.problems import LLMLabError
 from engine.factory import build_model
 from engine.project import ModelConfig, Project
 from engine.tokenizer import byte_tokenizer

@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from engine.checkpoints import (
-    TRAINER_STATE, has_full_weights, load_trainer_state, prune_checkpoints, rng_state, set_rng_state, step_name,
-)
+from engine.checkpoints import load_trainer_state, prune_checkpoints, rng_state, set_rng_state
+from engine.project.layout import TRAINER_STATE, step_name
 
 
 def draws() -> tuple:
@@ -52,12 +51,3 @@ def test_prune_keeps_the_newest_step_directories_and_final(tmp_path, keep_last, 
     (tmp_path / "final").mkdir()
     prune_checkpoints(tmp_path, keep_last)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([step_name(s) for s in left] + ["final"])
-
-
-def test_step_names_are_zero_padded_and_full_weights_are_recognised(tmp_path):
-    assert step_name(200) == "step-000200"
-    assert not has_full_weights(tmp_path)
-    (tmp_path / "adapter_model.safetensors").touch()
-    assert not has_full_weights(tmp_path)
-    (tmp_path / "model.safetensors").touch()
-    assert has_full_weights(tmp_path)

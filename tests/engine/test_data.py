@@ -20,7 +20,7 @@ from engine.data import (
     pretraining_data,
     split_heldout,
 )
-from engine.errors import LLMLabError
+from engine.project.problems import LLMLabError
 from engine.project import DatasetConfig, Project, StageConfig
 from engine.tokenizer import byte_tokenizer
 
@@ -68,7 +68,7 @@ def test_load_source_renames_columns_and_streams(tmp_path):
 def test_load_source_errors_name_the_field(tmp_path):
     with pytest.raises(LLMLabError) as error:
         load_source(DatasetConfig(path="missing.jsonl"), tmp_path, field="pretrain.datasets[0]")
-    assert error.value.problems == [f"pretrain.datasets[0].path: no such file or folder: {tmp_path / 'missing.jsonl'}"]
+    assert error.value.lines == [f"pretrain.datasets[0].path: no such file or folder: {tmp_path / 'missing.jsonl'}"]
     (tmp_path / "mixed").mkdir()
     write_jsonl(tmp_path / "mixed" / "a.jsonl", [{"text": "x"}])
     (tmp_path / "mixed" / "b.txt").write_text("y")
@@ -77,14 +77,14 @@ def test_load_source_errors_name_the_field(tmp_path):
     write_jsonl(tmp_path / "a.jsonl", [{"body": "x"}])
     with pytest.raises(LLMLabError) as error:
         split_heldout(DatasetConfig(path="a.jsonl"), tmp_path, field="pretrain.datasets[2]")
-    assert error.value.problems == ["pretrain.datasets[2].text_field: no column 'text'; the columns are ['body']"]
+    assert error.value.lines == ["pretrain.datasets[2].text_field: no column 'text'; the columns are ['body']"]
 
 
 def test_a_malformed_file_names_the_field_the_file_and_the_parser_reason(tmp_path):
     (tmp_path / "broken.jsonl").write_text('{"text": "a"}\n{"text": \n')
     with pytest.raises(LLMLabError) as error:
         load_source(DatasetConfig(path="broken.jsonl"), tmp_path, field="sft.datasets[0]")
-    [line] = error.value.problems
+    [line] = error.value.lines
     assert line.startswith("sft.datasets[0].path: cannot load 'broken.jsonl': JSON parse error")
 
 
@@ -93,7 +93,7 @@ def test_a_hub_id_goes_to_the_hub_and_a_failure_names_the_field(monkeypatch):
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
     with pytest.raises(LLMLabError) as error:
         load_source(DatasetConfig(path="nobody/nothing", name="small"), field="pretrain.datasets[0]")
-    [line] = error.value.problems
+    [line] = error.value.lines
     assert line.startswith("pretrain.datasets[0].path: cannot load 'nobody/nothing': ")
 
 
@@ -122,7 +122,7 @@ def test_eval_split_of_a_local_source_is_a_file(tmp_path):
     assert texts(train) == DOCS[:40] and texts(heldout) == DOCS[40:]
     with pytest.raises(LLMLabError) as error:
         split_heldout(DatasetConfig(path="train.jsonl", eval_split="nope.jsonl"), tmp_path, field="d")
-    assert error.value.problems == [f"d.eval_split: no such file or folder: {tmp_path / 'nope.jsonl'}"]
+    assert error.value.lines == [f"d.eval_split: no such file or folder: {tmp_path / 'nope.jsonl'}"]
 
 
 def test_a_fraction_that_leaves_nothing_to_train_is_refused(tmp_path):

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from engine import worker
 from engine.events import read_events
 from engine.project import load_project
-from engine.runs import METRICS_FILE, list_runs
+from engine.project.runs import METRICS_FILE, list_runs
 from tiny_project import make_project
 
 FIELDS = dict(steps=4, eval_every=2, sample_every=0, save_every=0, lr=1e-2, grad_accum=2)

@@ -7,7 +7,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
 
 from engine.cli import main
-from engine.errors import LLMLabError
+from engine.project.problems import LLMLabError
 from engine.export import export
 from engine.factory import build_model
 from engine.project import ModelConfig, Project
@@ -51,7 +51,7 @@ def test_a_model_that_is_not_llama_shaped_is_refused(tmp_path):
     saved_model(tmp_path / "ours", positional_encoding="alibi", normalization="layernorm", activation="gelu")
     with pytest.raises(LLMLabError) as caught:
         export(tmp_path / "ours", tmp_path / "llama", "llama")
-    assert caught.value.problems[1:] == [
+    assert caught.value.lines[1:] == [
         "positional_encoding: alibi has no Llama equivalent (needs rope or yarn)",
         "normalization: layernorm has no Llama equivalent (needs rmsnorm)",
         "activation: gelu has no Llama equivalent (needs swiglu)",

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from engine import project as schema
-from engine.errors import LLMLabError
+from engine.project.problems import LLMLabError
 from engine.factory import build_model, load_model, model_config
 from engine.layers import ACTIVATIONS, NORMALIZATIONS
 from engine.model import LLMLabForCausalLM

@@ -2,7 +2,7 @@
 
 import pytest
 
-from engine.errors import LLMLabError
+from engine.project.problems import LLMLabError
 from engine.formats import (
     Preference,
     PromptRow,
@@ -58,7 +58,7 @@ def test_each_sft_format_becomes_its_conversation(row, name, expected):
 def test_a_row_of_no_format_names_the_dataset_and_its_columns():
     with pytest.raises(LLMLabError) as error:
         to_conversation({"question": "q", "reply": "r"}, source="sft.datasets[0] (qa.jsonl)")
-    assert error.value.problems == [
+    assert error.value.lines == [
         "sft.datasets[0] (qa.jsonl): no conversation format matches the columns [question, reply]; "
         "accepted: messages | conversations | message_id + parent_id + role + text (oasst) | "
         "prompt + completion | instruction + output (+ input) "

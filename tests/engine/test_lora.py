@@ -7,7 +7,7 @@ from peft.tuners.tuners_utils import BaseTuner
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from engine.chat_template import IM_END, IM_START, ensure_chat_template
-from engine.errors import LLMLabError
+from engine.project.problems import LLMLabError
 from engine.factory import build_model, load_model
 from engine.lora import apply_lora, load_adapter, merge, parameter_counts, target_modules
 from engine.project import LoraConfig, ModelConfig, Project
@@ -56,7 +56,7 @@ def test_custom_modules_are_validated_against_the_model():
     bad = LoraConfig(enabled=True, preset="custom", target_modules=["q_proj", "gate_proj", "qkv"])
     with pytest.raises(LLMLabError) as error:
         target_modules(model, bad, "sft.lora")
-    assert error.value.problems == [
+    assert error.value.lines == [
         "sft.lora.target_modules: no linear layer named 'gate_proj', 'qkv' in this model "
         "(valid: down_proj, k_proj, lm_head, o_proj, q_proj, up_proj, v_proj)"
     ]

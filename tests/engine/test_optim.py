@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.errors import LLMLabError
+from engine.project.problems import LLMLabError
 from engine.factory import build_model
 from engine.optim import (
     OPTIMIZER_DEFAULTS, SCHEDULES, BUILDERS, Composite, before_step, build_optimizer, build_scheduler,
@@ -329,14 +329,14 @@ def test_sophia_trains_the_llmlab_model_on_pretraining_batches():
 def test_unknown_settings_are_refused():
     with pytest.raises(LLMLabError) as caught:
         build_optimizer(TinyLM(), OptimizerConfig("adamw", {"momentum": 0.9, "eps": 1e-8}), 1e-3)
-    assert caught.value.problems == ["optimizer.momentum: unknown setting for adamw (known: betas, eps, weight_decay)"]
+    assert caught.value.lines == ["optimizer.momentum: unknown setting for adamw (known: betas, eps, weight_decay)"]
     with pytest.raises(LLMLabError) as caught:
         build_optimizer(TinyLM(), OptimizerConfig("sgd", {}), 1e-3)
-    assert caught.value.problems == ["optimizer.name: must be one of adamw, adafactor, lion, sophia, muon, got 'sgd'"]
+    assert caught.value.lines == ["optimizer.name: must be one of adamw, adafactor, lion, sophia, muon, got 'sgd'"]
     optimizer = build_optimizer(TinyLM(), OptimizerConfig.default("adamw"), 1e-3)
     with pytest.raises(LLMLabError) as caught:
         build_scheduler(optimizer, SchedulerConfig("none", {"min_lr": 0.0}), 0, 10)
-    assert caught.value.problems == ["scheduler.min_lr: unknown setting for none (known: none)"]
+    assert caught.value.lines == ["scheduler.min_lr: unknown setting for none (known: none)"]
 
 
 def test_settings_reach_the_optimizer():

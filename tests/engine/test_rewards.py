@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from engine.errors import LLMLabError
+from engine.project.problems import LLMLabError
 from engine.rewards import Reward, RewardModel, build_rule, extract_number
 
 

@@ -3,7 +3,7 @@
 import huggingface_hub.constants
 import pytest
 
-from engine.errors import LLMLabError
+from engine.project.problems import LLMLabError
 from engine.project import DatasetConfig, Project, StageConfig, TokenizerConfig
 from engine.tokenizer import (
     EOS_TOKEN,
@@ -52,7 +52,7 @@ def test_train_bpe_reaches_the_vocab_size_round_trips_and_loads_like_a_hub_id(tm
 def test_train_bpe_refuses_a_vocab_smaller_than_bytes_and_specials(tmp_path):
     with pytest.raises(LLMLabError) as error:
         train_bpe(CORPUS, vocab_size=257, out_dir=tmp_path / "tok")
-    assert error.value.problems == [
+    assert error.value.lines == [
         "tokenizer.vocab_size: must be at least 258 (256 bytes + 2 special tokens), got 257"
     ]
     assert not (tmp_path / "tok").exists()
@@ -70,14 +70,14 @@ def test_an_unknown_hub_id_names_the_field(tmp_path, monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # no network in tests
     with pytest.raises(LLMLabError) as error:
         load_tokenizer("no-such-org/no-such-tokenizer-here", tmp_path)
-    [line] = error.value.problems
+    [line] = error.value.lines
     assert line.startswith("tokenizer.source: cannot load 'no-such-org/no-such-tokenizer-here' (a directory or a hub id): ")
 
 
 def test_a_missing_local_directory_is_not_looked_up_on_the_hub(tmp_path):
     with pytest.raises(LLMLabError) as error:
         load_tokenizer("./missing", tmp_path)
-    assert error.value.problems == [f"tokenizer.source: no tokenizer directory {tmp_path / 'missing'}"]
+    assert error.value.lines == [f"tokenizer.source: no tokenizer directory {tmp_path / 'missing'}"]
 
 
 def test_bpe_source_without_a_trained_tokenizer_says_how_to_train(tmp_path):

@@ -10,13 +10,13 @@ import torch
 from engine import worker
 from engine.checkpoints import TRAINER_STATE
 from engine.device import Precision
-from engine.errors import LLMLabError
+from engine.project.problems import LLMLabError
 from engine.events import read_events
 from engine.factory import build_model
 from engine.objectives import build_objective
 from engine.objectives.base import ObjectiveContext
 from engine.project import OPTIMIZER_DEFAULTS, load_project
-from engine.runs import METRICS_FILE, list_runs
+from engine.project.runs import METRICS_FILE, list_runs
 from engine.tokenizer import byte_tokenizer
 from engine.trainer import Trainer
 from tiny_project import Recorder, StopAfter, make_project
@@ -119,7 +119,7 @@ def test_out_of_memory_becomes_advice_to_lower_the_micro_batch(tmp_path):
     trainer.objective.loss = out_of_memory
     with pytest.raises(LLMLabError) as raised:
         trainer.run()
-    assert raised.value.problems == [
+    assert raised.value.lines == [
         "pretrain.batch_size: CUDA ran out of memory with micro-batches of 8 × 32 tokens; lower "
         "pretrain.batch_size (or pretrain.seq_len) and raise pretrain.grad_accum to keep the global batch "
         "(e.g. batch_size = 4, grad_accum = 4)"

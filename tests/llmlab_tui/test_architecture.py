@@ -7,7 +7,7 @@ import tomllib
 
 from engine import project as schema
 from engine.project import ModelConfig, load_project
-from engine.sizing import padded_vocab_size, parameter_count, tokenizer_vocab_size
+from engine.project.sizing import padded_vocab_size, parameter_count, tokenizer_vocab_size
 from llmlab_tui.screens.architecture import ArchitectureScreen
 from llmlab_tui.summary import block_diagram, count
 from tests.llmlab_tui.pilot_keys import app_on, choose, type_into, wait_for

@@ -1,5 +1,5 @@
 """The projects screen with keys only: create (name checked by the engine), open, duplicate, delete;
-and the listing: parameters from engine.sizing, stages done and the last run from engine.runs."""
+and the listing: parameters from engine.project.sizing, stages done and the last run from engine.project.runs."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from engine.errors import LLMLabError
+from engine.project.problems import LLMLabError
 from engine.project import load_project, new_project
-from engine.sizing import padded_vocab_size, parameter_count, tokenizer_vocab_size
+from engine.project.sizing import padded_vocab_size, parameter_count, tokenizer_vocab_size
 from llmlab_tui.catalog import duplicate_project, list_projects
 from llmlab_tui.screens.architecture import ArchitectureScreen
 from llmlab_tui.screens.confirm import ConfirmScreen, NameScreen
@@ -50,7 +50,7 @@ async def test_create_a_project_with_keys(projects_dir):
         with pytest.raises(LLMLabError) as refused:
             new_project("bad name!", "blank", projects_dir)
         problem = app.screen.query_one("#name-problem")
-        await wait_for(pilot, lambda: str(problem.render()) == refused.value.problems[0])
+        await wait_for(pilot, lambda: str(problem.render()) == refused.value.lines[0])
         await pilot.press("ctrl+u", *"gamma", "enter")
         await wait_for(pilot, lambda: isinstance(app.screen, ProjectsScreen))
         assert load_project(projects_dir / "gamma").name == "gamma"

@@ -14,7 +14,7 @@ from engine.bench import pipeline
 from engine.bench.pipeline import FAST, STAGES, Measure, run_pipeline, stage_overrides, table
 from engine.events import read_events
 from engine.project import apply_overrides, load_project, read_toml
-from engine.runs import list_runs
+from engine.project.runs import list_runs
 
 DEMO = Path(__file__).resolve().parents[3] / "projects" / "demo"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from engine.bench.shakespeare import RECIPE, _EvalLosses, find_data, run_bench
-from engine.errors import LLMLabError
+from engine.project.problems import LLMLabError
 
 
 def test_the_recipe_is_nanogpts_cpu_recipe():

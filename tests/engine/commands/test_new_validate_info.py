@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from engine.cli import main
 from engine.project import Project, project_to_dict
-from engine.runs import create_run_dir
+from engine.project.runs import create_run_dir
 
 
 def project_dir(tmp_path, data: dict | None = None, text: str | None = None):

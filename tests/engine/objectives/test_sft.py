@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from engine.chat_template import IGNORE
-from engine.errors import LLMLabError
+from engine.project.problems import LLMLabError
 from engine.objectives.sft import SFTObjective
 from tests.engine.objectives.conftest import WORDS, train
 
@@ -139,7 +139,7 @@ def test_lora_sft_run_resumes_exactly_and_merges_into_a_chat_model(tmp_path, cap
     from engine import worker
     from engine.cli import main
     from engine.project import load_project
-    from engine.runs import latest_run
+    from engine.project.runs import latest_run
     from tests.engine.tiny_project import Recorder, StopAfter
 
     unbroken = sft_project(tmp_path)

@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from engine.project import ModelConfig, Project, project_from_dict
-from engine.sizing import (
+from engine.project.sizing import (
     BYTE_VOCAB, activation_elements_per_token, flops_per_token, padded_vocab_size, parameter_count,
     parameter_shapes, tokenizer_vocab_size, training_memory,
 )

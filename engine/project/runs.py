@@ -12,14 +12,11 @@ import re
 import time
 from pathlib import Path
 
-from engine.errors import LLMLabError
-from engine.project import STAGES, Project
+from engine.project.layout import FINAL, METRICS_FILE, RUNS_DIR, STEP_NAME
+from engine.project.problems import LLMLabError
+from engine.project.schema import STAGES, Project
 
-RUNS_DIR = "runs"
-METRICS_FILE = "metrics.jsonl"
-FINAL = "final"
 _RUN_NAME = re.compile(rf"^({'|'.join(STAGES)})-(\d{{8}}-\d{{6}})(?:-(\d+))?$")
-_STEP_NAME = re.compile(r"^step-(\d+)$")
 _TAIL_BYTES = 64 * 1024
 # a run's last event → its state; no such event yet means it is still running
 _STATES = {"error": "failed", ("finished", "completed"): "finished", ("finished", "stopped"): "stopped"}
@@ -71,7 +68,7 @@ def checkpoints(run_dir: Path) -> list[Path]:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         return []
-    steps = sorted((int(m[1]), p) for p in run_dir.iterdir() if p.is_dir() and (m := _STEP_NAME.match(p.name)))
+    steps = sorted((int(m[1]), p) for p in run_dir.iterdir() if p.is_dir() and (m := STEP_NAME.match(p.name)))
     final = [run_dir / FINAL] if (run_dir / FINAL).is_dir() else []
     return [p for _, p in steps] + final
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Callable
 
-from engine.project import ModelConfig, Project, TokenizerConfig
+from engine.project.schema import ModelConfig, Project, TokenizerConfig
 
 BYTE_VOCAB = 256 + 2  # 256 bytes + engine.tokenizer's two special tokens
 VOCAB_MULTIPLE = 64

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from engine import runs
-from engine.errors import LLMLabError
+from engine.project import runs
+from engine.project.problems import LLMLabError
 from engine.project import Project
-from engine.runs import (
+from engine.project.runs import (
     checkpoints, create_run_dir, latest_checkpoint, latest_run, list_runs, resolve_init, run_stage, run_state,
 )
 
@@ -68,7 +68,7 @@ def test_resolve_init_by_stage_takes_the_newest_finished_run(project):
     assert resolve_init(project, "pretrain") == base / "pretrain-20250102-000000" / "final"
     with pytest.raises(LLMLabError) as error:
         resolve_init(project, "sft", field="dpo.init")
-    assert error.value.problems == ["dpo.init: no finished sft run yet (no runs/sft-*/final); "
+    assert error.value.lines == ["dpo.init: no finished sft run yet (no runs/sft-*/final); "
                                     "run the sft stage first, or set dpo.init to a model directory"]
 
 
@@ -79,7 +79,7 @@ def test_resolve_init_by_path(project, tmp_path_factory):
     assert resolve_init(project, str(elsewhere)) == elsewhere
     with pytest.raises(LLMLabError) as error:
         resolve_init(project, "models/nope", field="sft.init")
-    assert error.value.problems == [f"sft.init: 'models/nope' is neither a stage (pretrain, sft, dpo, ppo, grpo) "
+    assert error.value.lines == [f"sft.init: 'models/nope' is neither a stage (pretrain, sft, dpo, ppo, grpo) "
                                     f"nor an existing model directory ({project.root / 'models' / 'nope'})"]
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from engine import fileio
-from engine.errors import LLMLabError
+from engine.project import fileio
+from engine.project.problems import LLMLabError
 from engine.project import (
     OPTIMIZER_DEFAULTS, SCHEDULER_DEFAULTS, TEMPLATES_DIR, OptimizerConfig, Project, SchedulerConfig,
     apply_overrides, load_project, new_project, project_from_dict, project_problems, project_to_dict, save_project,
@@ -25,9 +25,9 @@ def write(tmp_path, text: str):
 
 def problems_of(data: dict) -> list[str]:
     try:
-        return validate_project(project_from_dict(data))
+        return [str(p) for p in validate_project(project_from_dict(data))]
     except LLMLabError as error:
-        return error.problems
+        return error.lines
 
 
 def test_blank_project_is_valid_and_round_trips(tmp_path):
@@ -179,7 +179,7 @@ def test_every_problem_is_reported_at_once(tmp_path):
     write(tmp_path, '[model]\nd_model = "abc"\nn_layers = 0\n[pretrain]\nlr = 0\n')
     with pytest.raises(LLMLabError) as error:
         load_project(tmp_path)
-    assert error.value.problems == [
+    assert error.value.lines == [
         "model.d_model: expected an integer, got 'abc'",
         "model.n_layers: must be at least 1, got 0",
         "pretrain.lr: must be greater than 0, got 0.0",
@@ -190,7 +190,7 @@ def test_toml_syntax_error_names_file_line_and_reason(tmp_path):
     write(tmp_path, 'name = "x"\n[model]\nd_model = = 3\n')
     with pytest.raises(LLMLabError) as error:
         load_project(tmp_path)
-    assert error.value.problems == [f"{tmp_path / 'project.toml'}: line 3, column 11: Invalid value"]
+    assert error.value.lines == [f"{tmp_path / 'project.toml'}: line 3, column 11: Invalid value"]
 
 
 def test_missing_project_is_a_clear_error(tmp_path):
@@ -235,8 +235,8 @@ def test_bad_overrides_are_refused_with_the_known_names():
     with pytest.raises(LLMLabError) as error:
         apply_overrides({}, ["pretrain.stepz=1", "steps", "model.n_heads.x=1", "sft.datasets.0.path=x",
                              "pretrain.datasets.path=x"])
-    assert error.value.problems[0].startswith("--set pretrain.stepz: unknown setting (known in pretrain: steps, ")
-    assert error.value.problems[1:] == [
+    assert error.value.lines[0].startswith("--set pretrain.stepz: unknown setting (known in pretrain: steps, ")
+    assert error.value.lines[1:] == [
         "--set steps: expected key=value, e.g. pretrain.steps=20",
         "--set model.n_heads.x: unknown setting (known in model.n_heads: none)",
         "--set sft.datasets.0.path: sft.datasets.0: no such entry (0 in the list)",
@@ -306,7 +306,7 @@ def test_project_problems_matches_what_load_reports(tmp_path):
     write(tmp_path, __import__("tomli_w").dumps(data))
     with pytest.raises(LLMLabError) as error:
         load_project(tmp_path)
-    assert project_problems(data, tmp_path) == error.value.problems == [
+    assert [str(p) for p in project_problems(data, tmp_path)] == error.value.lines == [
         "model.d_model: expected an integer, got 'abc'",
         "pretrain.lr: must be greater than 0, got 0.0",
         "model.n_heads: must be divisible by model.n_kv_heads (2) for gqa, got 3",

@@ -1,0 +1,165 @@
+"""The rules of a project: each field's range or choices (from the schema's metadata), each
+optimizer's and scheduler's own settings, and the rules that span fields (d_model divisible by
+n_heads, seq_len within max_seq_len, ...). `validate_project` gives every problem at once.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import fields, is_dataclass
+from typing import Any
+
+from engine.project.codec import BAD, coerce, field_types, is_type, join, option_type
+from engine.project.problems import Problem
+from engine.project.schema import (
+    OPTION_CHOICES,
+    OPTION_RULES,
+    REWARD_RULES,
+    STAGES,
+    FineTuneConfig,
+    ModelConfig,
+    OptimizerConfig,
+    PolicyConfig,
+    Project,
+    Range,
+    SchedulerConfig,
+)
+
+
+def validate_project(project: Project) -> list[Problem]:
+    """Every problem of a Project, one "field: rule" line each; [] when it is valid."""
+    problems: list[Problem] = []
+    _check_fields(project, "", problems)
+    if not project.name:
+        problems.append(Problem("name", "must not be empty"))
+    if not project.tokenizer.source:
+        problems.append(Problem('tokenizer.source', 'must be "bytes", "bpe", a hub id or a local path, got \'\''))
+    problems += _model_problems(project.model)
+    for name in STAGES:
+        problems += _stage_problems(project, name)
+    return problems
+
+
+def _check_fields(obj: Any, where: str, problems: list[Problem]) -> None:
+    declared = field_types(type(obj))
+    for f in fields(obj):
+        if f.name == "root":
+            continue
+        value, at = getattr(obj, f.name), join(where, f.name)
+        if isinstance(value, (OptimizerConfig, SchedulerConfig)):
+            _check_named(value, at, problems)
+        elif is_dataclass(value):
+            _check_fields(value, at, problems)
+        elif isinstance(value, list) and value and all(is_dataclass(item) for item in value):
+            for i, item in enumerate(value):
+                _check_fields(item, join(at, i), problems)
+        elif coerce(value, declared[f.name], at, problems) is not BAD:
+            _check_value(value, f.metadata.get("rule"), f.metadata.get("choices"), at, problems)
+
+
+def _check_value(value: Any, rule: Range | None, choices: tuple | None, at: str, problems: list[Problem]) -> None:
+    if choices and value not in choices:
+        problems.append(Problem(at, f"must be one of {', '.join(choices)}, got {value!r}"))
+    if rule is None:
+        return
+    for item in value if isinstance(value, list) else [value]:
+        if not rule.allows(item):
+            problems.append(Problem(at, f"must be {rule.describe()}, got {value!r}"))
+            return
+
+
+def _check_named(config: OptimizerConfig | SchedulerConfig, where: str, problems: list[Problem]) -> None:
+    defaults = config.REGISTRY.get(config.name)
+    if defaults is None:
+        problems.append(Problem(f"{where}.name", f"must be one of {', '.join(config.REGISTRY)}, got {config.name!r}"))
+        return
+    for key, value in config.options.items():
+        at = join(where, key)
+        if key not in defaults:
+            known = ", ".join(defaults) or "none"
+            problems.append(Problem(at, f"not a setting of {config.name} (its settings: {known})"))
+        elif coerce(value, option_type(defaults[key]), at, problems) is not BAD:
+            if isinstance(value, list) and len(value) != len(defaults[key]):
+                problems.append(Problem(at, f"must be a list of {len(defaults[key])} numbers, got {value!r}"))
+            _check_value(value, OPTION_RULES.get(key), OPTION_CHOICES.get(key), at, problems)
+
+
+def _positive_ints(*values: Any) -> bool:
+    return all(is_type(v, int) and v > 0 for v in values)
+
+
+def _model_problems(m: ModelConfig) -> list[Problem]:
+    problems = []
+    if _positive_ints(m.d_model, m.n_heads) and m.d_model % m.n_heads:
+        problems.append(Problem("model.d_model", f"must be divisible by model.n_heads ({m.n_heads}), got {m.d_model}"))
+    elif _positive_ints(m.d_model, m.n_heads) and m.positional_encoding in ("rope", "yarn") and m.head_dim % 2:
+        problems.append(Problem("model.d_model", f"{m.positional_encoding} needs an even head size "
+                        f"(d_model / n_heads), got {m.d_model} / {m.n_heads} = {m.head_dim}"))
+    if _positive_ints(m.d_model) and m.positional_encoding == "sinusoidal" and m.d_model % 2:
+        problems.append(Problem("model.d_model", f"sinusoidal positions need an even d_model, got {m.d_model}"))
+    if not _positive_ints(m.n_heads, m.n_kv_heads):
+        return problems
+    implied = {"mqa": 1, "mha": m.n_heads}.get(m.attention)
+    if implied is not None and m.n_kv_heads != implied:
+        problems.append(Problem('model.n_kv_heads', f'attention "{m.attention}" means n_kv_heads = {implied}, '
+                        f"got {m.n_kv_heads} (set it to {implied}, or leave it out)"))
+    elif m.attention == "gqa" and m.n_heads % m.n_kv_heads:
+        problems.append(Problem("model.n_heads", f"must be divisible by model.n_kv_heads ({m.n_kv_heads}) "
+                        f"for gqa, got {m.n_heads}"))
+    return problems
+
+
+def _stage_problems(project: Project, name: str) -> list[Problem]:
+    stage, problems = project.stage(name), []
+    max_len = project.model.max_seq_len
+    if _positive_ints(stage.seq_len, max_len) and stage.seq_len > max_len:
+        problems.append(Problem(f"{name}.seq_len", f"must not exceed model.max_seq_len ({max_len}), got {stage.seq_len}"))
+    min_lr = stage.scheduler.options.get("min_lr")
+    if is_type(min_lr, float) and is_type(stage.lr, float) and 0 < stage.lr < min_lr:
+        problems.append(Problem(f"{name}.scheduler.min_lr", f"must not exceed {name}.lr ({stage.lr}), got {min_lr}"))
+    for i, ds in enumerate(stage.datasets):
+        if not ds.path:
+            problems.append(Problem(f"{name}.datasets[{i}].path", f"required (a hub id, or a local file or folder)"))
+    weights = [ds.weight for ds in stage.datasets if is_type(ds.weight, float)]
+    if weights and not any(w > 0 for w in weights):
+        problems.append(Problem(f"{name}.datasets", f"the weights must not all be 0"))
+    if isinstance(stage, FineTuneConfig):
+        problems += _fine_tune_problems(stage, name)
+    if isinstance(stage, PolicyConfig):
+        for i, rule in enumerate(stage.reward_rules):
+            problems += _reward_rule_problems(rule, f"{name}.reward_rules[{i}]")
+    return problems
+
+
+def _fine_tune_problems(stage: FineTuneConfig, name: str) -> list[Problem]:
+    problems = []
+    if not stage.init:
+        problems.append(Problem(f"{name}.init", f"required: a stage name ({', '.join(STAGES)}) or a model directory"))
+    if stage.lora.preset == "custom" and not stage.lora.target_modules:
+        problems.append(Problem(f"{name}.lora.target_modules", "the custom preset needs at least one module "
+                                'name, e.g. ["q_proj", "v_proj"]'))
+    return problems
+
+
+def _reward_rule_problems(rule: Any, at: str) -> list[Problem]:
+    known = ", ".join(REWARD_RULES)
+    spec = {"name": rule} if isinstance(rule, str) else rule
+    if not isinstance(spec, dict):
+        return [Problem(at, f"expected a rule name or a table {{name = ..., weight = ...}}, got {rule!r}")]
+    rule_name = spec.get("name")
+    if rule_name not in REWARD_RULES:
+        return [Problem(at, f"must name one of {known}, got {rule_name!r}")]
+    problems = []
+    if "weight" in spec and not is_type(spec["weight"], float):
+        problems.append(Problem(f"{at}.weight", f"expected a number, got {spec['weight']!r}"))
+    if rule_name == "regex":
+        pattern = spec.get("pattern")
+        if not isinstance(pattern, str) or not pattern:
+            problems.append(Problem(at, f'the regex rule needs a pattern, e.g. {{ name = "regex", pattern = "\\\\d+" }}'))
+        else:
+            try:
+                re.compile(pattern)
+            except re.error as error:
+                problems.append(Problem(f"{at}.pattern", f"not a valid regular expression ({error})"))
+    return problems
+
