@@ -17,10 +17,10 @@ from engine.objectives.policy import PolicyObjective
 
 class GRPOObjective(PolicyObjective):
     def __init__(self, ctx):
-        super().__init__(ctx, needs_reference=ctx.config.beta > 0)
-        if ctx.config.beta == 0 and ctx.config.epochs == 1:
+        super().__init__(ctx, needs_reference=ctx.config.kl_coef > 0)
+        if ctx.config.kl_coef == 0 and ctx.config.epochs == 1:
             ctx.log(
-                "GRPO with beta = 0 and one epoch: the loss stays near 0 by construction "
+                "GRPO with kl_coef = 0 and one epoch: the loss stays near 0 by construction "
                 "(the ratio is 1 and advantages average to 0); watch the reward instead",
                 "info",
             )
@@ -61,11 +61,11 @@ class GRPOObjective(PolicyObjective):
             batch["old_logps"],
             batch["advantages"],
             mask,
-            epsilon=cfg.epsilon,
-            epsilon_high=cfg.epsilon_high,
+            epsilon=cfg.clip_range,
+            epsilon_high=cfg.clip_range_high,
             loss_type=cfg.loss_type,
             max_tokens=cfg.max_new_tokens,
             ref_logprobs=batch["ref_logps"],
-            beta=cfg.beta,
+            beta=cfg.kl_coef,
         )
         return loss, dict(batch["stats"], clip_fraction=clip_fraction)

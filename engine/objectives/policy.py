@@ -166,11 +166,11 @@ class PolicyObjective:
             ),
             "entropy": (
                 stats.get("entropy", 1.0) < 0.05,
-                "the policy's entropy is collapsing: it has stopped exploring (lower lr, raise beta / kl_coef)",
+                "the policy's entropy is collapsing: it has stopped exploring (lower lr, raise kl_coef)",
             ),
             "kl": (
                 stats.get("kl", 0.0) > 10.0,
-                "KL to the reference is growing without bound: lower lr or raise kl_coef / beta",
+                "KL to the reference is growing without bound: lower lr or raise kl_coef",
             ),
         }
         for name, (bad, message) in checks.items():

@@ -5,7 +5,7 @@ reward, and builds per-token rewards: a KL penalty to the reference on every tok
 optionally adapted toward kl_target as in Ziegler et al. §2.2) plus the score on the last one.
 Values come from a value head on the policy (one linear layer on the final hidden state, in
 the same forward pass as the log-probabilities: no separate critic network). GAE with gamma
-and lam gives advantages, whitened over the rollout; then `ppo_epochs` passes of mini-batches
+and lam gives advantages, whitened over the rollout; then `epochs` passes of mini-batches
 of `mini_batch_size` train the clipped policy loss plus vf_coef × the clipped value loss.
 """
 
@@ -80,16 +80,16 @@ class PPOObjective(PolicyObjective):
             error = min(max(mean_kl.item() / cfg.kl_target - 1, -0.2), 0.2)
             self.kl_coef *= 1 + error * len(rows) / KL_HORIZON
         fields = {"old_logps": old_logps, "old_values": old_values, "advantages": advantages, "returns": returns}
-        return self.minibatches(rollout, fields, stats, cfg.ppo_epochs, cfg.mini_batch_size)
+        return self.minibatches(rollout, fields, stats, cfg.epochs, cfg.mini_batch_size)
 
     def loss(self, batch):
         cfg = self.config
         rollout = batch["rollout"]
         mask = rollout.response_mask
         logps, _, hidden = self.score(self.policy, rollout, cfg.temperature, with_hidden=True)
-        policy_loss, clip_fraction = ppo_policy_loss(logps, batch["old_logps"], batch["advantages"], mask, cfg.cliprange)
+        policy_loss, clip_fraction = ppo_policy_loss(logps, batch["old_logps"], batch["advantages"], mask, cfg.clip_range)
         values = self.module.values(hidden)
-        value_loss = ppo_value_loss(values, batch["old_values"], batch["returns"], mask, cfg.cliprange_value)
+        value_loss = ppo_value_loss(values, batch["old_values"], batch["returns"], mask, cfg.clip_range_value)
         loss = policy_loss + cfg.vf_coef * value_loss
         metrics = dict(batch["stats"], policy_loss=policy_loss.detach(), value_loss=value_loss.detach(), clip_fraction=clip_fraction)
         return loss, metrics

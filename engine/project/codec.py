@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.project.problems import LLMLabError, Problem
-from engine.project.schema import ModelConfig, OptimizerConfig, Project, SchedulerConfig
+from engine.project.schema import RENAMED, ModelConfig, OptimizerConfig, Project, SchedulerConfig
 
 _TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
                list: "a list", dict: "a table"}
@@ -89,7 +89,9 @@ def _build(cls: type, data: Any, where: str, problems: list[Problem]) -> Any:
     known, declared = toml_fields(cls), field_types(cls)
     for key in data:
         if key not in known:
-            problems.append(Problem(join(where, key), f"unknown setting (known: {', '.join(known)})"))
+            at = join(where, key)
+            renamed = f"renamed to {RENAMED[at]}" if at in RENAMED else None
+            problems.append(Problem(at, renamed or f"unknown setting (known: {', '.join(known)})"))
     values = {}
     for name in known:
         if name in data:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 import tomllib
+import typing
+from dataclasses import is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +18,13 @@ import tomli_w
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
 
-from engine.project.codec import from_dict, project_to_dict
+from engine.project.codec import field_types, from_dict, project_to_dict
 from engine.project.fileio import atomic_write_text
 from engine.project.layout import PROJECT_FILE
 from engine.project.overrides import NAMED, apply_overrides
 from engine.project.problems import LLMLabError, Problem
 from engine.project.rules import validate_project
-from engine.project.schema import Project
+from engine.project.schema import OptimizerConfig, Project, SchedulerConfig
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 _NAME = re.compile(r"^\w[\w.-]{0,63}$")
@@ -108,23 +110,35 @@ def edited_text(file: Path, data: dict) -> str | None:
     return doc.as_string()
 
 
-def _edit_table(table: Any, meant: dict, new: dict) -> None:
-    """Edit a tomlkit table that means `meant` (every field, defaults filled in) into `new`."""
+def _edit_table(table: Any, meant: dict, new: dict, cls: type | None = Project) -> None:
+    """Edit a tomlkit table that means `meant` (every field, defaults filled in) into `new`.
+
+    `cls` is the table's dataclass (None for a plain table): a list of its tables that grows
+    gets new items written with only what differs from that item type's defaults.
+    """
     for key in [key for key in table if key not in new]:
         del table[key]  # a setting the new project no longer has (another optimizer's, say)
     for key, value in new.items():
         old = meant.get(key)
         if key in NAMED and isinstance(old, dict) and isinstance(value, dict) and old.get("name") != value.get("name"):
             old = {"name": old.get("name"), **NAMED[key].REGISTRY.get(value.get("name"), {})}
+        part = _part_type(cls, key)
         if key not in table:
             if value != old:
-                table[key] = _written(value, old)
+                table[key] = _written(value, old, key in NAMED)
         elif isinstance(value, dict) and isinstance(table[key], dict):
-            _edit_table(table[key], old if isinstance(old, dict) else {}, value)
+            _edit_table(table[key], old if isinstance(old, dict) else {}, value, part)
         elif _same_tables(table[key], value):
-            _edit_list(table[key], old if isinstance(old, list) else [], value)
+            _edit_list(table[key], old if isinstance(old, list) else [], value, part)
         elif _plain(table[key]) != value:
             table[key] = value
+
+
+def _part_type(cls: type | None, key: str) -> type | None:
+    """The dataclass of a field's table, or of its list's items; None for plain values."""
+    hint = field_types(cls).get(key) if cls is not None and is_dataclass(cls) else None
+    hint = typing.get_args(hint)[0] if typing.get_origin(hint) is list else hint
+    return hint if is_dataclass(hint) and hint not in (OptimizerConfig, SchedulerConfig) else None
 
 
 def _plain(item: Any) -> Any:
@@ -137,20 +151,22 @@ def _same_tables(items: Any, value: Any) -> bool:
     return isinstance(value, list) and isinstance(items, list) and all(isinstance(v, dict) for v in [*items, *value])
 
 
-def _edit_list(items: Any, meant: list, new: list) -> None:
+def _edit_list(items: Any, meant: list, new: list, cls: type | None) -> None:
     while len(items) > len(new):
         del items[len(items) - 1]
     for i, value in enumerate(new):
         if i < len(items):
-            _edit_table(items[i], meant[i] if i < len(meant) else {}, value)
+            _edit_table(items[i], meant[i] if i < len(meant) else {}, value, cls)
         else:
-            items.append(_written(value, meant[i] if i < len(meant) else None))
+            items.append(_written(value, project_to_dict(cls()) if cls is not None else None))
 
 
-def _written(value: Any, meant: Any) -> Any:
-    """A new table written with only the settings that differ from what was meant (or all)."""
+def _written(value: Any, meant: Any, named: bool = False) -> Any:
+    """A new table written with only the settings that differ from what was meant (or all);
+    an optimizer's or scheduler's table (`named`) always says its name."""
     if isinstance(value, dict) and isinstance(meant, dict):
-        return {k: _written(v, meant.get(k)) for k, v in value.items() if v != meant.get(k) or k == "name"}
+        kept = {k: v for k, v in value.items() if v != meant.get(k) or (named and k == "name")}
+        return {k: _written(v, meant.get(k), k in NAMED) for k, v in kept.items()}
     return value
 
 

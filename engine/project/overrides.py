@@ -19,7 +19,7 @@ import tomli_w
 
 from engine.project.codec import field_types, toml_fields
 from engine.project.problems import LLMLabError, Problem
-from engine.project.schema import OptimizerConfig, Project, SchedulerConfig
+from engine.project.schema import RENAMED, OptimizerConfig, Project, SchedulerConfig
 
 # Tables whose settings depend on their `name`, by key.
 NAMED = {"optimizer": OptimizerConfig, "scheduler": SchedulerConfig}
@@ -114,6 +114,8 @@ def _override_path_problem(path: list[str | int]) -> str | None:
             hint = typing.get_args(hint)[0]
         elif is_dataclass(hint) and segment in toml_fields(hint):
             hint = field_types(hint)[segment]
+        elif (full := ".".join(map(str, path[: depth + 1]))) in RENAMED:
+            return f"renamed to {RENAMED[full]}"
         else:
             known = ", ".join(toml_fields(hint)) if is_dataclass(hint) else "none"
             return f"unknown setting (known{' in ' + where if where else ''}: {known})"

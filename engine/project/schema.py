@@ -253,6 +253,9 @@ class PolicyConfig(FineTuneConfig):
     reward_rules: list[str | dict] = field(default_factory=list)  # "exact_match" or {name, weight, ...}
     max_new_tokens: int = setting(64, rule=AT_LEAST_1)
     temperature: float = setting(1.0, rule=POSITIVE)
+    kl_coef: float = setting(0.05, rule=NON_NEGATIVE)  # the KL penalty's weight (to the reference)
+    clip_range: float = setting(0.2, rule=POSITIVE)  # the policy ratio is clipped to 1 ± clip_range
+    epochs: int = setting(4, rule=AT_LEAST_1)  # optimisation passes over each rollout
     mini_batch_size: int = setting(4, rule=AT_LEAST_1)
 
 
@@ -260,24 +263,31 @@ class PolicyConfig(FineTuneConfig):
 class PPOConfig(PolicyConfig):
     gamma: float = setting(1.0, rule=UNIT)
     lam: float = setting(0.95, rule=UNIT)
-    kl_coef: float = setting(0.05, rule=NON_NEGATIVE)
     adaptive_kl: bool = False
     kl_target: float = setting(6.0, rule=POSITIVE)
-    ppo_epochs: int = setting(4, rule=AT_LEAST_1)
-    cliprange: float = setting(0.2, rule=POSITIVE)
-    cliprange_value: float = setting(0.2, rule=POSITIVE)
+    clip_range_value: float = setting(0.2, rule=POSITIVE)
     vf_coef: float = setting(0.1, rule=NON_NEGATIVE)
 
 
 @dataclass
 class GRPOConfig(PolicyConfig):
+    kl_coef: float = setting(0.0, rule=NON_NEGATIVE)  # 0: no reference model at all
+    epochs: int = setting(1, rule=AT_LEAST_1)
     group_size: int = setting(4, rule=Range(2))
-    beta: float = setting(0.0, rule=NON_NEGATIVE)  # KL weight to the reference
-    epsilon: float = setting(0.2, rule=POSITIVE)
-    epsilon_high: float = setting(0.0, rule=NON_NEGATIVE)  # 0 = off (symmetric clip); > 0: DAPO
+    clip_range_high: float = setting(0.0, rule=NON_NEGATIVE)  # 0 = off (symmetric clip); > 0: DAPO
     scale_rewards: str = setting("group", choices=SCALE_REWARDS)
     loss_type: str = setting("dapo", choices=GRPO_LOSS_TYPES)
-    epochs: int = setting(1, rule=AT_LEAST_1)
+
+
+# Keys of earlier versions: validate says what each one is called now.
+RENAMED = {
+    "ppo.ppo_epochs": "ppo.epochs",
+    "ppo.cliprange": "ppo.clip_range",
+    "ppo.cliprange_value": "ppo.clip_range_value",
+    "grpo.beta": "grpo.kl_coef",
+    "grpo.epsilon": "grpo.clip_range",
+    "grpo.epsilon_high": "grpo.clip_range_high",
+}
 
 
 @dataclass

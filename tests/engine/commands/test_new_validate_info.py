@@ -63,6 +63,19 @@ def test_validate_with_overrides(tmp_path, capsys):
     assert capsys.readouterr().err.startswith("--set pretrain.nope: unknown setting (known in pretrain: steps")
 
 
+def test_an_old_key_is_named_with_its_new_name(tmp_path, capsys):
+    root = project_dir(tmp_path, {"ppo": {"ppo_epochs": 2, "cliprange": 0.1}, "grpo": {"beta": 0.04, "epsilon_high": 0.28}})
+    assert main(["validate", str(root)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "ppo.ppo_epochs: renamed to ppo.epochs",
+        "ppo.cliprange: renamed to ppo.clip_range",
+        "grpo.beta: renamed to grpo.kl_coef",
+        "grpo.epsilon_high: renamed to grpo.clip_range_high",
+    ]
+    assert main(["validate", str(root), "--set", "grpo.epsilon=0.3"]) == 2
+    assert capsys.readouterr().err.splitlines()[0] == "--set grpo.epsilon: renamed to grpo.clip_range"
+
+
 def test_validate_syntax_error(tmp_path, capsys):
     root = project_dir(tmp_path, text="[model\n")
     assert main(["validate", str(root)]) == 2

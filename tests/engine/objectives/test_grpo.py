@@ -28,7 +28,7 @@ def test_grpo_raises_the_exact_match_reward(make_context):
 
 
 def test_grpo_with_lora_changes_adapter_weights_only(make_context):
-    ctx = grpo_context(make_context, steps=2, beta=0.1, lora={"enabled": True, "preset": "all"})
+    ctx = grpo_context(make_context, steps=2, kl_coef=0.1, lora={"enabled": True, "preset": "all"})
     objective = GRPOObjective(ctx)
     before = {name: p.detach().clone() for name, p in objective.module.named_parameters()}
     metrics = train(ctx, objective)

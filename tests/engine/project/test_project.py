@@ -58,7 +58,7 @@ def test_stage_defaults():
     assert project.sft.lr < project.pretrain.lr
     assert project.sft.assistant_only is True and project.sft.packing is False
     assert (project.dpo.beta, project.dpo.loss_type, project.dpo.reference) == (0.1, "sigmoid", "")
-    assert (project.grpo.loss_type, project.grpo.scale_rewards, project.grpo.epsilon_high) == ("dapo", "group", 0.0)
+    assert (project.grpo.loss_type, project.grpo.scale_rewards, project.grpo.clip_range_high) == ("dapo", "group", 0.0)
     assert project.pretrain.optimizer == OptimizerConfig("adamw", {"betas": [0.9, 0.95], "eps": 1e-8, "weight_decay": 0.1})
     assert project.stage("ppo") is project.ppo
     with pytest.raises(LLMLabError, match=r"stage: must be one of pretrain, sft, dpo, ppo, grpo, got 'rl'"):
