@@ -14,8 +14,9 @@ pickles across a spawn queue and serialises as one JSON line. Torch-free: the ap
 | `sample`     | step, samples: [{prompt, text}]                                                 |
 | `checkpoint` | step, path, final, pruned (the step directories retention deleted)              |
 | `log`        | level (info / warning / error), message                                         |
-| `finished`   | status (completed / stopped), run_dir, report {wall_time_s, steps, tokens_seen, |
-|              | train_loss, eval_loss, bpb, + the stage's own final measures}                   |
+| `finished`   | status (completed / stopped / diverged), run_dir, report {wall_time_s, steps,   |
+|              | tokens_seen, train_loss, eval_loss, bpb, + the stage's own final measures};     |
+|              | diverged: message (what went non-finite, what to try)                           |
 | `error`      | message, traceback (formatted)                                                  |
 | `token`      | text (chat: one streamed piece of a reply)                                      |
 | `reply`      | text + whatever the chat worker reports about the finished reply                |
@@ -32,7 +33,7 @@ from pathlib import Path
 
 EVENT_TYPES = ("started", "metrics", "eval", "sample", "checkpoint", "log", "finished", "error", "token", "reply")
 LOG_LEVELS = ("info", "warning", "error")
-FINISH_STATUSES = ("completed", "stopped")
+FINISH_STATUSES = ("completed", "stopped", "diverged")
 CONTROL_MESSAGES = ("stop", "save")
 
 
@@ -68,11 +69,16 @@ def control_type(message) -> str:
 
 
 class EventLog:
-    """Appends events to a JSON-lines file, one flushed line each, so a reader sees them live."""
+    """Appends events to a JSON-lines file, one flushed line each, so a reader sees them live.
+
+    Opening cuts a torn last line (a crash or a full disk mid-write) so that the file stays a
+    sequence of whole lines: the next event never lands glued to half of an old one.
+    """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        _cut_torn_line(self.path)
         self._file = open(self.path, "a", encoding="utf-8")
 
     def write(self, ev: dict) -> None:
@@ -89,16 +95,50 @@ class EventLog:
         self.close()
 
 
-def read_events(path: str | Path) -> list[dict]:
-    """Every event in a metrics.jsonl; a last line cut short by a crash is skipped."""
-    events = []
-    with open(path, encoding="utf-8") as f:
+def _cut_torn_line(path: Path) -> None:
+    """Truncate `path` after its last newline (nothing to do for a missing or whole file)."""
+    try:
+        with open(path, "rb+") as f:
+            size = f.seek(0, 2)
+            if size == 0:
+                return
+            f.seek(size - 1)
+            if f.read(1) == b"\n":
+                return
+            end = size
+            while end > 0:
+                start = max(0, end - 65536)
+                f.seek(start)
+                newline = f.read(end - start).rfind(b"\n")
+                if newline >= 0:
+                    f.truncate(start + newline + 1)
+                    return
+                end = start
+            f.truncate(0)
+    except FileNotFoundError:
+        return
+
+
+class Events(list):
+    """The events of a metrics.jsonl; `skipped` counts the lines that were not whole JSON objects."""
+
+    skipped: int = 0
+
+
+def read_events(path: str | Path) -> Events:
+    """Every event in a metrics.jsonl; a bad line anywhere (torn by a crash, half-written on a full
+    disk) is skipped and counted in `.skipped`, never raised."""
+    events = Events()
+    with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             try:
-                events.append(json.loads(line))
+                event = json.loads(line)
             except json.JSONDecodeError:
-                if line.endswith("\n"):
-                    raise
+                event = None
+            if isinstance(event, dict):
+                events.append(event)
+            elif line.strip():
+                events.skipped += 1
     return events
 
 

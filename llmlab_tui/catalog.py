@@ -49,7 +49,7 @@ def project_row(path: Path) -> ProjectRow:
         return ProjectRow(path, path.name, problem=error.lines[0])
     runs = list_runs(project)
     states = {run: run_state(run)["state"] for run in runs}
-    done = tuple(s for s in STAGES if any(run_stage(r) == s and st == "finished" for r, st in states.items()))
+    done = tuple(s for s in STAGES if any(run_stage(r) == s and st == "completed" for r, st in states.items()))
     last = runs[-1] if runs else None
     return ProjectRow(path, project.name, model_size(project).parameters, done,
                       last.name if last else "", states[last] if last else "")

@@ -5,6 +5,8 @@ beyond looking).
     <project>/tokenizer/             the project's own BPE (TOKENIZER_DIR, TOKENIZER_FILE inside)
     <project>/runs/<stage>-<stamp>/  a run (RUNS_DIR; engine.project.runs names and lists them)
         metrics.jsonl                every event of the run (METRICS_FILE)
+        run.lock                     held by the process training it (LOCK_FILE, run_lock.py)
+        control/                     stop / save requests from other processes (CONTROL_DIR)
         step-000200/, final/         checkpoints (step_name(step), FINAL), each a model directory
         final-merged/                LoRA adapters baked into a full model (MERGED_SUFFIX)
 
@@ -21,6 +23,9 @@ from pathlib import Path
 PROJECT_FILE = "project.toml"
 RUNS_DIR = "runs"
 METRICS_FILE = "metrics.jsonl"
+LOCK_FILE = "run.lock"
+CONTROL_DIR = "control"
+RESUMES_FILE = "resumes.jsonl"
 TOKENIZER_DIR = "tokenizer"
 TOKENIZER_FILE = "tokenizer.json"
 FINAL = "final"

@@ -12,14 +12,17 @@ import re
 import time
 from pathlib import Path
 
-from engine.project.layout import FINAL, METRICS_FILE, RUNS_DIR, STEP_NAME
+from engine.project.layout import FINAL, METRICS_FILE, RUNS_DIR, STEP_NAME, TRAINER_STATE
 from engine.project.problems import LLMLabError
+from engine.project.run_lock import holder
 from engine.project.schema import STAGES, Project
 
 _RUN_NAME = re.compile(rf"^({'|'.join(STAGES)})-(\d{{8}}-\d{{6}})(?:-(\d+))?$")
 _TAIL_BYTES = 64 * 1024
-# a run's last event → its state; no such event yet means it is still running
-_STATES = {"error": "failed", ("finished", "completed"): "finished", ("finished", "stopped"): "stopped"}
+STATES = ("running", "completed", "stopped", "failed", "diverged", "died")
+# a run's last terminal event → its state; none since it (re)started: running if locked, else died
+_OUTCOMES = {"error": "failed", ("finished", "completed"): "completed", ("finished", "stopped"): "stopped",
+             ("finished", "diverged"): "diverged"}
 
 
 def create_run_dir(project: Project, stage: str) -> Path:
@@ -94,11 +97,18 @@ def resolve_init(project: Project, init: str, field: str = "init") -> Path:
 
 
 def run_state(run_dir: Path) -> dict:
-    """What metrics.jsonl says of a run: state (running / finished / stopped / failed), step,
-    total_steps, loss, eval_loss, updated (time of the last event), message (of an error)."""
-    first, tail = _first_and_last_events(Path(run_dir) / METRICS_FILE)
+    """The truth about a run, from its lock and its events (DESIGN.md, "The life of a run").
+
+    state: running (a process holds the lock) / completed / stopped / failed / diverged / died
+    (no process, and no end since it last started). Also: step, total_steps, loss, eval_loss,
+    updated (time of the last event), message (of an error or a divergence), pid (while
+    running) and checkpoint (the newest one a resume would continue from, or None).
+    """
+    run_dir = Path(run_dir)
+    first, tail = _first_and_last_events(run_dir / METRICS_FILE)
     state = {"state": "running", "step": None, "total_steps": (first or {}).get("total_steps"),
-             "loss": None, "eval_loss": None, "updated": tail[-1].get("time") if tail else None, "message": None}
+             "loss": None, "eval_loss": None, "updated": tail[-1].get("time") if tail else None,
+             "message": None, "pid": None, "checkpoint": None}
     for ev in tail:  # oldest to newest: later events win
         kind = ev.get("type")
         if kind == "metrics":
@@ -107,13 +117,24 @@ def run_state(run_dir: Path) -> dict:
             state["eval_loss"] = ev.get("loss", state["eval_loss"])
         elif kind == "started":
             state["total_steps"] = ev.get("total_steps", state["total_steps"])
-        outcome = _STATES.get(kind) or _STATES.get((kind, ev.get("status")))
+        outcome = _OUTCOMES.get(kind) or _OUTCOMES.get((kind, ev.get("status")))
         if outcome:
-            state["state"] = outcome
-            state["message"] = ev.get("message")
-        elif kind in ("started", "metrics"):
+            state["state"], state["message"] = outcome, ev.get("message")
+        elif kind == "started":
             state["state"], state["message"] = "running", None  # a resumed run runs again
+    who = holder(run_dir)
+    if who is not None:
+        state["state"], state["pid"] = "running", who.get("pid")
+    elif state["state"] == "running":
+        state["state"] = "died"
+    state["checkpoint"] = resume_point(run_dir)
     return state
+
+
+def resume_point(run_dir: Path) -> Path | None:
+    """The newest checkpoint holding a trainer state (what a resume continues from)."""
+    found = [path for path in checkpoints(run_dir) if (path / TRAINER_STATE).is_file()]
+    return found[-1] if found else None
 
 
 def _first_and_last_events(path: Path) -> tuple[dict | None, list[dict]]:

@@ -45,13 +45,25 @@ def test_event_log_appends_lines_that_read_back(tmp_path):
     assert ev.read_events(path) == written
 
 
-def test_a_line_cut_short_by_a_crash_is_skipped_but_a_broken_middle_line_is_not(tmp_path):
+def test_bad_lines_anywhere_are_skipped_and_counted(tmp_path):
     path = tmp_path / "metrics.jsonl"
     path.write_text('{"type": "log", "time": 1}\n{"type": "metr')
     assert ev.read_events(path) == [{"type": "log", "time": 1}]
-    path.write_text('{"type": "metr\n{"type": "log", "time": 1}\n')
-    with pytest.raises(ValueError):
-        ev.read_events(path)
+    path.write_text('{"type": "metr\n{"type": "log", "time": 1}\n[1, 2]\n\xff\n\n')
+    events = ev.read_events(path)
+    assert events == [{"type": "log", "time": 1}] and events.skipped == 3
+
+
+def test_a_torn_last_line_is_cut_before_appending(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"type": "log", "time": 1}\n{"type": "metrics", "st')
+    with ev.EventLog(path) as log:  # e.g. the resume after a full disk
+        log.write({"type": "log", "time": 2})
+    assert path.read_text() == '{"type": "log", "time": 1}\n{"type": "log", "time": 2}\n'
+    path.write_text('{"type": "no newline at all')
+    with ev.EventLog(path) as log:
+        log.write({"type": "log", "time": 3})
+    assert ev.read_events(path) == [{"type": "log", "time": 3}] and ev.read_events(path).skipped == 0
 
 
 def test_numbers_that_are_not_builtins_are_written_as_floats(tmp_path):

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
 from engine.project import runs
+from engine.project.run_lock import RunLock
 from engine.project.problems import LLMLabError
 from engine.project import Project
 from engine.project.runs import (
@@ -92,10 +94,11 @@ STARTED = {"type": "started", "time": 1.0, "total_steps": 100}
 
 
 @pytest.mark.parametrize("last,state", [
-    ({"type": "finished", "time": 9.0, "status": "completed", "report": {}}, "finished"),
+    ({"type": "finished", "time": 9.0, "status": "completed", "report": {}}, "completed"),
     ({"type": "finished", "time": 9.0, "status": "stopped", "report": {}}, "stopped"),
+    ({"type": "finished", "time": 9.0, "status": "diverged", "report": {}, "message": "nan"}, "diverged"),
     ({"type": "error", "time": 9.0, "message": "boom", "traceback": "..."}, "failed"),
-    ({"type": "sample", "time": 9.0, "step": 20, "samples": []}, "running"),
+    ({"type": "sample", "time": 9.0, "step": 20, "samples": []}, "died"),  # no end, and nobody holds the lock
 ])
 def test_run_state_from_the_last_events(tmp_path, last, state):
     events = [STARTED, {"type": "metrics", "time": 2.0, "step": 10, "loss": 3.0},
@@ -104,13 +107,32 @@ def test_run_state_from_the_last_events(tmp_path, last, state):
     got = run_state(tmp_path)
     assert (got["state"], got["step"], got["total_steps"], got["loss"], got["eval_loss"], got["updated"]) == (
         state, 20, 100, 2.0, 3.5, 9.0)
-    assert got["message"] == ("boom" if state == "failed" else None)
+    assert got["message"] == {"failed": "boom", "diverged": "nan"}.get(state)
+
+
+def test_a_run_whose_lock_is_held_is_running_and_names_its_process(tmp_path):
+    write_events(tmp_path, [STARTED, {"type": "metrics", "time": 4.0, "step": 51, "loss": 1.5}])
+    with RunLock(tmp_path):
+        got = run_state(tmp_path)
+        assert (got["state"], got["pid"]) == ("running", os.getpid())
+    assert run_state(tmp_path)["state"] == "died"
 
 
 def test_a_resumed_run_is_running_again(tmp_path):
     write_events(tmp_path, [STARTED, {"type": "finished", "time": 2.0, "status": "stopped", "report": {}},
                             {**STARTED, "time": 3.0}, {"type": "metrics", "time": 4.0, "step": 51, "loss": 1.5}])
-    assert run_state(tmp_path)["state"] == "running"
+    with RunLock(tmp_path):
+        assert run_state(tmp_path)["state"] == "running"
+    assert run_state(tmp_path)["state"] == "died"
+
+
+def test_the_resume_point_is_the_newest_checkpoint_with_a_trainer_state(tmp_path):
+    for name in ("step-000010", "step-000020", "final"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "step-000010" / "trainer_state.pt").touch()
+    assert run_state(tmp_path)["checkpoint"] == tmp_path / "step-000010"
+    (tmp_path / "final" / "trainer_state.pt").touch()
+    assert run_state(tmp_path)["checkpoint"] == tmp_path / "final"
 
 
 def test_run_state_reads_only_the_tail_of_a_long_log(tmp_path):
@@ -118,9 +140,10 @@ def test_run_state_reads_only_the_tail_of_a_long_log(tmp_path):
     write_events(tmp_path, [STARTED] + metrics)
     assert (tmp_path / "metrics.jsonl").stat().st_size > 4 * runs._TAIL_BYTES
     got = run_state(tmp_path)
-    assert (got["state"], got["step"], got["total_steps"]) == ("running", 4999, 100)
+    assert (got["state"], got["step"], got["total_steps"]) == ("died", 4999, 100)
 
 
 def test_run_state_of_an_empty_run(tmp_path):
-    assert run_state(tmp_path) == {"state": "running", "step": None, "total_steps": None, "loss": None,
-                                   "eval_loss": None, "updated": None, "message": None}
+    assert run_state(tmp_path) == {"state": "died", "step": None, "total_steps": None, "loss": None,
+                                   "eval_loss": None, "updated": None, "message": None, "pid": None,
+                                   "checkpoint": None}
