@@ -118,7 +118,7 @@ def sft_project(tmp_path):
 
     from engine import worker
     from tests.engine.objectives.conftest import write_jsonl
-    from tests.engine.tiny_project import make_project
+    from tests.tiny_project import make_project
 
     root = make_project(tmp_path / "p", steps=3, eval_every=0)
     data = tomllib.loads((root / "project.toml").read_text())
@@ -140,7 +140,7 @@ def test_lora_sft_run_resumes_exactly_and_merges_into_a_chat_model(tmp_path, cap
     from engine.cli import main
     from engine.project import load_project
     from engine.runs import latest_run
-    from tests.engine.tiny_project import Recorder, StopAfter
+    from tests.tiny_project import Recorder, StopAfter
 
     unbroken = sft_project(tmp_path)
     broken = tmp_path / "broken"
