@@ -8,7 +8,7 @@ import torch
 from engine.chat_template import IGNORE
 from engine.errors import LLMLabError
 from engine.objectives.sft import SFTObjective
-from tests.engine.objectives.conftest import WORDS, train
+from tests.engine.objectives.helpers import WORDS, train
 
 TOKEN = {word: i for i, word in enumerate(WORDS)}
 IM_START, IM_END = len(WORDS), len(WORDS) + 1  # the ChatML tokens the objective adds
@@ -117,7 +117,7 @@ def sft_project(tmp_path):
     import tomli_w
 
     from engine import worker
-    from tests.engine.objectives.conftest import write_jsonl
+    from tests.engine.objectives.helpers import write_jsonl
     from tests.tiny_project import make_project
 
     root = make_project(tmp_path / "p", steps=3, eval_every=0)
