@@ -5,16 +5,23 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.engine.objectives.helpers import digit_tokenizer, write_jsonl
+from tests.engine.objectives.helpers import DIGITS_DIR, digit_tokenizer, write_jsonl
 
 
 @pytest.fixture
 def make_context(tmp_path):
-    """make_context(stage, datasets_rows, **stage_fields) -> ObjectiveContext on the CPU, fp32."""
+    """make_context(stage, datasets_rows, **stage_fields) -> ObjectiveContext on the CPU, fp32.
+
+    The project's tokenizer.source is a directory holding the digit tokenizer, and the context's
+    tokenizer is loaded from it, as a run would.
+    """
     from engine.device import Precision
     from engine.factory import build_model
     from engine.objectives.base import ObjectiveContext
     from engine.project import project_from_dict
+    from engine.tokenizer import project_tokenizer
+
+    digit_tokenizer().save_pretrained(tmp_path / DIGITS_DIR)
 
     def make(stage: str, rows: list[dict], **fields) -> ObjectiveContext:
         data = write_jsonl(tmp_path / f"{stage}.jsonl", rows)
@@ -22,13 +29,13 @@ def make_context(tmp_path):
         project = project_from_dict(
             {
                 "seed": 0,
-                "tokenizer": {"source": "bytes"},
+                "tokenizer": {"source": DIGITS_DIR},
                 "model": {"d_model": 32, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2, "d_ff": 64, "max_seq_len": 64},
                 stage: table,
             },
             tmp_path,
         )
-        tokenizer = digit_tokenizer()
+        tokenizer = project_tokenizer(project)
         torch.manual_seed(0)
         model = build_model(project, tokenizer)
         return ObjectiveContext(

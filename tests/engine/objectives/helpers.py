@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 WORDS = ["<unk>", "<pad>", "<eos>", *map(str, range(10)), "user", "assistant", "system", "pick", "say"]
+DIGITS_DIR = "digits"  # where a project keeps the digit tokenizer: its tokenizer.source
 
 
 def digit_tokenizer():
