@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pilot_keys import app_on, wait_for
-
 from llmlab_tui.screens.chat import ChatScreen
 from llmlab_tui.screens.monitor import MonitorScreen
 from llmlab_tui.screens.tools import ToolsScreen
+from tests.llmlab_tui.pilot_keys import app_on, wait_for
 from tests.tiny_project import APP_RUN, make_project
 
 SLOW = {"tries": 1200, "delay": 0.1}  # a worker process imports torch first: seconds on a busy machine

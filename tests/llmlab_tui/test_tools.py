@@ -7,12 +7,12 @@ import json
 from pathlib import Path
 
 import tomli_w
-from pilot_keys import app_on, choose, wait_for
 
 from engine.project import read_toml
 from llmlab_tui.screens.preview import PreviewScreen, examples_content
 from llmlab_tui.screens.stages import StagesScreen
 from llmlab_tui.screens.tools import ToolsScreen
+from tests.llmlab_tui.pilot_keys import app_on, choose, wait_for
 from tests.tiny_project import APP_RUN, make_project
 
 SLOW = {"tries": 1200, "delay": 0.1}
