@@ -6,7 +6,7 @@
   file or folder for a local source), else `eval_fraction` of the documents: the last ones of
   a map-style dataset (like nanoGPT's last 10%), every k-th one (k = round(1 / fraction)) of a
   streaming one, whose length is unknown.
-- `interleave` draws documents from several sources by relative weight with an explicit seeded
+- `Mixture` draws documents from several sources by relative weight with an explicit seeded
   sampler, in chunks of CHUNK_DOCS documents; its position is a small dict, so it resumes
   exactly. A map-style source is reshuffled each epoch; a streaming one restarts in order.
 - `tokenize` turns a source's text into token ids in batches: a map-style source once (cached
@@ -201,6 +201,8 @@ class Chunk:
 class Mixture:
     """Documents drawn from weighted sources by a seeded sampler; iterates (source, document).
 
+    Weights are relative; a source of weight zero is never drawn from.
+
     A document is the value of `column` in a row: a text, or the token ids of a tokenized source.
     """
 
@@ -251,12 +253,6 @@ class Mixture:
             yield from zip(chunk.sources.tolist(), chunk.documents)
 
 
-def interleave(sources: list, weights: list[float], seed: int, single_pass: bool = False,
-               column: str = TEXT) -> Mixture:
-    """Mix sources by relative weight (zero weights never draw), reading each row's `column`."""
-    return Mixture(sources, weights, seed, single_pass, column)
-
-
 def tokenize(dataset, tokenizer):
     """The TEXT column as token ids (IDS): once for a map-style source (datasets caches it on
     disk, so later runs and epochs reuse it), lazily, batch by batch, for a streaming one."""
@@ -265,7 +261,7 @@ def tokenize(dataset, tokenizer):
 
 def token_mixture(sources: list, weights: list[float], tokenizer, seed: int, single_pass: bool = False) -> Mixture:
     """A mixture of tokenized documents, what PackedBatches packs."""
-    return interleave([tokenize(s, tokenizer) for s in sources], weights, seed, single_pass, column=IDS)
+    return Mixture([tokenize(s, tokenizer) for s in sources], weights, seed, single_pass, column=IDS)
 
 
 def _encode(tokenizer, texts: list[str]) -> list[list[int]]:

@@ -226,7 +226,6 @@ PROMPT_FORMATS: dict[str, Format] = {
 }
 
 FORMATS_BY_KIND = {"conversation": SFT_FORMATS, "preference": PREFERENCE_FORMATS, "prompt": PROMPT_FORMATS}
-STAGE_KINDS = {"pretrain": None, "sft": "conversation", "dpo": "preference", "ppo": "prompt", "grpo": "prompt"}
 
 
 # ---------------------------------------------------------------------------------------------

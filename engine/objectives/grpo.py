@@ -13,6 +13,7 @@ import torch
 
 from engine.losses import group_advantages, grpo_loss, k3_kl, masked_mean
 from engine.objectives.policy import PolicyObjective
+from engine.objectives.rollouts import score_tokens
 
 
 class GRPOObjective(PolicyObjective):
@@ -33,7 +34,7 @@ class GRPOObjective(PolicyObjective):
         rewards = self.reward(self.prompt_texts(rows, cfg.group_size), rollout.responses, answers)
         advantages = group_advantages(rewards, cfg.group_size, cfg.scale_rewards)
         with torch.no_grad():
-            old_logps, entropy, _ = self.score(self.module, rollout, cfg.temperature, with_entropy=True)
+            old_logps, entropy, _ = score_tokens(self.module, rollout, cfg.temperature, with_entropy=True)
             ref_logps = self.reference_logps(rollout, cfg.temperature) if self.reference else None
         mask = rollout.response_mask
         grouped = rewards.view(-1, cfg.group_size)
@@ -54,7 +55,7 @@ class GRPOObjective(PolicyObjective):
     def loss(self, batch):
         cfg = self.config
         rollout = batch["rollout"]
-        logps = self.score(self.module, rollout, cfg.temperature)[0]
+        logps = score_tokens(self.module, rollout, cfg.temperature)[0]
         mask = rollout.response_mask
         loss, clip_fraction = grpo_loss(
             logps,

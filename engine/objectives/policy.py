@@ -123,9 +123,6 @@ class PolicyObjective:
             repeats=repeats,
         )
 
-    def score(self, model, rollout: Rollout, temperature: float, with_entropy: bool = False, with_hidden: bool = False):
-        return score_tokens(model, rollout, temperature, with_entropy, with_hidden)
-
     def reference_logps(self, rollout: Rollout, temperature: float) -> torch.Tensor:
         return self.reference.run(lambda model: score_tokens(model, rollout, temperature)[0])
 

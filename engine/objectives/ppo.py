@@ -25,6 +25,7 @@ from engine.losses import (
     ppo_value_loss,
 )
 from engine.objectives.policy import PolicyObjective
+from engine.objectives.rollouts import score_tokens
 
 VALUE_HEAD_FILE = "value_head.safetensors"
 KL_HORIZON = 10_000  # the adaptive controller's horizon, in responses (Ziegler et al.)
@@ -60,7 +61,7 @@ class PPOObjective(PolicyObjective):
         scores = self.reward(self.prompt_texts(rows, 1), rollout.responses, [row.reference for row in rows])
         mask = rollout.response_mask
         with torch.no_grad():
-            old_logps, entropy, hidden = self.score(self.policy, rollout, cfg.temperature, with_entropy=True, with_hidden=True)
+            old_logps, entropy, hidden = score_tokens(self.policy, rollout, cfg.temperature, with_entropy=True, with_hidden=True)
             old_values = self.module.values(hidden) * mask
             ref_logps = self.reference_logps(rollout, cfg.temperature)
             rewards, kl = kl_penalized_rewards(scores.to(mask.device), old_logps, ref_logps, mask, self.kl_coef)
@@ -86,7 +87,7 @@ class PPOObjective(PolicyObjective):
         cfg = self.config
         rollout = batch["rollout"]
         mask = rollout.response_mask
-        logps, _, hidden = self.score(self.policy, rollout, cfg.temperature, with_hidden=True)
+        logps, _, hidden = score_tokens(self.policy, rollout, cfg.temperature, with_hidden=True)
         policy_loss, clip_fraction = ppo_policy_loss(logps, batch["old_logps"], batch["advantages"], mask, cfg.clip_range)
         values = self.module.values(hidden)
         value_loss = ppo_value_loss(values, batch["old_values"], batch["returns"], mask, cfg.clip_range_value)

@@ -14,7 +14,6 @@ from engine.project.schema import ModelConfig, Project, TokenizerConfig
 
 BYTE_VOCAB = 256 + 2  # 256 bytes + engine.tokenizer's two special tokens
 VOCAB_MULTIPLE = 64
-GIB = 1024**3
 
 Shapes = list[tuple[str, tuple[int, ...]]]
 

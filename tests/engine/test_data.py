@@ -13,8 +13,8 @@ import torch
 from engine.data import (
     CHUNK_DOCS,
     TEXT,
+    Mixture,
     PackedBatches,
-    interleave,
     token_mixture,
     load_source,
     pretraining_data,
@@ -138,15 +138,15 @@ def numbered(name, n=100):
     return datasets.Dataset.from_dict({TEXT: [f"{name}{i}" for i in range(n)]})
 
 
-def test_interleave_follows_relative_weights_and_drops_zero_weights():
-    mixture = interleave([numbered("a"), numbered("b"), numbered("c")], [2, 1, 0], seed=0)
+def test_a_mixture_follows_relative_weights_and_drops_zero_weights():
+    mixture = Mixture([numbered("a"), numbered("b"), numbered("c")], [2, 1, 0], seed=0)
     draws = Counter(source for (source, _), _ in zip(mixture, range(6000)))
     assert draws[2] == 0
     assert abs(draws[0] / 6000 - 2 / 3) < 0.02 and abs(draws[1] / 6000 - 1 / 3) < 0.02
 
 
-def test_interleave_reshuffles_each_epoch_and_is_deterministic():
-    take = lambda seed: [text for (_, text), _ in zip(interleave([numbered("a")], [1], seed), range(300))]
+def test_a_mixture_reshuffles_each_epoch_and_is_deterministic():
+    take = lambda seed: [text for (_, text), _ in zip(Mixture([numbered("a")], [1], seed), range(300))]
     first = take(seed=1)
     assert first == take(seed=1) and first != take(seed=2)
     epochs = [first[:100], first[100:200], first[200:]]
@@ -154,14 +154,14 @@ def test_interleave_reshuffles_each_epoch_and_is_deterministic():
     assert epochs[0] != epochs[1] != epochs[2]
 
 
-def test_interleave_records_the_source_of_each_document():
-    mixture = interleave([numbered("a"), numbered("b")], [1, 1], seed=3)
+def test_a_mixture_records_the_source_of_each_document():
+    mixture = Mixture([numbered("a"), numbered("b")], [1, 1], seed=3)
     pairs = [pair for pair, _ in zip(mixture, range(500))]
     assert all(text.startswith("ab"[source]) for source, text in pairs)
 
 
 def test_a_single_pass_ends_when_the_first_source_runs_out():
-    mixture = interleave([numbered("a", 10), numbered("b", 1000)], [1, 1], seed=0, single_pass=True)
+    mixture = Mixture([numbered("a", 10), numbered("b", 1000)], [1, 1], seed=0, single_pass=True)
     drawn = [source for source, _ in mixture]
     assert drawn.count(0) == 10 and len(drawn) < 40
 
@@ -172,7 +172,7 @@ def test_a_single_pass_ends_when_the_first_source_runs_out():
 def expected_stream(sources, weights, seed, n_docs, tokenizer):
     """Token stream of the same mixture, tokenized one document at a time, EOS after each."""
     stream, owner = [], []
-    for (source, text), _ in zip(interleave(sources, weights, seed), range(n_docs)):
+    for (source, text), _ in zip(Mixture(sources, weights, seed), range(n_docs)):
         ids = tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
         stream += ids
         owner += [source] * len(ids)

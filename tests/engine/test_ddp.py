@@ -13,7 +13,7 @@ from engine import worker
 from engine.events import read_events
 from engine.project import load_project
 from engine.project.runs import METRICS_FILE, list_runs
-from tiny_project import make_project
+from tests.tiny_project import make_project
 
 FIELDS = dict(steps=4, eval_every=2, sample_every=0, save_every=0, lr=1e-2, grad_accum=2)
 

@@ -19,7 +19,7 @@ from engine.project import OPTIMIZER_DEFAULTS, load_project
 from engine.project.runs import METRICS_FILE, list_runs
 from engine.tokenizer import byte_tokenizer
 from engine.trainer import Trainer
-from tiny_project import Recorder, StopAfter, make_project
+from tests.tiny_project import Recorder, StopAfter, make_project
 
 
 def make_trainer(directory, emit=None, control=None, **pretrain) -> Trainer:

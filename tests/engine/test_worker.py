@@ -7,7 +7,7 @@ import signal
 import sys
 
 from engine import worker
-from tiny_project import make_project
+from tests.tiny_project import make_project
 
 
 def first_event(handle, kind: str, seen: list) -> dict:

@@ -7,12 +7,11 @@ import json
 import threading
 from pathlib import Path
 
-from pilot_keys import app_on, run_palette, wait_for
-
 from llmlab_tui.runner import QueueSource
 from llmlab_tui.runner import TRAIN_JOB as JOB
 from llmlab_tui.screens.monitor import MonitorScreen
 from llmlab_tui.screens.quit import QuitScreen
+from tests.llmlab_tui.pilot_keys import app_on, run_palette, wait_for
 
 STARTED = {"type": "started", "stage": "pretrain", "run_dir": "r", "device": "cpu", "precision": "fp32",
            "parameters": 1000, "start_step": 0, "total_steps": 20_000}

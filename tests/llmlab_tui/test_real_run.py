@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pilot_keys import app_on, wait_for
-from tiny_run import make_tiny_project
-
 from llmlab_tui.screens.chat import ChatScreen
 from llmlab_tui.screens.monitor import MonitorScreen
 from llmlab_tui.screens.tools import ToolsScreen
+from tests.llmlab_tui.pilot_keys import app_on, wait_for
+from tests.tiny_project import APP_RUN, make_project
 
 SLOW = {"tries": 1200, "delay": 0.1}  # a worker process imports torch first: seconds on a busy machine
 
@@ -23,7 +22,7 @@ async def show(pilot, key: str, screen_type):
 
 
 async def test_train_then_chat_then_export(tmp_path: Path):
-    project = make_tiny_project(tmp_path / "projects" / "tiny")
+    project = make_project(tmp_path / "projects" / "tiny", **APP_RUN)
     app = app_on(project, project.parent)
     async with app.run_test(size=(80, 24)) as pilot:
         monitor = await show(pilot, "f4", MonitorScreen)

@@ -7,13 +7,13 @@ import json
 from pathlib import Path
 
 import tomli_w
-from pilot_keys import app_on, choose, wait_for
-from tiny_run import make_tiny_project
 
 from engine.project import read_toml
 from llmlab_tui.screens.preview import PreviewScreen, examples_content
 from llmlab_tui.screens.stages import StagesScreen
 from llmlab_tui.screens.tools import ToolsScreen
+from tests.llmlab_tui.pilot_keys import app_on, choose, wait_for
+from tests.tiny_project import APP_RUN, make_project
 
 SLOW = {"tries": 1200, "delay": 0.1}
 
@@ -26,7 +26,7 @@ def edit(project: Path, **tables) -> None:
 
 
 async def test_train_the_tokenizer_and_refuse_a_merge_without_adapters(tmp_path: Path):
-    project = make_tiny_project(tmp_path / "projects" / "tiny")
+    project = make_project(tmp_path / "projects" / "tiny", **APP_RUN)
     edit(project, tokenizer={"source": "bpe", "vocab_size": 300})
     app = app_on(project, project.parent)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -44,7 +44,7 @@ async def test_train_the_tokenizer_and_refuse_a_merge_without_adapters(tmp_path:
 
 
 async def test_the_sft_preview_shows_the_format_and_marks_the_reply(tmp_path: Path):
-    project = make_tiny_project(tmp_path / "projects" / "tiny")
+    project = make_project(tmp_path / "projects" / "tiny", **APP_RUN)
     rows = [{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello there"}]}]
     (project / "chat.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     edit(project, sft={"datasets": [{"path": "chat.jsonl"}], "seq_len": 64})

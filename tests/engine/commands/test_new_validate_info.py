@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 
@@ -111,7 +112,7 @@ def _paths(node, prefix=()):
 
 
 def _mutate(data: dict, rng: random.Random, junk: list) -> dict:
-    for value in junk:
+    for value in map(copy.deepcopy, junk):  # st.just's dicts are shared: a copy, never the same dict twice
         path = rng.choice([p for p, _ in _paths(data) if p])  # anew: a mutation may remove a table
         parent = data
         for key in path[:-1]:

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 from engine import cli, objectives
-
-sys.path.insert(0, str(Path(__file__).parents[1]))  # tests/engine: the loop's tiny project
-from tiny_project import make_project  # noqa: E402
+from tests.tiny_project import make_project
 
 
 def test_run_prints_progress_and_the_finish(tmp_path, capsys):

@@ -1,42 +1,27 @@
-"""A tiny world for the stage objectives: a digit tokenizer, a tiny model, local datasets.
-
-The tokenizer knows ten digits and a few words, so a random tiny model answers a digit often
-enough that a reward has variance from the first step, and a test sees learning in seconds.
-"""
+"""The stage objectives' fixture: an objective context on the digit tokenizer (helpers.py)."""
 
 from __future__ import annotations
-
-import json
-from pathlib import Path
 
 import pytest
 import torch
 
-WORDS = ["<unk>", "<pad>", "<eos>", *map(str, range(10)), "user", "assistant", "system", "pick", "say"]
-
-
-def digit_tokenizer():
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    raw = Tokenizer(models.WordLevel({w: i for i, w in enumerate(WORDS)}, unk_token="<unk>"))
-    raw.pre_tokenizer = pre_tokenizers.Whitespace()
-    raw.decoder = decoders.WordPiece(prefix="##", cleanup=False)  # joins tokens with spaces
-    return PreTrainedTokenizerFast(tokenizer_object=raw, unk_token="<unk>", pad_token="<pad>", eos_token="<eos>")
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> str:
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    return path.name
+from tests.engine.objectives.helpers import DIGITS_DIR, digit_tokenizer, write_jsonl
 
 
 @pytest.fixture
 def make_context(tmp_path):
-    """make_context(stage, datasets_rows, **stage_fields) -> ObjectiveContext on the CPU, fp32."""
+    """make_context(stage, datasets_rows, **stage_fields) -> ObjectiveContext on the CPU, fp32.
+
+    The project's tokenizer.source is a directory holding the digit tokenizer, and the context's
+    tokenizer is loaded from it, as a run would.
+    """
     from engine.device import Precision
     from engine.factory import build_model
     from engine.objectives.base import ObjectiveContext
     from engine.project import project_from_dict
+    from engine.tokenizer import project_tokenizer
+
+    digit_tokenizer().save_pretrained(tmp_path / DIGITS_DIR)
 
     def make(stage: str, rows: list[dict], **fields) -> ObjectiveContext:
         data = write_jsonl(tmp_path / f"{stage}.jsonl", rows)
@@ -44,13 +29,13 @@ def make_context(tmp_path):
         project = project_from_dict(
             {
                 "seed": 0,
-                "tokenizer": {"source": "bytes"},
+                "tokenizer": {"source": DIGITS_DIR},
                 "model": {"d_model": 32, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2, "d_ff": 64, "max_seq_len": 64},
                 stage: table,
             },
             tmp_path,
         )
-        tokenizer = digit_tokenizer()
+        tokenizer = project_tokenizer(project)
         torch.manual_seed(0)
         model = build_model(project, tokenizer)
         return ObjectiveContext(
@@ -59,12 +44,3 @@ def make_context(tmp_path):
         )
 
     return make
-
-
-def train(ctx, objective) -> list[dict]:
-    """Run the one training loop on `objective`; returns its metrics events."""
-    from engine.trainer import Trainer
-
-    events: list[dict] = []
-    Trainer(ctx, objective, events.append).run()
-    return [e for e in events if e["type"] == "metrics"]

@@ -6,7 +6,7 @@ import random
 import pytest
 
 from engine.objectives.dpo import DPOObjective
-from tests.engine.objectives.conftest import train
+from tests.engine.objectives.helpers import train
 
 
 def preference_rows(n: int, seed: int = 0) -> list[dict]:

@@ -3,7 +3,7 @@
 import torch
 
 from engine.objectives.grpo import GRPOObjective
-from tests.engine.objectives.conftest import train
+from tests.engine.objectives.helpers import train
 
 PROMPTS = [{"prompt": "say 7", "answer": "7"} for _ in range(40)]
 

@@ -1,7 +1,7 @@
 """PPO learns from a rule reward; its value head is saved beside the policy."""
 
 from engine.objectives.ppo import VALUE_HEAD_FILE, PPOObjective
-from tests.engine.objectives.conftest import train
+from tests.engine.objectives.helpers import train
 
 PROMPTS = [{"prompt": "say 7", "answer": "7"} for _ in range(40)]
 

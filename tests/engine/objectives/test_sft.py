@@ -8,7 +8,7 @@ import torch
 from engine.chat_template import IGNORE
 from engine.project.problems import LLMLabError
 from engine.objectives.sft import SFTObjective
-from tests.engine.objectives.conftest import WORDS, train
+from tests.engine.objectives.helpers import WORDS, train
 
 TOKEN = {word: i for i, word in enumerate(WORDS)}
 IM_START, IM_END = len(WORDS), len(WORDS) + 1  # the ChatML tokens the objective adds
@@ -117,8 +117,8 @@ def sft_project(tmp_path):
     import tomli_w
 
     from engine import worker
-    from tests.engine.objectives.conftest import write_jsonl
-    from tests.engine.tiny_project import make_project
+    from tests.engine.objectives.helpers import write_jsonl
+    from tests.tiny_project import make_project
 
     root = make_project(tmp_path / "p", steps=3, eval_every=0)
     data = tomllib.loads((root / "project.toml").read_text())
@@ -140,7 +140,7 @@ def test_lora_sft_run_resumes_exactly_and_merges_into_a_chat_model(tmp_path, cap
     from engine.cli import main
     from engine.project import load_project
     from engine.project.runs import latest_run
-    from tests.engine.tiny_project import Recorder, StopAfter
+    from tests.tiny_project import Recorder, StopAfter
 
     unbroken = sft_project(tmp_path)
     broken = tmp_path / "broken"

@@ -1,4 +1,6 @@
-"""A tiny pretraining project on disk for the loop's tests: byte tokenizer, 2 layers, d_model 32."""
+"""A tiny pretraining project on disk, for the engine's and the app's tests: byte tokenizer,
+2 layers, d_model 32, a small local text file. Also the events sink and stop control that
+drive `engine.worker.run` in-process."""
 
 from __future__ import annotations
 
@@ -17,10 +19,13 @@ def write_corpus(path: Path, paragraphs: int = 300, seed: int = 0) -> None:
     path.write_text(text + "\n")
 
 
-def make_project(directory: Path, **pretrain) -> Path:
-    """A project directory whose [pretrain] table is the small defaults below, updated by `pretrain`."""
+def make_project(directory: Path, *, seed: int = 3, paragraphs: int = 300, **pretrain) -> Path:
+    """A project directory whose [pretrain] table is the small defaults below, updated by `pretrain`.
+
+    `seed` is the project's seed; `paragraphs` the length of its corpus.txt.
+    """
     directory.mkdir(parents=True, exist_ok=True)
-    write_corpus(directory / "corpus.txt")
+    write_corpus(directory / "corpus.txt", paragraphs)
     stage = {
         "steps": 8, "batch_size": 4, "grad_accum": 1, "seq_len": 32, "lr": 3e-3, "warmup_steps": 2,
         "eval_every": 4, "eval_batches": 2, "sample_every": 0, "save_every": 0, "keep_last": 2,
@@ -28,13 +33,19 @@ def make_project(directory: Path, **pretrain) -> Path:
         **pretrain,
     }
     data = {
-        "name": directory.name, "seed": 3,
+        "name": directory.name, "seed": seed,
         "tokenizer": {"source": "bytes"},
         "model": {"d_model": 32, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2, "d_ff": 64, "max_seq_len": 256},
         "pretrain": stage,
     }
     (directory / "project.toml").write_text(tomli_w.dumps(data))
     return directory
+
+
+# What the app's tests train from the monitor, in seconds: 6 steps with an eval and a sample at
+# steps 3 and 6, so every monitor pane gets something.
+APP_RUN = dict(seed=1, paragraphs=200, steps=6, warmup_steps=1, eval_every=3, eval_batches=1, sample_every=3,
+               keep_last=3)
 
 
 class Recorder(list):
