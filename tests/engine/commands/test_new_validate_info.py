@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from engine.cli import main
 from engine.project import Project, project_to_dict
+from engine.project.run_lock import RunLock
 from engine.project.runs import create_run_dir
 
 
@@ -88,10 +89,13 @@ def test_info_lists_runs_with_their_state(tmp_path, capsys):
     run = create_run_dir(Project(root=root), "pretrain")
     events = [{"type": "started", "time": 1.0, "total_steps": 50}, {"type": "metrics", "time": 2.0, "step": 10, "loss": 2.5}]
     (run / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
-    assert main(["info", str(root), "--stage", "sft"]) == 0
+    with RunLock(run):
+        assert main(["info", str(root), "--stage", "sft"]) == 0
     out = capsys.readouterr().out
     assert "memory to train sft (batch 16 x 256 tokens, adamw)" in out
     assert f"{run.name}" in out and "running" in out and "step 10/50  loss 2.5000" in out
+    assert main(["info", str(root)]) == 0  # nobody holds the lock any more, and the run never ended
+    assert "died" in capsys.readouterr().out
 
 
 # --- property test: random damage never produces a traceback ---------------------------------
