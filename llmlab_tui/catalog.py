@@ -1,6 +1,7 @@
 """The projects of a directory as the projects screen lists them, and copying or deleting one.
 
-Plain functions, no Textual. Sizes come from engine.project.sizing, runs and their state from engine.project.runs.
+Plain functions, no Textual. Sizes come from engine.project.sizing, runs and their state from
+engine.project.runs; a project with a live run is never deleted.
 """
 
 from __future__ import annotations
@@ -9,11 +10,11 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import tomli_w
+import tomlkit
 
-from engine.project import LLMLabError
+from engine.project import PROJECT_FILE, STAGES, LLMLabError, Project, load_project, new_project
 from engine.project.fileio import atomic_write_text
-from engine.project import PROJECT_FILE, STAGES, load_project, new_project, read_toml
+from engine.project.run_lock import describe, holder
 from engine.project.runs import RUNS_DIR, list_runs, run_stage, run_state
 from llmlab_tui.summary import model_size
 
@@ -65,8 +66,9 @@ def duplicate_project(source: Path, name: str) -> Path:
     target = new_project(name, "blank", source.parent)  # checks the name; never overwrites
     shutil.rmtree(target)
     shutil.copytree(source, target, ignore=_NOT_COPIED)
-    data = read_toml(target / PROJECT_FILE)
-    atomic_write_text(target / PROJECT_FILE, tomli_w.dumps({**data, "name": name}))
+    document = tomlkit.parse((target / PROJECT_FILE).read_text(encoding="utf-8"))
+    document["name"] = name  # the rest of the file, comments included, as it was
+    atomic_write_text(target / PROJECT_FILE, document.as_string())
     return target
 
 
@@ -74,5 +76,9 @@ def delete_project(path: Path) -> None:
     """Remove a project directory and everything in it (runs included)."""
     if not (path / PROJECT_FILE).is_file():
         raise LLMLabError(f"{path}: not a project (no {PROJECT_FILE}); nothing deleted")
+    live = [(run, who) for run in list_runs(Project(root=path)) if (who := holder(run)) is not None]
+    if live:
+        run, who = live[0]
+        raise LLMLabError(f"{path.name}: its run {run.name} is {describe(who)}; stop it first (nothing deleted)")
     shutil.rmtree(path)
 

@@ -10,7 +10,8 @@ import pytest
 from engine.project.problems import LLMLabError
 from engine.project import load_project, new_project
 from engine.project.sizing import padded_vocab_size, parameter_count, tokenizer_vocab_size
-from llmlab_tui.catalog import duplicate_project, list_projects
+from engine.project.run_lock import RunLock
+from llmlab_tui.catalog import delete_project, duplicate_project, list_projects
 from llmlab_tui.screens.architecture import ArchitectureScreen
 from llmlab_tui.screens.confirm import ConfirmScreen, NameScreen
 from llmlab_tui.screens.projects import ProjectsScreen, cells, templates
@@ -96,3 +97,23 @@ def test_duplicate_refuses_an_existing_name(projects_dir):
 
 def test_templates_are_the_engines():
     assert "blank" in templates()
+
+
+def test_a_project_with_a_live_run_is_not_deleted(projects_dir):
+    alpha = projects_dir / "alpha"
+    _fake_run(alpha, "pretrain-20260101-120000", {"type": "started", "total_steps": 10})
+    with RunLock(alpha / "runs" / "pretrain-20260101-120000"):
+        with pytest.raises(LLMLabError, match="pretrain-20260101-120000 is trained right now by pid"):
+            delete_project(alpha)
+        assert (alpha / "project.toml").is_file()
+    delete_project(alpha)
+    assert not alpha.exists()
+
+
+def test_a_duplicate_keeps_the_comments(projects_dir):
+    alpha = projects_dir / "alpha"
+    text = "# my notes\n" + (alpha / "project.toml").read_text()
+    (alpha / "project.toml").write_text(text)
+    copy = duplicate_project(alpha, "alpha2")
+    assert (copy / "project.toml").read_text().startswith("# my notes\n")
+    assert load_project(copy).name == "alpha2"
