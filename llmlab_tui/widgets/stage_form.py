@@ -4,7 +4,7 @@ Sections: the training fields every stage has; the optimizer and the scheduler, 
 follow the chosen name (OPTIMIZER_DEFAULTS / SCHEDULER_DEFAULTS); the datasets, an editable list
 showing each weight's share; the LoRA panel; and the stage's own fields (init, RLHF settings).
 A field added to a dataclass appears here without edits. Each FieldSet carries the key it fills in
-the stage table (`FieldSet.table`).
+the stage table (`FieldSet.table`); what a stage has follows its base class (FineTuneConfig: LoRA).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from engine.project import (
     OPTION_CHOICES,
     STAGES,
     DatasetConfig,
+    FineTuneConfig,
     OptimizerConfig,
     Problem,
     SchedulerConfig,
@@ -62,7 +63,7 @@ class StageForm(Vertical):
             yield self._named_set(table, named.name, named.options)
         with Vertical(id=f"{s}-datasets", classes="dataset-list"):
             yield from self._dataset_sets(project_to_dict(config.datasets))
-        if hasattr(config, "lora"):
+        if isinstance(config, FineTuneConfig):
             yield FieldSet(dataclass_specs(config.lora), f"{s}.lora", "LoRA", table="lora", id=f"{s}-lora")
         own = dataclass_specs(config, skip=TRAINING_FIELDS + SECTIONS)
         if own:
@@ -93,7 +94,7 @@ class StageForm(Vertical):
 
     def show_rows(self) -> None:
         """Rows that apply to the current choices: LoRA target_modules for the custom preset only."""
-        if hasattr(self.config, "lora"):
+        if isinstance(self.config, FineTuneConfig):
             lora = self.query_one(f"#{self.stage}-lora", FieldSet)
             lora.show("target_modules", lora.rows["preset"].value == "custom")
 
