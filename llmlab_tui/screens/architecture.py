@@ -76,7 +76,7 @@ class ArchitectureScreen(ProjectScreen):
     def loaded(self) -> None:
         self.check()
 
-    def edited(self) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    def edited(self) -> tuple[dict[str, Any], dict[str, Any], list[Problem]]:
         """The edited [tokenizer] and [model] tables, and the values that do not parse."""
         tokenizer, bad_tokenizer = self.query_one("#tokenizer", FieldSet).values()
         model, bad_model = self.query_one("#model", FieldSet).values()
@@ -104,8 +104,8 @@ class ArchitectureScreen(ProjectScreen):
         tokenizer, model, problems = self.edited()
         data = {**project_to_dict(self.project), "tokenizer": tokenizer, "model": model}
         problems = problems or project_problems(data, self.project.root)
-        claimed = [line for field_set in sets.values() for line in field_set.show_problems(problems)]
-        others = [line for line in problems if line not in claimed]
+        claimed = [p for field_set in sets.values() for p in field_set.show_problems(problems)]
+        others = [p for p in problems if p not in claimed]
         self.query_one("#arch-problems", Static).update("\n".join(map(str, others)))
         self._summarize(data, problems)
         return problems

@@ -17,8 +17,8 @@ from textual.widgets import ContentSwitcher, Footer, Label, Select, Static
 
 from engine.project import LLMLabError
 from engine.project import STAGES, DatasetConfig, Problem, project_problems, project_to_dict
+from engine.project.overrides import NAMED, set_overrides
 from engine.project.runs import checkpoints, list_runs
-from engine.project.overrides import set_overrides
 from llmlab_tui.editing import run_command, save_sections
 from llmlab_tui.screens.base import ProjectScreen
 from llmlab_tui.screens.preview import PreviewScreen
@@ -86,9 +86,8 @@ class StagesScreen(ProjectScreen):
 
     async def on_field_set_changed(self, event: FieldSet.Changed) -> None:
         form = next(a for a in event.field_set.ancestors if isinstance(a, StageForm))
-        table = event.field_set.id.removeprefix(f"{form.stage}-")
-        if event.name == "name" and table in ("optimizer", "scheduler"):
-            await form.replace_named(table)
+        if event.name == "name" and event.field_set.table in NAMED:
+            await form.replace_named(event.field_set)
         self.check()
 
     def check(self) -> list[Problem]:
@@ -102,7 +101,7 @@ class StagesScreen(ProjectScreen):
             problems += bad
         saved = project_to_dict(self.project)
         problems = problems or project_problems({**saved, **edited}, self.project.root)
-        claimed = [line for form in self.forms() for s in form.sets() for line in s.show_problems(problems)]
+        claimed = [p for form in self.forms() for s in form.sets() for p in s.show_problems(problems)]
         self.query_one("#stage-problems", Static).update("\n".join(str(p) for p in problems if p not in claimed))
         self.current_form().update_shares()
         sets = set_overrides(saved[self.stage], edited[self.stage], self.stage)

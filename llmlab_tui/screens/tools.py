@@ -1,6 +1,7 @@
 """The tools screen: merge LoRA adapters into a full model, export a model to Llama format, train
 the project's BPE tokenizer. Each runs in a worker process (engine/task_worker.py: `tool`); its
-report or its error, with the traceback, shows below the forms.
+report or its error, with the traceback, shows below the forms. Each button runs the action of its
+key binding (Textual's `Button(action=...)`).
 """
 
 from __future__ import annotations
@@ -46,15 +47,15 @@ class ToolsScreen(ProjectScreen):
             yield from _row("adapter", model_picker(adapters, "no adapter run yet", "merge-adapter"))
             yield from _row("out dir", Input(placeholder="blank: beside it, <name>-merged", compact=True,
                                              id="merge-out"))
-            yield Button("Merge (^g)", id="merge", compact=True)
+            yield Button("Merge (^g)", id="merge", action="screen.merge", compact=True)
             yield Label("Export to Llama format", classes="field-set-title")
             yield from _row("model", model_picker(full, "no model yet", "export-model"))
             yield from _row("out dir", Input(placeholder=f"blank: {EXPORT_DIR}/<run>-<checkpoint>-llama",
                                              compact=True, id="export-out"))
-            yield Button("Export (^o)", id="export", compact=True)
+            yield Button("Export (^o)", id="export", action="screen.export", compact=True)
             yield Label("Tokenizer", classes="field-set-title")
             yield Label(self._tokenizer_line(), id="tokenizer-line")
-            yield Button("Train BPE (^t)", id="tokenizer", compact=True)
+            yield Button("Train BPE (^t)", id="tokenizer", action="screen.tokenizer", compact=True)
         yield Static("", id="tool-output")
         yield Footer()
 
@@ -83,9 +84,6 @@ class ToolsScreen(ProjectScreen):
         trained = project_tokenizer_file(self.project.root).is_file()
         state = "trained (train again to replace)" if trained else "not trained yet"
         return f"BPE, vocab {config.vocab_size:,}: {state}"
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        getattr(self, f"action_{event.button.id}")()  # the buttons' ids name their actions
 
     def action_merge(self) -> None:
         adapter = self.query_one("#merge-adapter", Select).value

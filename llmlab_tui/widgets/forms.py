@@ -91,7 +91,11 @@ def _editor(spec: FieldSpec, widget_id: str) -> Widget:
 
 
 class FieldSet(Vertical):
-    """The rows of one TOML table, addressed by `prefix` (`model`, `sft.lora`, `pretrain.datasets[0]`)."""
+    """The rows of one TOML table, addressed by `prefix` (`model`, `sft.lora`, `pretrain.datasets[0]`).
+
+    `table` is the key its values fill in the table the enclosing form builds (`lora`, `datasets`),
+    None when its rows sit in that table itself (a stage's training fields).
+    """
 
     class Changed(Message):
         """A value in the set was edited."""
@@ -100,9 +104,10 @@ class FieldSet(Vertical):
             super().__init__()
             self.field_set, self.name = field_set, name
 
-    def __init__(self, specs: list[FieldSpec], prefix: str, title: str = "", **kwargs: Any) -> None:
+    def __init__(self, specs: list[FieldSpec], prefix: str, title: str = "", table: str | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(classes="field-set", **kwargs)
-        self.prefix, self.title = prefix, title
+        self.prefix, self.title, self.table = prefix, title, table
         self.rows = {spec.name: FieldRow(spec, f"{prefix}.{spec.name}") for spec in specs}
 
     def compose(self) -> ComposeResult:
@@ -114,9 +119,9 @@ class FieldSet(Vertical):
         self.title = title
         self.query_one(".field-set-title", Label).update(title)
 
-    def values(self) -> tuple[dict[str, Any], list[str]]:
-        """The edited table and a problem line per shown value that does not parse (a hidden one
-        keeps its loaded value)."""
+    def values(self) -> tuple[dict[str, Any], list[Problem]]:
+        """The edited table and a problem per shown value that does not parse (a hidden one keeps
+        its loaded value)."""
         values, problems = {}, []
         for name, row in self.rows.items():
             try:

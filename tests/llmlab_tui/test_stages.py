@@ -38,6 +38,7 @@ async def test_changing_the_optimizer_shows_its_fields_and_saves_them(projects_d
         await choose(pilot, "pretrain-optimizer-name", "muon")
         rows = lambda: screen.query_one("#pretrain-optimizer").rows  # noqa: E731
         await wait_for(pilot, lambda: list(rows()) == ["name", *OPTIMIZER_DEFAULTS["muon"]])
+        assert [s.table for s in screen.current_form().sets()][:3] == [None, "optimizer", "scheduler"]
         await type_into(pilot, "pretrain-optimizer-momentum", "0.9")
         preview = screen.query_one("#stage-preview")
         await wait_for(pilot, lambda: "--set pretrain.optimizer.momentum=0.9" in str(preview.render()))

@@ -1,5 +1,6 @@
 """Tools and the dataset preview with keys only, each run in a worker process: the tokenizer
-trains, a merge with no adapter is refused, the SFT preview marks the trained reply."""
+trains, a merge with no adapter is refused (by key and by button), the SFT preview marks the
+trained reply."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from engine.project import read_toml
 from llmlab_tui.screens.preview import PreviewScreen, examples_content
 from llmlab_tui.screens.stages import StagesScreen
 from llmlab_tui.screens.tools import ToolsScreen
-from tests.llmlab_tui.pilot_keys import app_on, choose, wait_for
+from tests.llmlab_tui.pilot_keys import app_on, choose, tab_to, wait_for
 from tests.tiny_project import APP_RUN, make_project
 
 SLOW = {"tries": 1200, "delay": 0.1}
@@ -41,6 +42,19 @@ async def test_train_the_tokenizer_and_refuse_a_merge_without_adapters(tmp_path:
         assert "vocab_size: 300" in str(app.screen.query_one("#tool-output").render())
         assert "trained" in str(app.screen.query_one("#tokenizer-line").render())
         assert len(json.loads((project / "tokenizer" / "tokenizer.json").read_text())["model"]["vocab"]) <= 300
+
+
+async def test_the_buttons_run_the_actions_of_their_keys(projects_dir: Path):
+    app = app_on(projects_dir / "alpha", projects_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f6")
+        await wait_for(pilot, lambda: isinstance(app.screen, ToolsScreen) and app.screen.project)
+        await tab_to(pilot, "merge")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: any("No adapter directory" in str(n.message) for n in app._notifications))
+        await tab_to(pilot, "export")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: any("No model directory" in str(n.message) for n in app._notifications))
 
 
 async def test_the_sft_preview_shows_the_format_and_marks_the_reply(tmp_path: Path):
