@@ -42,7 +42,7 @@ def run(project_path: str | Path, stage: str, overrides: list[str] | tuple[str, 
     """
     emit = _Emitter(events)
     try:
-        from engine.trainer import train_stage
+        from engine.setup import train_stage
 
         return train_stage(project_path, stage, list(overrides), emit, emit.open_log, _poller(control),
                            device, resume)
