@@ -29,7 +29,8 @@ from engine.project import load_project, save_project
 from engine.project.layout import ADAPTER, METRICS_FILE, TRAINER_STATE, model_kind
 from engine.project.problems import LLMLabError
 from engine.project.runs import create_run_dir, latest_checkpoint, latest_run, resolve_init
-from engine.tokenizer import load_tokenizer, project_tokenizer
+from engine.project_tokenizer import project_tokenizer
+from engine.tokenizer import load_tokenizer
 from engine.trainer import Trainer
 
 

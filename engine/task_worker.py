@@ -85,7 +85,7 @@ def export_model(model_dir: str, out_dir: str, format: str = "llama") -> dict:
 
 def train_tokenizer(project_path: str) -> dict:
     from engine.project import load_project
-    from engine.tokenizer import train_project_bpe
+    from engine.project_tokenizer import train_project_bpe
 
     project = load_project(project_path)
     if project.tokenizer.source != "bpe":
