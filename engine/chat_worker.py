@@ -1,7 +1,7 @@
 """The chat worker: loads one model directory once, then answers requests from its control queue,
 streaming each reply as `token` events and closing it with a `reply` event.
 
-Torch-free at import (the app spawns `chat` through engine.worker.spawn). Requests are dicts:
+Torch-free at import (the app starts `chat` through engine.worker.start_chat). Requests are dicts:
 
     {"type": "generate", "messages": [{"role", "content"}, ...], "chat": True,
      "max_new_tokens": 128, "temperature": 0.8, "top_k": 0, "top_p": 1.0}
@@ -21,7 +21,6 @@ from typing import Any, Callable
 
 from engine import events as ev
 from engine.project.problems import LLMLabError
-from engine.task_worker import error_event, quiet_output
 
 SAMPLING_KEYS = ("temperature", "top_k", "top_p", "repetition_penalty")
 
@@ -97,11 +96,10 @@ def _streamer(tokenizer, emit: Callable[[dict], None]):
 
 def chat(model_dir: str, events: Any, control: Any, device: str | None = None) -> None:
     """Serve generate requests for `model_dir` until a `stop` request or the parent's exit."""
-    quiet_output()
     try:
         model = ChatModel(model_dir, device)
     except BaseException as error:
-        events.put(error_event(error))
+        events.put(ev.error_event(error))
         raise
     events.put(ev.event("started", model_dir=str(model_dir), chat_template=model.has_template,
                         device=str(model.device), parameters=sum(p.numel() for p in model.model.parameters())))
@@ -117,4 +115,4 @@ def chat(model_dir: str, events: Any, control: Any, device: str | None = None) -
         try:
             events.put(model.generate(request, events.put))
         except Exception as error:  # a bad request: report it and keep serving
-            events.put(error_event(error))
+            events.put(ev.error_event(error))

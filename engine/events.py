@@ -22,14 +22,19 @@ pickles across a spawn queue and serialises as one JSON line. Torch-free: the ap
 | `reply`      | text + whatever the chat worker reports about the finished reply                |
 
 Control messages travel the other way: the strings `stop` (checkpoint, then finish with status
-`stopped`) and `save` (checkpoint now); a dict with that `type` is accepted too.
+`stopped`) and `save` (checkpoint now); a dict with that `type` is accepted too. `drain` is how a
+watcher reads a queue of events: what arrives within a timeout, in one list.
 """
 
 from __future__ import annotations
 
 import json
+import queue
 import time
+import traceback as tb
 from pathlib import Path
+
+from engine.project.problems import LLMLabError
 
 EVENT_TYPES = ("started", "metrics", "eval", "sample", "checkpoint", "log", "finished", "error", "token", "reply")
 LOG_LEVELS = ("info", "warning", "error")
@@ -60,12 +65,35 @@ def error(message: str, traceback: str) -> dict:
     return event("error", message=message, traceback=traceback)
 
 
+def error_event(exception: BaseException) -> dict:
+    """The `error` event for the exception being handled: its readable message and its traceback
+    (an LLMLabError's message is its problem lines; any other exception's is prefixed by its type)."""
+    if isinstance(exception, LLMLabError):
+        message = str(exception)
+    else:
+        message = f"{type(exception).__name__}: {exception}"
+    return error(message, tb.format_exc())
+
+
 def control_type(message) -> str:
     """`stop` or `save` from a control message given as a string or as a dict with a `type`."""
     kind = message.get("type") if isinstance(message, dict) else message
     if kind not in CONTROL_MESSAGES:
         raise ValueError(f"unknown control message {message!r}; expected one of {', '.join(CONTROL_MESSAGES)}")
     return kind
+
+
+def drain(events, timeout: float) -> list:
+    """The items of `events` (a queue.Queue or a multiprocessing queue) that arrive within `timeout`
+    seconds: waits for the first one, then takes whatever else is there without waiting."""
+    found = []
+    try:
+        found.append(events.get(timeout=timeout))
+        while True:
+            found.append(events.get_nowait())
+    except queue.Empty:
+        pass
+    return found
 
 
 class EventLog:

@@ -2,20 +2,27 @@
 
 `model_config` maps DESIGN.md's field names onto the Hugging Face config of `engine.model`;
 `build_model` makes a fresh model for a project and its tokenizer; `load_model` loads a saved
-model directory (ours through the registered Auto class, never remote code).
+model directory (ours through the registered Auto class, never remote code), an adapter directory
+(engine.lora's runs) as its base model with the adapters on top (`load_adapter`).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
-from transformers import AutoModelForCausalLM
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from engine.project.problems import LLMLabError
+from engine.chat_template import init_new_embeddings, set_generation_eos
 from engine.model import LLMLabConfig, LLMLabForCausalLM
+from engine.project.layout import ADAPTER, ADAPTER_CONFIG, model_kind
+from engine.project.problems import LLMLabError
 from engine.project.sizing import padded_vocab_size
-from engine.project.layout import ADAPTER, model_kind
+
+if TYPE_CHECKING:
+    from peft import PeftModel
 
 
 KV_HEADS = {
@@ -72,7 +79,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", dtype: torc
     path = Path(path)
     kind = model_kind(path)
     if kind == ADAPTER:
-        return _load_adapter(path, device, dtype)
+        return load_adapter(path, device, dtype).eval()
     if kind is None:
         raise LLMLabError(f"model: {path} is not a model directory (no config.json)")
     try:
@@ -82,8 +89,32 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", dtype: torc
     return model.to(device).eval()
 
 
-def _load_adapter(path: Path, device, dtype):
-    """A LoRA adapter directory: its base model with the adapters (engine.lora)."""
-    from engine.lora import load_adapter  # engine.lora loads the base model through load_model
+def base_model_path(adapter_dir: str | Path) -> Path:
+    """The model directory (full, or adapters itself) an adapter directory was trained on."""
+    adapter_dir = Path(adapter_dir)
+    config_file = adapter_dir / ADAPTER_CONFIG
+    if not config_file.is_file():
+        raise LLMLabError(f"adapter: {adapter_dir} is not an adapter directory (no {ADAPTER_CONFIG})")
+    base = json.loads(config_file.read_text()).get("base_model_name_or_path")
+    path = adapter_dir / base if base else None
+    if path is None or model_kind(path) is None:
+        raise LLMLabError(f"adapter: base_model_name_or_path in {config_file} must name a model directory; "
+                          f"got {base!r}")
+    return path
 
-    return load_adapter(path, device=device, dtype=dtype).eval()
+
+def load_adapter(adapter_dir: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
+                 trainable: bool = False) -> PeftModel:
+    """Base model + adapters of an adapter directory, with its tokenizer's template and stop tokens."""
+    from peft import PeftModel  # peft loads only with an adapter directory
+
+    adapter_dir = Path(adapter_dir)
+    model = load_model(base_model_path(adapter_dir), device, dtype)
+    if isinstance(model, PeftModel):  # adapters trained on top of another adapter directory
+        model = model.merge_and_unload()
+    tokenizer = AutoTokenizer.from_pretrained(adapter_dir)
+    rows = model.get_input_embeddings().weight.shape[0]
+    if rows < len(tokenizer):  # the run added chat tokens to a base whose matrices were too small
+        init_new_embeddings(model, rows, len(tokenizer))
+    set_generation_eos(model, tokenizer)
+    return PeftModel.from_pretrained(model, adapter_dir, is_trainable=trainable).to(device)

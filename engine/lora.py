@@ -1,16 +1,15 @@
-"""LoRA through peft: [stage.lora] presets → target modules, adapters on a model, loading, merging.
+"""LoRA through peft: [stage.lora] presets → target modules, adapters on a model, merging.
 
 Presets name the linear layers that get adapters (`PRESETS`); `custom` names them itself and is
 checked against the model's own linear layers. Adapter directories are what peft writes
 (adapter_config.json + adapter_model.safetensors, the base model's path inside) with the
-tokenizer beside them, so `PeftModel.from_pretrained` and `load_adapter` both load them.
+tokenizer beside them, so `PeftModel.from_pretrained` and `engine.factory.load_adapter` both load them.
 `merge` bakes adapters into a full model directory only after checking that the merged model
 gives the adapter model's logits.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -20,10 +19,10 @@ from peft import LoraConfig as PeftLoraConfig
 from peft import PeftModel, get_peft_model
 from transformers import AutoTokenizer
 
-from engine.chat_template import init_new_embeddings, set_generation_eos
-from engine.project.problems import LLMLabError
+from engine.factory import load_adapter
 from engine.project.fileio import atomic_directory
-from engine.project.layout import ADAPTER_CONFIG, merged_dir, model_kind
+from engine.project.layout import merged_dir
+from engine.project.problems import LLMLabError
 
 ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
 FFN = ("gate_proj", "up_proj", "down_proj")
@@ -120,37 +119,6 @@ def parameter_counts(model: torch.nn.Module) -> tuple[int, int]:
     """(trainable, total) parameters."""
     params = list(model.parameters())
     return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
-
-
-def base_model_path(adapter_dir: str | Path) -> Path:
-    """The model directory (full, or adapters itself) an adapter directory was trained on."""
-    adapter_dir = Path(adapter_dir)
-    config_file = adapter_dir / ADAPTER_CONFIG
-    if not config_file.is_file():
-        raise LLMLabError(f"adapter: {adapter_dir} is not an adapter directory (no {ADAPTER_CONFIG})")
-    base = json.loads(config_file.read_text()).get("base_model_name_or_path")
-    path = adapter_dir / base if base else None
-    if path is None or model_kind(path) is None:
-        raise LLMLabError(f"adapter: base_model_name_or_path in {config_file} must name a model directory; "
-                          f"got {base!r}")
-    return path
-
-
-def load_adapter(adapter_dir: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
-                 trainable: bool = False) -> PeftModel:
-    """Base model + adapters of an adapter directory, with its tokenizer's template and stop tokens."""
-    from engine.factory import load_model  # engine.factory loads adapter dirs through this function
-
-    adapter_dir = Path(adapter_dir)
-    model = load_model(base_model_path(adapter_dir), device, dtype)
-    if isinstance(model, PeftModel):  # adapters trained on top of another adapter directory
-        model = model.merge_and_unload()
-    tokenizer = AutoTokenizer.from_pretrained(adapter_dir)
-    rows = model.get_input_embeddings().weight.shape[0]
-    if rows < len(tokenizer):  # the run added chat tokens to a base whose matrices were too small
-        init_new_embeddings(model, rows, len(tokenizer))
-    set_generation_eos(model, tokenizer)
-    return PeftModel.from_pretrained(model, adapter_dir, is_trainable=trainable).to(device)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 Every tokenizer here is a transformers fast tokenizer, so it saves beside a model in Hugging
 Face format. Ours share one special-token set (SPECIAL_TOKENS): `<|endoftext|>` is bos and eos
 (pretraining puts it between documents), `<|pad|>` pads. Chat tokens are added later by
-engine.chat_template. Any tokenizer loaded here gets an eos token and a pad token.
+engine.chat_template. Any tokenizer loaded here gets an eos token and a pad token. A project's
+own tokenizer (its BPE trained on the project's text) is engine.project_tokenizer's.
 """
 
 from __future__ import annotations
@@ -17,13 +18,12 @@ from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from engine.project.problems import LLMLabError
 from engine.project.fileio import atomic_directory
-from engine.project.layout import TOKENIZER_DIR, TOKENIZER_FILE, project_tokenizer_file
+from engine.project.layout import TOKENIZER_DIR, TOKENIZER_FILE
 
 EOS_TOKEN = "<|endoftext|>"
 PAD_TOKEN = "<|pad|>"
 SPECIAL_TOKENS = (EOS_TOKEN, PAD_TOKEN)
 MIN_VOCAB_SIZE = 256 + len(SPECIAL_TOKENS)
-TRAIN_CHARS = 20_000_000  # the project text a BPE is trained on is capped to this many characters
 
 
 @lru_cache(maxsize=1)
@@ -119,23 +119,6 @@ def _load_project_bpe(root: Path) -> PreTrainedTokenizerFast:
             "train it with `llmlab tokenizer train` (or start pretraining)"
         )
     return _with_eos_and_pad(AutoTokenizer.from_pretrained(str(path)))
-
-
-def project_tokenizer(project, train_if_missing: bool = True) -> PreTrainedTokenizerFast:
-    """The project's tokenizer; a "bpe" one is trained on the project's text first if missing."""
-    config = project.tokenizer
-    if config.source == "bpe" and train_if_missing and not project_tokenizer_file(project.root).is_file():
-        return train_project_bpe(project)
-    return load_tokenizer(config.source, project.root, trust_remote_code=config.trust_remote_code)
-
-
-def train_project_bpe(project) -> PreTrainedTokenizerFast:
-    """Train the project's BPE into <root>/tokenizer from its train_text files or pretraining data."""
-    from engine.data import training_texts  # engine.data imports this module
-
-    sources = training_texts(project, TRAIN_CHARS)
-    trained = train_bpe(sources, project.tokenizer.vocab_size, project.root / TOKENIZER_DIR)
-    return _with_eos_and_pad(trained)
 
 
 def token_byte_lengths(tokenizer: PreTrainedTokenizerFast) -> list[int]:

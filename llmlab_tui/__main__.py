@@ -1,4 +1,8 @@
-"""`llmlab`: with no arguments (or a project path) the app; with a subcommand, the engine's CLI."""
+"""`llmlab`: with no arguments (or a project path) the app; with a subcommand, the engine's CLI.
+
+`llmlab bench tui` (how fast the app starts) is the app's own bench (llmlab_tui/bench.py): the
+engine, and so its CLI, never imports the app.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,10 @@ def main(argv: list[str] | None = None) -> int:
         from llmlab_tui.app import run_app
 
         return run_app(Path(argv[0]) if argv else None)
+    if argv[:2] == ["bench", "tui"]:
+        from llmlab_tui.bench import main as bench_tui
+
+        return bench_tui(argv[2:])
     from engine.cli import main as cli_main
 
     return cli_main(argv)

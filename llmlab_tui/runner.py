@@ -22,6 +22,7 @@ from typing import Any
 
 from textual.message_pump import MessagePump
 
+from engine.events import drain
 from llmlab_tui.messages import WorkerEvents, WorkerExited
 
 BATCH_SECONDS = 0.1  # events gathered into one message
@@ -95,7 +96,7 @@ class Job:
         process = getattr(self.source, "process", None)
         if process is not None:
             # multiprocessing joins every child it started when the interpreter exits; this one
-            # must not be waited for. It writes metrics.jsonl on its own (engine/task_worker.py).
+            # must not be waited for. It writes metrics.jsonl on its own (engine/worker.py).
             multiprocessing.process._children.discard(process)
 
 
@@ -139,14 +140,7 @@ class QueueSource:
         self.control: queue.Queue = queue.Queue()
 
     def poll(self, timeout: float) -> list[dict]:
-        found = []
-        try:
-            found.append(self.queue.get(timeout=timeout))
-            while True:
-                found.append(self.queue.get_nowait())
-        except queue.Empty:
-            pass
-        return found
+        return drain(self.queue, timeout)
 
     def close(self, exitcode: int = 0) -> None:
         self.exitcode = exitcode

@@ -76,7 +76,8 @@ def _stage_tokenizer(project, config, stage: str):
     """The tokenizer the stage will train with: its init model's, else the project's own."""
     from engine.project.problems import LLMLabError
     from engine.project.runs import resolve_init
-    from engine.tokenizer import load_tokenizer, project_tokenizer
+    from engine.project_tokenizer import project_tokenizer
+    from engine.tokenizer import load_tokenizer
 
     try:
         return load_tokenizer(str(resolve_init(project, config.init, f"{stage}.init")))

@@ -18,7 +18,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from engine.tokenizer import train_project_bpe  # transformers: only when training
+    from engine.project_tokenizer import train_project_bpe  # transformers: only when training
 
     project = load_project(args.project, args.sets)
     if project.tokenizer.source != "bpe":

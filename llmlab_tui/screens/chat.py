@@ -17,8 +17,7 @@ from textual.content import Content
 from textual.widgets import Footer, Input, Label, Markdown, Select, Static
 from textual.widgets.markdown import MarkdownStream
 
-from engine.chat_worker import chat
-from engine.worker import spawn
+from engine.worker import start_chat
 from llmlab_tui.messages import WorkerEvents, WorkerExited
 from llmlab_tui.model_dirs import has_chat_template, model_dirs
 from llmlab_tui.screens.base import ProjectScreen
@@ -118,7 +117,7 @@ class ChatScreen(ProjectScreen):
         job = self.app.runner.running(JOB)
         if job is None or self.loaded_dir != model:
             self.loaded_dir = str(model)
-            job = self.app.runner.start(JOB, spawn(chat, model_dir=str(model)), self)
+            job = self.app.runner.start(JOB, start_chat(model), self)
             self.set_status(f"loading {model} …")
         return job
 

@@ -18,8 +18,7 @@ from textual_plotext import PlotextPlot
 
 from engine.project import STAGES
 from engine.project.runs import METRICS_FILE, list_runs, run_state
-from engine.task_worker import train
-from engine.worker import spawn
+from engine.worker import start_worker
 from llmlab_tui.messages import WorkerEvents, WorkerExited
 from llmlab_tui.run_view import CHARTS, RunView, report_lines
 from llmlab_tui.runner import TRAIN_JOB as JOB, FileSource
@@ -107,7 +106,7 @@ class MonitorScreen(ProjectScreen):
         if self.app.runner.running(JOB) and self.view.state == "running":  # a finished one may still be exiting
             self.notify("A run is going already: stop it first (x).", severity="warning")
             return
-        handle = spawn(train, project_path=str(self.project.root), stage=self.stage, overrides=[])
+        handle = start_worker(self.project.root, self.stage)
         self.view = RunView(stage=self.stage, state="running")
         self.view.log.append(("info", f"starting {self.stage} (worker pid {handle.pid})"))
         self.app.runner.start(JOB, handle, self)

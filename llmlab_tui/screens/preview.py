@@ -14,8 +14,7 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Label, Static
 
-from engine.task_worker import tool
-from engine.worker import spawn
+from engine.worker import start_tool
 from llmlab_tui.messages import WorkerEvents
 
 JOB = "preview"
@@ -37,7 +36,7 @@ class PreviewScreen(ModalScreen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        handle = spawn(tool, name="preview", project_path=str(self.project_root), stage=self.stage, table=self.table)
+        handle = start_tool("preview", project_path=str(self.project_root), stage=self.stage, table=self.table)
         self.app.runner.start(JOB, handle, self)
 
     def on_worker_events(self, message: WorkerEvents) -> None:

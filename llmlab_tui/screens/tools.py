@@ -15,8 +15,7 @@ from textual.content import Content
 from textual.widgets import Button, Footer, Input, Label, Select, Static
 
 from engine.project.layout import project_tokenizer_file
-from engine.task_worker import tool
-from engine.worker import spawn
+from engine.worker import start_tool
 from llmlab_tui.messages import WorkerEvents
 from llmlab_tui.model_dirs import ModelDir, model_dirs
 from llmlab_tui.screens.base import ProjectScreen
@@ -113,7 +112,7 @@ class ToolsScreen(ProjectScreen):
             self.notify("A tool is running already; wait for it.", severity="warning")
             return
         self.show(f"{name}: running in a worker …")
-        self.app.runner.start(JOB, spawn(tool, name=name, **kwargs), self)
+        self.app.runner.start(JOB, start_tool(name, **kwargs), self)
 
     def on_worker_events(self, message: WorkerEvents) -> None:
         if message.job != JOB:

@@ -72,3 +72,28 @@ def test_numbers_that_are_not_builtins_are_written_as_floats(tmp_path):
     with ev.EventLog(tmp_path / "m.jsonl") as log:
         log.write(ev.event("metrics", loss=np.float32(1.5)))
     assert ev.read_events(tmp_path / "m.jsonl")[0]["loss"] == 1.5
+
+
+def test_drain_waits_for_the_first_event_then_takes_what_is_there():
+    import queue
+
+    q = queue.Queue()
+    assert ev.drain(q, 0.01) == []
+    for n in range(3):
+        q.put(n)
+    assert ev.drain(q, 0.01) == [0, 1, 2]
+
+
+def test_error_event_gives_a_problem_its_lines_and_other_exceptions_their_type():
+    from engine.project.problems import LLMLabError
+
+    try:
+        raise LLMLabError(["a.b: too big", "c: missing"])
+    except LLMLabError as error:
+        problem = ev.error_event(error)
+    try:
+        raise KeyError("x")
+    except KeyError as error:
+        crash = ev.error_event(error)
+    assert problem["type"] == "error" and problem["message"] == "a.b: too big\nc: missing"
+    assert crash["message"] == "KeyError: 'x'" and "Traceback (most recent call last)" in crash["traceback"]

@@ -73,5 +73,5 @@ def test_load_model_round_trip_and_bad_directories(tmp_path):
     adapter = tmp_path / "adapter"
     adapter.mkdir()
     (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "no-such-base"}))
-    with pytest.raises(LLMLabError, match="base_model_name_or_path"):  # handed to engine.lora.load_adapter
+    with pytest.raises(LLMLabError, match="base_model_name_or_path"):  # handed to load_adapter
         load_model(adapter)

@@ -8,8 +8,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from engine.chat_template import IM_END, IM_START, ensure_chat_template
 from engine.project.problems import LLMLabError
-from engine.factory import build_model, load_model
-from engine.lora import apply_lora, load_adapter, merge, parameter_counts, target_modules
+from engine.factory import build_model, load_adapter, load_model
+from engine.lora import apply_lora, merge, parameter_counts, target_modules
 from engine.project import LoraConfig, ModelConfig, Project
 from engine.tokenizer import byte_tokenizer
 

@@ -11,10 +11,10 @@ from engine.tokenizer import (
     PAD_TOKEN,
     byte_tokenizer,
     load_tokenizer,
-    project_tokenizer,
     token_byte_lengths,
     train_bpe,
 )
+from engine.project_tokenizer import project_tokenizer
 
 TEXT = "Héllo, wörld! 日本語のテキスト 🙂\n\ttabs  and  spaces\r\n" + "naïve café " * 3
 CORPUS = [f"The quick brown fox {i} jumps over the lazy dog. Pack my box with five dozen liquor jugs." for i in range(200)]

@@ -137,13 +137,13 @@ async def test_the_palette_stops_a_run_from_another_screen(projects_dir: Path):
 async def test_a_new_run_starts_while_the_finished_one_is_still_exiting(projects_dir: Path, monkeypatch):
     spawned = []
 
-    def spawn(target, **kwargs):
-        spawned.append(kwargs["stage"])
+    def start_worker(project_path, stage, **kwargs):
+        spawned.append(stage)
         source = QueueSource()
         source.pid = 4242
         return source
 
-    monkeypatch.setattr("llmlab_tui.screens.monitor.spawn", spawn)
+    monkeypatch.setattr("llmlab_tui.screens.monitor.start_worker", start_worker)
     app = app_on(projects_dir / "alpha", projects_dir)
     async with app.run_test(size=(80, 24)) as pilot:
         monitor = await open_monitor(pilot)

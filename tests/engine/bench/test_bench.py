@@ -71,13 +71,5 @@ def test_generate_json(capsys):
         assert entry["ratio"] == pytest.approx(entry["ours"]["tokens_per_s"] / entry["reference"]["tokens_per_s"])
 
 
-def test_tui_json(capsys):
-    result = run_json(capsys, "tui", "--rounds", "1")
-    assert result["heavy_modules"] == []  # the app paints without torch and friends
-    for key in ("interpreter_s", "import_s", "first_paint_s", "first_paint_project_s"):
-        assert result[key] > 0
-    assert result["first_paint_s"] > result["import_s"]  # the paint comes after the import
-
-
 def test_table_aligns_columns():
     assert common.table(["", "n"], [["a", 1], ["bbb", 22]]).splitlines() == ["      n", "a     1", "bbb  22"]

@@ -5,32 +5,39 @@ interpreter's start, the time of `import llmlab_tui.app`, and the time from star
 to the first painted screen (Textual's `Ready` event, sent after the first frame is drawn; the
 app runs headless, so no terminal's speed is counted), with no project and with the demo
 project open. It also checks that no heavy library (torch, transformers, ...) was loaded.
+
+The app's own bench, so the engine never imports the app: `llmlab bench tui` reaches `main` through
+llmlab_tui/__main__.py, and it needs nothing but the standard library and the app.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
+import platform
+import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from engine.bench import common
-
-DEMO = Path(__file__).resolve().parents[2] / "projects" / "demo"
+DEMO = Path(__file__).resolve().parents[1] / "projects" / "demo"
 HEAVY = ("torch", "transformers", "datasets", "peft")
 TARGET_SECONDS = 1.0
 ROUNDS = 3
 
 IMPORT_CODE = "import time; t = time.perf_counter(); import llmlab_tui.app; print(time.perf_counter() - t)"
+PAINT_CODE = "import json, sys; from llmlab_tui.bench import first_paint; print(json.dumps(first_paint(sys.argv[1] or None)))"
 
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser("tui", help="the app's start: import time and time to the first painted screen")
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="llmlab bench tui",
+                                     description="the app's start: import time and time to the first painted screen")
     parser.add_argument("--project", type=Path, default=DEMO, help="the project opened in the second measure")
     parser.add_argument("--rounds", type=int, default=ROUNDS, help=f"fresh processes per measure (default {ROUNDS})")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    parser.set_defaults(func=main)
+    return parser
 
 
 def first_paint(project: str | None) -> dict:
@@ -55,15 +62,18 @@ def first_paint(project: str | None) -> dict:
 
 def _seconds_to_first_paint(project: Path | None) -> tuple[float, list[str]]:
     start = time.monotonic()
-    painted = common.run_child("engine.bench.tui:first_paint", project=str(project) if project else None)
+    painted = json.loads(_python(PAINT_CODE, str(project) if project else "")[1])
     return painted["at"] - start, painted["heavy"]
 
 
-def _python(code: str) -> tuple[float, str]:
-    """Wall seconds of `python -c code` and its last output line."""
+def _python(code: str, *args: str) -> tuple[float, str]:
+    """Wall seconds of `python -c code args...` and its last output line."""
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return time.perf_counter() - start, done.stdout.strip()
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"python -c {code!r} failed in a subprocess:\n{done.stderr[-2000:]}")
+    seconds, lines = time.perf_counter() - start, done.stdout.strip().splitlines()
+    return seconds, lines[-1] if lines else ""
 
 
 def run_bench(project: Path | None, rounds: int) -> dict:
@@ -79,15 +89,17 @@ def run_bench(project: Path | None, rounds: int) -> dict:
             heavy.update(loaded)
     result = {"bench": "tui", "rounds": rounds, "project": str(project) if project else None,
               "heavy_modules": sorted(heavy), "target_seconds": TARGET_SECONDS,
-              "machine": {"cpu": common.cpu_name(), "cpu_count": common.os.cpu_count(),
-                          "load_average": [round(x, 2) for x in common.os.getloadavg()],
+              "machine": {"cpu": cpu_name(), "cpu_count": os.cpu_count(),
+                          "load_average": [round(x, 2) for x in os.getloadavg()],
                           "date": time.strftime("%Y-%m-%d %H:%M")}}
-    result.update({f"{key}_s": common.median(values) for key, values in measures.items()})
+    result.update({f"{key}_s": statistics.median(values) for key, values in measures.items()})
     result["rounds_s"] = measures
     return result
 
 
-def main(args) -> int:
+def main(argv: list[str] | None = None) -> int:
+    """`llmlab bench tui [--project DIR] [--rounds N] [--json]`."""
+    args = parser().parse_args(argv)
     project = args.project if args.project and args.project.exists() else None
     result = run_bench(project, args.rounds)
     if args.json:
@@ -100,10 +112,27 @@ def main(args) -> int:
         rows.append([f"start to first paint ({project.name})", f"{result['first_paint_project_s']:.3f} s"])
     m = result["machine"]
     print(f"tui start, median of {args.rounds} fresh processes each, headless 100x30")
-    print(common.table(["", "seconds"], rows))
+    print(_table(["", "seconds"], rows))
     print(f"heavy modules loaded: {', '.join(result['heavy_modules']) or 'none'}")
     print(f"cpu: {m['cpu']}, {m['cpu_count']} cores, load {' '.join(map(str, m['load_average']))}, {m['date']}")
     worst = max(result["first_paint_s"], result["first_paint_project_s"] if project else 0.0)
     verdict = "ok" if worst < TARGET_SECONDS else f"above the {TARGET_SECONDS:.0f} s target"
     print(f"first paint: {worst:.2f} s ({verdict})")
     return 0
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux), else what `platform` knows."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            return next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def _table(headers: list[str], rows: list[list]) -> str:
+    """A plain text table: the first column left-aligned, the others right-aligned."""
+    cells = [headers, *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+                     for row in cells)
