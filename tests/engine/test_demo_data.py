@@ -28,7 +28,7 @@ from engine.project import load_project, new_project, validate_project
 from engine.rewards import build_rule
 
 REPO = Path(__file__).resolve().parents[2]
-TEMPLATE = REPO / "engine" / "templates" / "demo.toml"
+TEMPLATE = REPO / "engine" / "project" / "templates" / "demo.toml"
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ def make_context(tmp_path):
     from engine.factory import build_model
     from engine.objectives.base import ObjectiveContext
     from engine.project import project_from_dict
-    from engine.tokenizer import project_tokenizer
+    from engine.project_tokenizer import project_tokenizer
 
     digit_tokenizer().save_pretrained(tmp_path / DIGITS_DIR)
 
