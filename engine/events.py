@@ -110,7 +110,7 @@ class EventLog:
         self._file = open(self.path, "a", encoding="utf-8")
 
     def write(self, ev: dict) -> None:
-        self._file.write(json.dumps(ev, default=_jsonable) + "\n")
+        self._file.write(json.dumps(ev, default=jsonable) + "\n")
         self._file.flush()
 
     def close(self) -> None:
@@ -170,7 +170,7 @@ def read_events(path: str | Path) -> Events:
     return events
 
 
-def _jsonable(value):
+def jsonable(value):
     """Last resort for JSON: numbers that are not builtins (numpy, 0-d tensors) become floats."""
     try:
         return float(value)

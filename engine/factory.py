@@ -86,7 +86,17 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", dtype: torc
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=False)
     except (OSError, ValueError) as error:
         raise LLMLabError(f"model: cannot load {path}: {error}") from error
+    _refuse_non_finite(model, path)
     return model.to(device).eval()
+
+
+def _refuse_non_finite(model: torch.nn.Module, path: Path) -> None:
+    """A model whose weights hold nan or inf (written by a run that diverged) is refused by name."""
+    bad = [name for name, param in model.named_parameters() if not torch.isfinite(param).all()]
+    if bad:
+        raise LLMLabError(f"model: {path} holds non-finite weights (nan or inf) in {len(bad)} tensor(s), e.g. "
+                          f"{bad[0]}: the run that wrote it diverged; use an earlier checkpoint, or resume that "
+                          "run with a lower lr")
 
 
 def base_model_path(adapter_dir: str | Path) -> Path:

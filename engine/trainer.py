@@ -10,6 +10,7 @@ checkpoints and stops at the same step. Rank 0 alone emits events and writes fil
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from pathlib import Path
 from typing import Callable
@@ -21,8 +22,10 @@ from engine.checkpoints import prune_checkpoints, rng_state, set_rng_state, writ
 from engine.events import event, finished, log
 from engine.objectives.base import Objective, ObjectiveContext
 from engine.optim import before_step, build_optimizer, build_scheduler
+from engine.project.fileio import disk_full
 from engine.project.layout import FINAL, step_name
-from engine.project.problems import LLMLabError
+from engine.project.problems import Diverged, LLMLabError
+from engine.project.runs import resume_point
 from engine.project.sizing import flops_per_token
 
 
@@ -76,6 +79,10 @@ class Trainer:
                 self._on_cadence()
         except torch.cuda.OutOfMemoryError as error:
             raise LLMLabError(_oom_advice(self.ctx.stage, self.cfg)) from error
+        except Diverged as diverged:
+            self.elapsed = elapsed_before + time.perf_counter() - start
+            self.emit(finished("diverged", self.report(), run_dir=_str(self.ctx.run_dir), message=str(diverged)))
+            raise
         if status == "completed" and self.cfg.eval_every > 0 and self.step % self.cfg.eval_every:
             self.evaluate()  # the final measures, unless this step's evaluation gave them
         self.elapsed = elapsed_before + time.perf_counter() - start
@@ -113,20 +120,36 @@ class Trainer:
         return torch.nn.utils.get_total_norm([p.grad for p in self.params if p.grad is not None])
 
     def train_step(self) -> tuple[dict, int]:
-        """One optimizer step; returns its measures as floats (the step's one host sync)."""
+        """One optimizer step; returns its measures as floats (the step's one host sync, made before
+        the update so that a non-finite loss or gradient never reaches the weights)."""
         loss, metrics, tokens, batch = self.accumulate()
         with self.ctx.precision.autocast():
             before_step(self.optimizer, self.objective.module, batch)  # Sophia's Hessian refresh
         dev.all_reduce_gradients(self.params)
         grad_norm = self.clip_gradients()
         lr = self.optimizer.param_groups[0]["lr"]  # the rate this step uses
+        values = _to_floats({**metrics, "loss": loss, "grad_norm": grad_norm}) | {"lr": lr}
+        if not (math.isfinite(values["loss"]) and math.isfinite(values["grad_norm"])):
+            raise Diverged(self._divergence(values))
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
         tokens *= self.ctx.world_size  # every rank trains on as many tokens as this one
         self.tokens_seen += tokens
-        return _to_floats({**metrics, "loss": loss, "grad_norm": grad_norm}) | {"lr": lr}, tokens
+        return values, tokens
+
+    def _divergence(self, values: dict) -> str:
+        """What went non-finite at this step, where a resume would start, and what to try."""
+        stage, cfg = self.ctx.stage, self.cfg
+        run_dir = self.ctx.run_dir
+        point = resume_point(run_dir) if run_dir is not None else None
+        start = f"its checkpoint {point.name}" if point is not None else "the start (no checkpoint yet)"
+        return (f"{stage}: training diverged at step {self.step + 1}: loss {values['loss']:.4g}, gradient norm "
+                f"{values['grad_norm']:.4g}; the update was not applied and the run can resume from {start}. "
+                f"Try a lower {stage}.lr (now {cfg.lr:g}), a longer {stage}.warmup_steps (now {cfg.warmup_steps}) "
+                f"or gradient clipping {stage}.grad_clip (now {cfg.grad_clip:g}), e.g. --resume --set "
+                f"{stage}.lr={cfg.lr / 10:g}")
 
     # -- cadences ---------------------------------------------------------------------------
 
@@ -164,8 +187,11 @@ class Trainer:
         ranks = dev.gather_objects({"rng": rng_state(), "objective": self.objective.state_dict()})
         if not self.ctx.is_main or self.ctx.run_dir is None:
             return None
-        path = write_checkpoint(self.ctx.run_dir / name, self.ctx.model, self.ctx.tokenizer, self.objective,
-                                {**self.state_dict(), "ranks": ranks})
+        try:
+            path = write_checkpoint(self.ctx.run_dir / name, self.ctx.model, self.ctx.tokenizer, self.objective,
+                                    {**self.state_dict(), "ranks": ranks})
+        except (OSError, RuntimeError) as error:
+            raise disk_full(error, self.ctx.run_dir / name) or error
         pruned = prune_checkpoints(self.ctx.run_dir, self.cfg.keep_last)
         self.emit(event("checkpoint", step=self.step, path=str(path), final=name == FINAL,
                         pruned=[p.name for p in pruned]))
@@ -180,8 +206,10 @@ class Trainer:
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a checkpoint's trainer state; this rank's RNG and data position last."""
+        settings = [{k: v for k, v in group.items() if k != "params"} for group in self.optimizer.param_groups]
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        self._apply_settings(settings)
         self.step, self.tokens_seen, self.elapsed = state["step"], state["tokens_seen"], state["elapsed"]
         self.train_loss, self.last_eval = state["train_loss"], state["last_eval"]
         ranks = state["ranks"]
@@ -191,6 +219,17 @@ class Trainer:
         mine = ranks[self.ctx.rank] if len(ranks) == self.ctx.world_size else ranks[0]
         self.objective.load_state_dict(mine["objective"])
         set_rng_state(mine["rng"])
+
+    def _apply_settings(self, settings: list[dict]) -> None:
+        """This run's optimizer settings over a checkpoint's (a resume may change lr, betas, ...), and
+        the lr of the next step from this run's schedule; unchanged settings give the same numbers."""
+        for group, fresh in zip(self.optimizer.param_groups, settings):
+            group.update(fresh)
+        self.scheduler.base_lrs = [fresh["initial_lr"] for fresh in settings]
+        epoch = self.scheduler.last_epoch
+        for group, base, multiplier in zip(self.optimizer.param_groups, self.scheduler.base_lrs,
+                                           self.scheduler.lr_lambdas):
+            group["lr"] = base * multiplier(epoch)
 
     def report(self) -> dict:
         return {"wall_time_s": self.elapsed, "steps": self.step, "tokens_seen": self.tokens_seen,

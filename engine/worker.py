@@ -1,10 +1,10 @@
 """The worker: run one stage of a project, emitting events and obeying control messages; and the
 worker processes, the one door through which the app starts any of them.
 
-`run(...)` is the single entry every way of training goes through: the app (in a child process
-started by `start_worker`), the CLI (`llmlab run`, in-process), torchrun (one process a rank).
-This module imports no torch at module level: the app imports it to start its workers. The
-parent's side:
+`run(...)` is the single entry every way of training goes through: the app (in a process started
+by `start_worker`), the CLI (`llmlab run`, in-process), torchrun (one process a rank). This
+module imports no torch at module level: the app imports it to start its workers. The parent's
+side (engine/processes.py has the handles):
 
     handle = start_worker("projects/demo", "pretrain", overrides=["pretrain.steps=100"])
     for ev in handle.events():          # blocks; ends once the child has exited and is drained
@@ -17,40 +17,44 @@ parent's side:
 
 Every child ignores Ctrl-C (the terminal's belongs to the parent), writes its stdout and stderr to
 OUTPUT_LOG (output on the terminal would draw over the app) and sends its events to the parent
-only while the parent lives (ParentQueue). A training child runs in its own session, so it keeps
-going, writing metrics.jsonl, after the app quits or its terminal closes.
-
-`events()` never hangs on a dead child: if the process dies without a `finished` or `error`
-event (SIGKILL, the OOM killer, a segfault), it yields a synthesized `error` event naming the
-exit code. `poll(timeout)` gives the events available now, for a caller with its own loop.
+only while the parent lives. A training child (`python -m engine.worker`, see `main`) runs in a
+session of its own, so it keeps going, writing metrics.jsonl, after the app quits or its
+terminal closes; a later app (or `llmlab stop RUN`) reaches it through its run folder.
 """
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import queue
 import signal
+import socket
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from engine import events as ev
 from engine.chat_worker import chat
+from engine.processes import QueueWorker, SocketChannel, TrainingProcess
+from engine.project.fileio import disk_full
+from engine.project.problems import Diverged
 from engine.task_worker import tool
 
-TERMINAL_EVENTS = ("finished", "error")
 OUTPUT_LOG = Path(tempfile.gettempdir()) / "llmlab-worker.log"  # every worker child's stdout and stderr
 
 
 def run(project_path: str | Path, stage: str, overrides: list[str] | tuple[str, ...] = (), events: Any = None,
-        control: Any = None, device: str | None = None, resume: bool = False) -> dict:
-    """Train `stage` of the project; returns the `finished` report.
+        control: Any = None, device: str | None = None, resume: bool | str = False) -> dict:
+    """Train `stage` of the project; returns the `finished` report. `resume`: True for the stage's
+    newest run, or a run folder.
 
     `events`: any object with `put(event)` (a queue), or None; every event also goes to the
     run's metrics.jsonl. `control`: any object with `get_nowait()` raising `queue.Empty`
     (a queue of "stop" / "save"), or None. An exception is emitted as an `error` event with
-    its traceback, then raised.
+    its traceback, then raised; a divergence has said so in its `finished` event and is raised.
     """
     emit = _Emitter(events)
     try:
@@ -58,6 +62,8 @@ def run(project_path: str | Path, stage: str, overrides: list[str] | tuple[str, 
 
         return train_stage(project_path, stage, list(overrides), emit, emit.open_log, _poller(control),
                            device, resume)
+    except Diverged:
+        raise
     except BaseException as error:
         emit(ev.error_event(error))
         raise
@@ -75,10 +81,14 @@ class _Emitter:
         self.log = ev.EventLog(path)
 
     def __call__(self, event: dict) -> None:
-        if self.log is not None:
-            self.log.write(event)
         if self.queue is not None:
             self.queue.put(event)
+        if self.log is not None:
+            try:
+                self.log.write(event)
+            except OSError as error:  # a full disk: say so once; the queue still hears the rest
+                path, self.log = self.log.path, None
+                raise disk_full(error, path) or error
 
     def close(self) -> None:
         if self.log is not None:
@@ -103,105 +113,67 @@ def _poller(control: Any) -> Callable[[], str | None]:
 # -- the parent's side ----------------------------------------------------------------------------
 
 
-class WorkerHandle:
-    """A worker process started by `start_worker` / `spawn`, with its two queues."""
-
-    def __init__(self, process, events_queue, control_queue):
-        self.process, self.events_queue, self.control = process, events_queue, control_queue
-        self._done = False  # a terminal event was seen
-
-    @property
-    def pid(self) -> int | None:
-        return self.process.pid
-
-    @property
-    def exitcode(self) -> int | None:
-        """None while running; 0 after success; 1 after an error; -N when killed by signal N."""
-        return self.process.exitcode
-
-    def stop(self) -> None:
-        self.control.put("stop")
-
-    def save(self) -> None:
-        self.control.put("save")
-
-    def poll(self, timeout: float = 0.1) -> list[dict]:
-        """The events available within `timeout` seconds; after the child died, a last `error`
-        event if it never sent `finished` or `error`. Empty once everything was delivered."""
-        found = ev.drain(self.events_queue, timeout)
-        self._done = self._done or any(e.get("type") in TERMINAL_EVENTS for e in found)
-        if not found and not self.process.is_alive() and not self._done:
-            self._done = True
-            found.append(_death_event(self.process.exitcode))
-        return found
-
-    def events(self, poll_interval: float = 0.1) -> Iterator[dict]:
-        """Every event until the child has exited and its queue is drained."""
-        while True:
-            batch = self.poll(poll_interval)
-            yield from batch
-            if not batch and not self.process.is_alive():
-                self.process.join()
-                return
-
-    def join(self, timeout: float | None = None) -> int | None:
-        self.process.join(timeout)
-        return self.process.exitcode
-
-    def kill(self) -> None:
-        self.process.kill()
-
-
-def _death_event(exitcode: int | None) -> dict:
-    if exitcode is not None and exitcode < 0:
-        how = f"was killed by {signal.Signals(-exitcode).name} (exit code {exitcode})"
-    else:
-        how = f"exited with code {exitcode} without reporting why"
-    hint = " — out of memory?" if exitcode == -signal.SIGKILL else ""
-    return ev.error(f"the worker process {how}{hint}", "")
-
-
-def spawn(target: Callable[..., Any], own_session: bool = False, **kwargs) -> WorkerHandle:
+def spawn(target: Callable[..., Any], **kwargs) -> QueueWorker:
     """Start `target(**kwargs, events=queue, control=queue)` in a `spawn` child process.
 
     `target` must be importable by name (a module-level function). An exception in it makes
     the child exit with code 1 (the target is expected to have emitted its `error` event).
-    `own_session`: the child leaves the parent's session (see the module docstring).
     """
     context = multiprocessing.get_context("spawn")
     events_queue, control_queue = context.Queue(), context.Queue()
-    process = context.Process(target=_child_main, args=(target, kwargs, events_queue, control_queue, own_session),
+    process = context.Process(target=_child_main, args=(target, kwargs, events_queue, control_queue),
                               name=f"llmlab-{getattr(target, '__name__', 'worker')}")
     process.start()
-    return WorkerHandle(process, events_queue, control_queue)
+    return QueueWorker(process, events_queue, control_queue)
 
 
 def start_worker(project_path: str | Path, stage: str, overrides: list[str] | tuple[str, ...] = (),
-                 device: str | None = None, resume: bool = False) -> WorkerHandle:
-    """Train a stage in a child process of its own session (see the module docstring)."""
-    return spawn(run, own_session=True, project_path=str(project_path), stage=stage, overrides=list(overrides),
-                 device=device, resume=resume)
+                 device: str | None = None, resume: bool | str = False) -> TrainingProcess:
+    """Train a stage in a process of its own session that may outlive this one (module docstring)."""
+    ours, theirs = socket.socketpair()
+    arguments = {"project_path": str(project_path), "stage": stage, "overrides": list(overrides),
+                 "device": device, "resume": str(resume) if isinstance(resume, Path) else resume}
+    with open(OUTPUT_LOG, "ab") as output:
+        popen = subprocess.Popen([sys.executable, "-m", "engine.worker", json.dumps(arguments), str(theirs.fileno())],
+                                 pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=output, stderr=output,
+                                 start_new_session=True, env={**os.environ, "PYTHONPATH": _import_path()})
+    theirs.close()
+    return TrainingProcess(popen, ours)
 
 
-def start_chat(model_dir: str | Path, device: str | None = None) -> WorkerHandle:
+def _import_path() -> str:
+    """This process's module search path, so the child imports the same engine (as spawn does)."""
+    return os.pathsep.join(dict.fromkeys(p or os.getcwd() for p in sys.path if not p or os.path.isdir(p)))
+
+
+def start_chat(model_dir: str | Path, device: str | None = None) -> QueueWorker:
     """The chat worker for `model_dir` (engine.chat_worker): requests go on the handle's control queue."""
     return spawn(chat, model_dir=str(model_dir), device=device)
 
 
-def start_tool(name: str, **kwargs) -> WorkerHandle:
+def start_tool(name: str, **kwargs) -> QueueWorker:
     """One of engine.task_worker's TOOLS in a child process, with its plain keyword arguments."""
     return spawn(tool, name=name, **kwargs)
 
 
-def _child_main(target, kwargs, events_queue, control_queue, own_session: bool) -> None:
+def _child_main(target, kwargs, events_queue, control_queue) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in the terminal belongs to the parent
-    if own_session:
-        os.setsid()  # no controlling terminal: no SIGHUP when the app's terminal goes away
     quiet_output()
     try:
         target(**kwargs, events=ParentQueue(events_queue), control=control_queue)
     except BaseException:
         raise SystemExit(1) from None
+
+
+def main(argv: list[str]) -> int:
+    """The training child: `python -m engine.worker ARGUMENTS_JSON SOCKET_FD` (see start_worker)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    arguments, channel = json.loads(argv[0]), SocketChannel(int(argv[1]))
+    try:
+        run(**arguments, events=channel, control=channel)
+    except BaseException:
+        return 1
+    return 0
 
 
 def quiet_output(path: Path = OUTPUT_LOG) -> None:
@@ -215,9 +187,8 @@ def quiet_output(path: Path = OUTPUT_LOG) -> None:
 class ParentQueue:
     """Forwards events to the parent's queue while the parent lives.
 
-    Once the parent has exited (the app quit and left the run going), nobody reads the queue: its
-    pipe fills and the child's exit would wait forever to flush it. Events then reach only
-    metrics.jsonl, and the queue is told not to hold the exit up.
+    A chat or tool child whose app has gone (killed, without ending it) stops sending: nobody
+    reads the queue, its pipe would fill and the child's exit would wait forever to flush it.
     """
 
     def __init__(self, queue: Any):
@@ -229,3 +200,7 @@ class ParentQueue:
             self.queue = None
         if self.queue is not None:
             self.queue.put(event)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,7 +1,8 @@
 """`llmlab run PROJECT --stage STAGE`: train a stage headless, with a progress line.
 
 The run goes through `engine.worker.run` in this process (also under torchrun). Ctrl-C asks for
-a checkpoint and a clean stop; a second Ctrl-C interrupts at once.
+a checkpoint and a clean stop; a second Ctrl-C interrupts at once. A run that diverged exits
+with status 3 (a problem the command line itself reports: 2).
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ import sys
 
 from engine.device import DEVICES
 from engine.project import STAGES
+from engine.project.problems import Diverged
+
+DIVERGED_EXIT = 3
 
 
 def register(subparsers) -> None:
@@ -20,7 +24,8 @@ def register(subparsers) -> None:
     parser.add_argument("--stage", required=True, choices=STAGES)
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                         help="override a project field for this run, e.g. pretrain.steps=20")
-    parser.add_argument("--resume", action="store_true", help="continue the newest run of the stage")
+    parser.add_argument("--resume", nargs="?", const=True, default=False, metavar="RUN",
+                        help="continue a stopped, died or diverged run (default: the stage's newest)")
     parser.add_argument("--device", choices=DEVICES, help="force a device (default: cuda when present)")
     parser.set_defaults(func=main)
 
@@ -33,6 +38,8 @@ def main(args) -> int:
     try:
         run(args.project, args.stage, args.sets, events=Progress(sys.stdout), control=control,
             device=args.device, resume=args.resume)
+    except Diverged:
+        return DIVERGED_EXIT  # its finished line said why and what to try
     finally:
         signal.signal(signal.SIGINT, previous)
     return 0
@@ -95,6 +102,8 @@ def _eval_line(ev: dict) -> str:
 
 
 def _finished_line(ev: dict) -> str:
+    if ev["status"] == "diverged":
+        return f"diverged: {ev['message']}"
     report = ev["report"]
     loss = report.get("eval_loss") if report.get("eval_loss") is not None else report.get("train_loss")
     return (f"{ev['status']} after {report['steps']} steps, {report['tokens_seen']:,} tokens, "

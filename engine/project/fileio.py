@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
+
+from engine.project.problems import LLMLabError
+
+# How a full disk shows up beyond OSError(ENOSPC): torch.save's zip writer and safetensors.
+_DISK_FULL_TEXT = ("No space left on device", "unexpected pos", "file write failed", "StorageFull")
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -53,3 +59,28 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def disk_full(error: BaseException, path: str | Path) -> LLMLabError | None:
+    """One line naming `path` and the free space when `error` (or what caused it) is a full disk."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno == errno.ENOSPC or any(t in str(seen) for t in _DISK_FULL_TEXT):
+            return LLMLabError(f"{path}: the disk is full ({_free(Path(path))} free); free some space, then "
+                               "resume the run (llmlab run PROJECT --stage STAGE --resume): nothing written so far "
+                               "was damaged")
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _free(path: Path) -> str:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        free = shutil.disk_usage(path).free
+    except OSError:
+        return "unknown"
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if free >= size:
+            return f"{free / size:.1f} {unit}"
+    return f"{free} B"

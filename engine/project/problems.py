@@ -29,3 +29,8 @@ class LLMLabError(Exception):
     def lines(self) -> list[str]:
         """The problems as the lines the CLI prints."""
         return [str(p) for p in self.problems]
+
+
+class Diverged(LLMLabError):
+    """A run stopped because its loss or gradient norm went non-finite; its `finished` event
+    (status "diverged") has already said so, with what to try."""

@@ -84,7 +84,12 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 def resolve_init(project: Project, init: str, field: str = "init") -> Path:
     """The model directory `init` names: a stage's newest run with final/, or a path."""
     if init in STAGES:
-        for run in reversed(list_runs(project, init)):
+        runs = list_runs(project, init)
+        if runs and not (runs[-1] / FINAL).is_dir() and run_state(runs[-1])["state"] == "diverged":
+            raise LLMLabError(f"{field}: the newest {init} run, {runs[-1].name}, diverged; resume it with a lower "
+                              f"lr (llmlab run PROJECT --stage {init} --resume --set {init}.lr=...), or set "
+                              f"{field} to a model directory")
+        for run in reversed(runs):
             if (run / FINAL).is_dir():
                 return run / FINAL
         raise LLMLabError(f"{field}: no finished {init} run yet (no {RUNS_DIR}/{init}-*/{FINAL}); "
