@@ -17,7 +17,7 @@ pickles across a spawn queue and serialises as one JSON line. Torch-free: the ap
 | `finished`   | status (completed / stopped / diverged), run_dir, report {wall_time_s, steps,   |
 |              | tokens_seen, train_loss, eval_loss, bpb, + the stage's own final measures};     |
 |              | diverged: message (what went non-finite, what to try)                           |
-| `error`      | message, traceback (formatted)                                                  |
+| `error`      | message, traceback (formatted); died: true when the parent saw the process vanish |
 | `token`      | text (chat: one streamed piece of a reply)                                      |
 | `reply`      | text + whatever the chat worker reports about the finished reply                |
 

@@ -212,4 +212,4 @@ def _death_event(exitcode: int | None) -> dict:
     else:
         how = f"exited with code {exitcode} without reporting why"
     hint = " — out of memory?" if exitcode == -signal.SIGKILL else ""
-    return ev.error(f"the worker process {how}{hint}", "")
+    return {**ev.error(f"the worker process {how}{hint}", ""), "died": True}

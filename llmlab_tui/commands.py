@@ -20,6 +20,7 @@ ACTIONS = (
     ("Start run", "monitor", "start", "start the monitor's stage in a worker (s)"),
     ("Stop run (checkpoint)", "monitor", "stop", "checkpoint, then finish (x)"),
     ("Save checkpoint now", "monitor", "save_now", "the run writes a checkpoint (Ctrl+S on the monitor)"),
+    ("Resume run", "monitor", "resume", "continue the shown stopped, died or diverged run in its folder (r)"),
     ("Preview dataset examples", "stages", "preview", "the shown stage's first examples (Ctrl+O)"),
     ("Open chat", "chat", "focus_input", "talk to a model of the project (F5)"),
     ("Regenerate reply", "chat", "regenerate", "sample the last reply again (Ctrl+R)"),

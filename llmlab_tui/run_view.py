@@ -69,7 +69,7 @@ class RunView:
 
     stage: str = ""
     run_dir: str = ""
-    state: str = "idle"  # idle | running | finished | stopped | failed
+    state: str = "idle"  # idle, or a run state: running | completed | stopped | failed | diverged | died
     detail: str = ""  # device, precision, parameters
     step: int = 0
     total_steps: int = 0
@@ -82,6 +82,7 @@ class RunView:
     shares: dict[str, dict] = field(default_factory=dict)
     report: dict | None = None
     error: tuple[str, str] | None = None  # message, traceback
+    checkpoint: str | None = None  # where a resume would continue (stopped, died, diverged runs)
     version: int = 0
 
     @classmethod
@@ -89,6 +90,16 @@ class RunView:
         view = cls(run_dir=str(metrics.parent))
         view.apply(read_events(metrics))
         return view
+
+    def settle(self, state: dict) -> None:
+        """Take the run's state as engine.project.runs.run_state tells it (the same for every view)."""
+        self.state = state["state"]
+        self.checkpoint = str(state["checkpoint"]) if state.get("checkpoint") else None
+        if self.state == "died":
+            where = f"resume from {Path(self.checkpoint).name} with r" if self.checkpoint else "no checkpoint to resume"
+            self.log.append(("error", f"the process training this run is gone without a word (killed, out of "
+                                      f"memory, or its machine lost): {where}"))
+        self.version += 1
 
     def apply(self, events: list[dict]) -> None:
         for event in events:
@@ -136,13 +147,17 @@ class RunView:
         self.log.append((event.get("level", "info"), event.get("message", "")))
 
     def _finished(self, event: dict) -> None:
-        self.state = "finished" if event.get("status") == "completed" else "stopped"
+        self.state = event.get("status", "completed")
         self.report = event.get("report") or {}
         self.eta_s = 0.0
-        self.log.append(("info", f"run {event.get('status')}"))
+        if self.state == "diverged":
+            self.error = (event.get("message", "the run diverged"), "")
+            self.log.append(("error", event.get("message", "the run diverged")))
+        else:
+            self.log.append(("info", f"run {self.state}"))
 
     def _error(self, event: dict) -> None:
-        self.state = "failed"
+        self.state = "died" if event.get("died") else "failed"  # died: the process vanished without a word
         self.error = (event.get("message", ""), event.get("traceback", ""))
         self.log.append(("error", event.get("message", "")))
 

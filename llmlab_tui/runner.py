@@ -1,18 +1,18 @@
 """The worker processes the app owns: start them, forward their events to a screen, end them.
 
-A `Job` joins a source of events to the screen that shows them. A source is an
-engine.worker.WorkerHandle, or anything with the same `poll(timeout) -> [event]` and `exitcode`
-(None while it runs): `QueueSource` for a plain queue (tests), `FileSource` for a metrics.jsonl
-that a run left going by an earlier app session still writes. One thread per job drains its source
-with a timeout, gathers ~100 ms of events into one WorkerEvents message, and posts WorkerExited
-once the source has ended and is drained. When the app exits every job is ended (asked to stop,
-then killed), except a run detached on purpose so that it outlives the app.
+A `Job` joins a source of events to the screen that shows them. A source is a handle from
+engine.worker (engine/processes.py), or anything with the same `poll(timeout) -> [event]`,
+`exitcode` (None while it runs), `stop()` and `save()`: `QueueSource` for a plain queue (tests),
+`FileSource` for a run another process trains (started by an earlier app, a shell, torchrun),
+followed through its metrics.jsonl and controlled through its run folder. One thread per job
+drains its source with a timeout, gathers ~100 ms of events into one WorkerEvents message, and
+posts WorkerExited once the source has ended and is drained. When the app exits every job it
+owns is ended (asked to stop, then killed), except a run left going on purpose (`detach`).
 """
 
 from __future__ import annotations
 
 import json
-import multiprocessing.process
 import multiprocessing.resource_tracker
 import queue
 import threading
@@ -23,6 +23,9 @@ from typing import Any
 from textual.message_pump import MessagePump
 
 from engine.events import drain
+from engine.project.layout import METRICS_FILE
+from engine.project.run_control import request
+from engine.project.run_lock import holder
 from llmlab_tui.messages import WorkerEvents, WorkerExited
 
 BATCH_SECONDS = 0.1  # events gathered into one message
@@ -78,26 +81,21 @@ class Job:
         self.source.control.put(request)
 
     def end(self, timeout: float = END_SECONDS) -> None:
-        """Stop the worker, wait up to `timeout` seconds, then kill it; stop draining."""
-        process = getattr(self.source, "process", None)
-        if process is not None and process.is_alive():
+        """Stop a worker the app owns, wait up to `timeout` seconds, then kill it; stop draining.
+        A run followed through its files (FileSource) is not the app's to end: it is left alone."""
+        if not isinstance(self.source, (FileSource, QueueSource)) and self.source.alive():
             self.source.stop()
-            process.join(timeout)
-            if process.is_alive():
+            if self.source.join(timeout) is None:
                 self.source.kill()
-                process.join()
+                self.source.join()
         self._halt.set()
         self._thread.join()
 
     def detach(self) -> None:
-        """Stop draining and let the worker outlive the app (a training run left going)."""
+        """Stop draining and let the worker outlive the app (a training run left going: it runs in a
+        session of its own and writes metrics.jsonl itself, engine/worker.py)."""
         self.detached = True
         self._halt.set()
-        process = getattr(self.source, "process", None)
-        if process is not None:
-            # multiprocessing joins every child it started when the interpreter exits; this one
-            # must not be waited for. It writes metrics.jsonl on its own (engine/worker.py).
-            multiprocessing.process._children.discard(process)
 
 
 class Runner:
@@ -153,13 +151,15 @@ class QueueSource:
 
 
 class FileSource:
-    """Follows a metrics.jsonl from its start: a run another process writes (left going by an earlier
-    app). It ends after a `finished` or `error` event; it cannot stop or save that run."""
+    """A run another process trains, followed from the start of its metrics.jsonl and controlled
+    through its run folder (`llmlab stop` does the same). It ends after a `finished` or `error`
+    event, or once no process holds the run's lock any more (the run died: exit code None → -1)."""
 
     TERMINAL = ("finished", "error")
 
-    def __init__(self, path: Path) -> None:
-        self.file = open(path, encoding="utf-8")
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.file = open(self.run_dir / METRICS_FILE, encoding="utf-8", errors="replace")
         self.exitcode: int | None = None
         self._partial = ""
 
@@ -169,10 +169,35 @@ class FileSource:
         text = self._partial + self.file.read()
         lines = text.split("\n")
         self._partial = lines.pop()  # a line still being written
-        found = [json.loads(line) for line in lines if line.strip()]
+        found = [event for event in map(_parse, lines) if event is not None]
         if any(event.get("type") in self.TERMINAL for event in found):
             self.exitcode = 0
             self.file.close()
         elif not found and self.exitcode is None:
-            time.sleep(timeout)
+            if holder(self.run_dir) is not None:
+                time.sleep(timeout)
+            elif not self._more():  # read once more: it may have ended just before letting go
+                self.exitcode = -1  # nobody trains it, and it never said it ended: it died
+                self.file.close()
         return found
+
+    def _more(self) -> bool:
+        position = self.file.tell()
+        more = bool(self.file.read())
+        self.file.seek(position)
+        return more
+
+    def stop(self) -> None:
+        request(self.run_dir, "stop")
+
+    def save(self) -> None:
+        request(self.run_dir, "save")
+
+
+def _parse(line: str) -> dict | None:
+    """An event from one line of metrics.jsonl; None for a blank or broken one (never raised)."""
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) else None

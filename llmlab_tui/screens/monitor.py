@@ -16,8 +16,11 @@ from textual.content import Content
 from textual.widgets import Footer, Label, ProgressBar, Select, Static, TabbedContent, TabPane
 from textual_plotext import PlotextPlot
 
+from pathlib import Path
+
 from engine.project import STAGES
-from engine.project.runs import METRICS_FILE, list_runs, run_state
+from engine.project.layout import METRICS_FILE
+from engine.project.runs import list_runs, run_stage, run_state
 from engine.worker import start_worker
 from llmlab_tui.messages import WorkerEvents, WorkerExited
 from llmlab_tui.run_view import CHARTS, RunView, report_lines
@@ -26,6 +29,7 @@ from llmlab_tui.screens.base import ProjectScreen
 from llmlab_tui.widgets.nav import NavBar
 
 REDRAW_SECONDS = 0.3
+RESUMABLE = ("stopped", "died", "diverged", "completed")  # completed: when its steps were raised
 LOG_STYLES = {"warning": "$text-warning", "error": "$text-error bold"}
 TABS = ("charts", "samples", "log", "summary")
 
@@ -35,6 +39,7 @@ class MonitorScreen(ProjectScreen):
         Binding("s", "start", "Start", id="monitor.start"),
         Binding("x", "stop", "Stop", id="monitor.stop"),
         Binding("ctrl+s", "save_now", "Save ckpt", id="monitor.save_now"),
+        Binding("r", "resume", "Resume", id="monitor.resume"),
         *(Binding(str(i), f"tab('{tab}')", tab.title(), show=False, id=f"monitor.tab_{tab}")
           for i, tab in enumerate(TABS, 1)),
     ]
@@ -81,17 +86,18 @@ class MonitorScreen(ProjectScreen):
         self.redraw()
 
     def show_last_run(self) -> None:
-        """The project's newest run from its metrics.jsonl; followed if still running elsewhere."""
+        """The project's newest run from its metrics.jsonl; followed if another process trains it."""
         self.view = RunView()
         runs = [run for run in list_runs(self.project) if (run / METRICS_FILE).is_file()]
         if not runs:
             return
-        metrics = runs[-1] / METRICS_FILE
-        if run_state(runs[-1])["state"] == "running":
+        state = run_state(runs[-1])
+        if state["state"] == "running":
             self.view = RunView(run_dir=str(runs[-1]))
-            self.app.runner.start(JOB, FileSource(metrics), self)
+            self.app.runner.start(JOB, FileSource(runs[-1]), self)
         else:
-            self.view = RunView.from_file(metrics)
+            self.view = RunView.from_file(runs[-1] / METRICS_FILE)
+            self.view.settle(state)
 
     # -- actions -------------------------------------------------------------------------------------
 
@@ -109,20 +115,36 @@ class MonitorScreen(ProjectScreen):
         handle = start_worker(self.project.root, self.stage)
         self.view = RunView(stage=self.stage, state="running")
         self.view.log.append(("info", f"starting {self.stage} (worker pid {handle.pid})"))
+        self._follow(handle)
+
+    def action_resume(self) -> None:
+        """Continue the shown run (stopped, died, diverged, or completed with more steps) in its folder."""
+        if self.app.runner.running(JOB) and self.view.state == "running":
+            self.notify("A run is going already: stop it first (x).", severity="warning")
+            return
+        run = Path(self.view.run_dir) if self.view.run_dir else None
+        state = run_state(run)["state"] if run is not None else None
+        if state not in RESUMABLE:
+            self.notify("Nothing to resume: pick a stopped, died or diverged run (or start one with s).",
+                        severity="warning")
+            return
+        handle = start_worker(self.project.root, run_stage(run), resume=str(run))
+        self.view = RunView.from_file(run / METRICS_FILE)
+        self.view.state = "running"
+        self.view.log.append(("info", f"resuming {run.name} (worker pid {handle.pid})"))
+        self._follow(handle)
+
+    def _follow(self, handle) -> None:
         self.app.runner.start(JOB, handle, self)
         self.query_one(TabbedContent).active = "charts"
         self.redraw()
 
     def _controllable(self):
+        """The live run's job (this app's worker, or a run another process trains), if any."""
         job = self.app.runner.running(JOB)
         if job is None:
             self.notify("No run is going.", severity="warning")
-        elif isinstance(job.source, FileSource):
-            self.notify("This run was started by another app session: it can only be watched.",
-                        severity="warning")
-        else:
-            return job
-        return None
+        return job
 
     def action_stop(self) -> None:
         job = self._controllable()
@@ -150,7 +172,11 @@ class MonitorScreen(ProjectScreen):
             self.query_one(TabbedContent).active = "summary"
 
     def on_worker_exited(self, message: WorkerExited) -> None:
-        if message.job == JOB and message.exitcode not in (0, None) and self.view.error is None:
+        if message.job != JOB:
+            return
+        if self.view.run_dir and self.view.state in ("running", "died"):  # no word of an end: ask the run
+            self.view.settle(run_state(Path(self.view.run_dir)))
+        elif message.exitcode not in (0, None) and self.view.error is None:
             self.view.apply([{"type": "error", "message": f"the worker exited with code {message.exitcode}"}])
 
     # -- drawing -------------------------------------------------------------------------------------

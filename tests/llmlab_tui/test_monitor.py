@@ -7,6 +7,7 @@ import json
 import threading
 from pathlib import Path
 
+from engine.project.run_lock import RunLock
 from llmlab_tui.runner import QueueSource
 from llmlab_tui.runner import TRAIN_JOB as JOB
 from llmlab_tui.screens.monitor import MonitorScreen
@@ -48,7 +49,7 @@ async def test_a_flood_of_events_is_coalesced_and_keys_still_work(projects_dir: 
         for tab in ("log", "summary", "charts"):  # keys are handled while events stream in
             await pilot.press(str(("charts", "samples", "log", "summary").index(tab) + 1))
             await wait_for(pilot, lambda: monitor.query_one("#monitor-tabs").active == tab)
-        await wait_for(pilot, lambda: monitor.view.state == "finished", tries=2000, delay=0.05)
+        await wait_for(pilot, lambda: monitor.view.state == "completed", tries=2000, delay=0.05)
         await wait_for(pilot, lambda: monitor.drawn == monitor.view.version, delay=0.1)
         assert monitor.view.series[("metrics", "loss")].count == 20_000
         assert len(monitor.view.series[("metrics", "loss")].x) < 600  # thinned for the chart
@@ -70,6 +71,11 @@ async def test_reopening_shows_the_last_run_and_follows_one_still_running(projec
                                                     {"type": "finished", "status": "completed", "report": REPORT}])
     live = write_run(project, "sft-20250102-000000", [{**STARTED, "stage": "sft"}, metrics(1)])
     app = app_on(project, projects_dir)
+    with RunLock(live.parent):  # the process that trains it, as far as anyone can tell
+        await _follow_the_live_run(app, live)
+
+
+async def _follow_the_live_run(app, live: Path) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         monitor = await open_monitor(pilot)
         await wait_for(pilot, lambda: monitor.view.step == 1, delay=0.05)
@@ -151,7 +157,7 @@ async def test_a_new_run_starts_while_the_finished_one_is_still_exiting(projects
         app.runner.start(JOB, source, monitor)
         source.queue.put(STARTED)
         source.queue.put({"type": "finished", "status": "completed", "report": REPORT})
-        await wait_for(pilot, lambda: monitor.view.state == "finished")
+        await wait_for(pilot, lambda: monitor.view.state == "completed")
         assert app.runner.running(JOB)  # its worker has not exited yet
         await pilot.press("s")
         await wait_for(pilot, lambda: spawned == ["pretrain"])

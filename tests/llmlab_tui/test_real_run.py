@@ -28,7 +28,7 @@ async def test_train_then_chat_then_export(tmp_path: Path):
         monitor = await show(pilot, "f4", MonitorScreen)
         await pilot.press("s")
         await wait_for(pilot, lambda: monitor.view.state != "running", **SLOW)
-        assert monitor.view.state == "finished", monitor.view.error
+        assert monitor.view.state == "completed", monitor.view.error
         await wait_for(pilot, lambda: monitor.drawn == monitor.view.version)
         assert monitor.view.series[("metrics", "loss")].x == [1, 2, 3, 4, 5, 6]
         assert monitor.view.series[("eval", "loss")].x == [3, 6]

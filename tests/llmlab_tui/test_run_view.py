@@ -40,7 +40,7 @@ def test_events_fold_into_charts_progress_samples_log_and_report():
     report = {"wall_time_s": 72.4, "steps": 8, "tokens_seen": 1024, "train_loss": 4.99619, "eval_loss": 5.0059,
               "bpb": 7.3077, "eval": {"ppl": 149.3}}
     view.apply([{"type": "finished", "status": "completed", "report": report}])
-    assert view.state == "finished" and view.version == 2
+    assert view.state == "completed" and view.version == 2
     assert report_lines(view.report) == [("wall time", "1m 12s"), ("steps", "8"), ("tokens", "1,024"),
                                          ("train loss", "4.996"), ("eval loss", "5.006"), ("bits per byte", "7.308"),
                                          ("eval.ppl", "149.3")]

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import threading
 
+from engine.project.run_control import take_requests
+from engine.project.run_lock import RunLock
 from llmlab_tui.messages import WorkerEvents, WorkerExited
 from llmlab_tui.runner import FileSource, Job, QueueSource
 
@@ -51,9 +53,23 @@ def test_stop_and_save_go_to_the_control_queue():
 def test_a_followed_file_gives_whole_lines_and_ends_after_the_last_event(tmp_path):
     path = tmp_path / "metrics.jsonl"
     path.write_text(json.dumps({"type": "started"}) + "\n" + '{"type": "met')
-    source = FileSource(path)
-    assert [e["type"] for e in source.poll(0.01)] == ["started"] and source.exitcode is None
-    with open(path, "a") as f:
-        f.write('rics", "step": 1}\n' + json.dumps({"type": "finished", "status": "completed"}) + "\n")
-    assert [e["type"] for e in source.poll(0.01)] == ["metrics", "finished"]
+    with RunLock(tmp_path):
+        source = FileSource(tmp_path)
+        assert [e["type"] for e in source.poll(0.01)] == ["started"] and source.exitcode is None
+        with open(path, "a") as f:
+            f.write('rics", "step": 1}\n{torn\n' + json.dumps({"type": "finished", "status": "completed"}) + "\n")
+        assert [e["type"] for e in source.poll(0.01)] == ["metrics", "finished"]  # a bad line is skipped
     assert source.exitcode == 0 and source.poll(0.01) == []
+
+
+def test_a_followed_run_whose_process_dies_ends_and_is_controlled_through_its_folder(tmp_path):
+    (tmp_path / "metrics.jsonl").write_text(json.dumps({"type": "started"}) + "\n")
+    lock = RunLock(tmp_path).acquire()
+    source = FileSource(tmp_path)
+    assert [e["type"] for e in source.poll(0.01)] == ["started"]
+    source.save()
+    source.stop()
+    assert take_requests(tmp_path) == ["save", "stop"]
+    assert source.poll(0.01) == [] and source.exitcode is None
+    lock.release()  # killed: no finished event, nobody holds the lock
+    assert source.poll(0.01) == [] and source.exitcode == -1
