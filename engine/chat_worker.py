@@ -5,7 +5,14 @@ Torch-free at import (the app starts `chat` through engine.worker.start_chat). R
 
     {"type": "generate", "messages": [{"role", "content"}, ...], "chat": True,
      "max_new_tokens": 128, "temperature": 0.8, "top_k": 0, "top_p": 1.0}
+    {"type": "cancel"}                                   # end the reply being generated
     {"type": "stop"}                                     # the worker exits
+
+While a reply streams the worker checks its control queue between tokens (a transformers
+StoppingCriteria that reads it without blocking): `cancel` ends the reply there, and its `reply`
+event says `stopped: True` with the text and tokens generated so far; `stop` ends the reply the
+same way and then the worker. Any other request read meanwhile (the next generate) is kept and
+served after, in order; a `cancel` that arrives when nothing is generating is ignored.
 
 With `chat` the conversation goes through the tokenizer's chat template (multi-turn); without it
 the last message's content is the text to continue (base models). A bad request gets an `error`
@@ -14,6 +21,7 @@ event and the worker keeps serving; a failure to load the model ends it.
 
 from __future__ import annotations
 
+import collections
 import os
 import queue
 import time
@@ -56,9 +64,13 @@ class ChatModel:
             raise LLMLabError("chat: this model's tokenizer has no chat template (use completion mode)")
         return encode_prompt(self.tokenizer, messages)
 
-    def generate(self, request: dict, emit: Callable[[dict], None]) -> dict:
-        """Stream the reply to `request` through `emit`; return the `reply` event."""
+    def generate(self, request: dict, emit: Callable[[dict], None], control: "Controls | None" = None) -> dict:
+        """Stream the reply to `request` through `emit`; return the `reply` event.
+
+        `control`: the worker's requests, checked between tokens; a cancel (or stop) read there ends
+        the reply early (`stopped: True`)."""
         import torch
+        from transformers import StoppingCriteriaList
 
         from engine.chat_template import end_of_turn_ids
         from engine.generation import sampling_config
@@ -72,14 +84,69 @@ class ChatModel:
         if not ids:
             raise LLMLabError("prompt: it encodes to no tokens; give some text")
         ids = torch.tensor([ids], dtype=torch.long, device=self.device)
+        check = control.criteria(ids.device) if control is not None else None
         start = time.perf_counter()
         with torch.no_grad():
             out = self.model.generate(ids, attention_mask=torch.ones_like(ids), generation_config=config,
-                                      streamer=_streamer(self.tokenizer, emit))
+                                      streamer=_streamer(self.tokenizer, emit),
+                                      stopping_criteria=StoppingCriteriaList([check] if check is not None else []))
         new = out[0, ids.shape[1]:]
         seconds = time.perf_counter() - start
         text = self.tokenizer.decode(new, skip_special_tokens=True)
-        return ev.event("reply", text=text, tokens=len(new), tokens_per_s=len(new) / seconds if seconds else 0.0)
+        return ev.event("reply", text=text, tokens=len(new), tokens_per_s=len(new) / seconds if seconds else 0.0,
+                        stopped=bool(check is not None and check.stopped))
+
+
+class Controls:
+    """The worker's control queue with the requests read ahead of their turn.
+
+    `next(timeout)` gives the next request (the kept ones first); `criteria(device)` is a
+    StoppingCriteria for one generation that reads the queue without blocking at each token: a
+    `cancel` or `stop` ends the generation (`stop` also sets `stopping`), anything else is kept.
+    """
+
+    def __init__(self, control: Any):
+        self.control = control
+        self.pending: collections.deque = collections.deque()
+        self.stopping = False
+
+    def next(self, timeout: float) -> Any:
+        """The next request; raises queue.Empty when none came within `timeout` seconds."""
+        if self.pending:
+            return self.pending.popleft()
+        return self.control.get(timeout=timeout)
+
+    def criteria(self, device):
+        import torch
+        from transformers import StoppingCriteria
+
+        controls = self
+        go_on = torch.zeros(1, dtype=torch.bool, device=device)
+        done = torch.ones(1, dtype=torch.bool, device=device)
+
+        class CancelCheck(StoppingCriteria):
+            stopped = False
+
+            def __call__(self, input_ids, scores, **kwargs):
+                while not self.stopped:
+                    try:
+                        request = controls.control.get_nowait()
+                    except queue.Empty:
+                        return go_on
+                    kind = request_type(request)
+                    if kind in ("cancel", "stop"):
+                        self.stopped = True
+                        controls.stopping = controls.stopping or kind == "stop"
+                    else:
+                        controls.pending.append(request)
+                return done
+
+        return CancelCheck()
+
+
+def request_type(request: Any) -> Any:
+    """A request's type: a dict's `type`, or the request itself (a plain "stop")."""
+    return request.get("type") if isinstance(request, dict) else request
 
 
 def _streamer(tokenizer, emit: Callable[[dict], None]):
@@ -103,16 +170,21 @@ def chat(model_dir: str, events: Any, control: Any, device: str | None = None) -
         raise
     events.put(ev.event("started", model_dir=str(model_dir), chat_template=model.has_template,
                         device=str(model.device), parameters=sum(p.numel() for p in model.model.parameters())))
+    controls = Controls(control)
     parent = os.getppid()
     while os.getppid() == parent:  # an app that died without saying stop leaves no chat model behind
         try:
-            request = control.get(timeout=1.0)
+            request = controls.next(timeout=1.0)
         except queue.Empty:
             continue
-        kind = request.get("type") if isinstance(request, dict) else request
+        kind = request_type(request)
         if kind == "stop":
             return
+        if kind == "cancel":  # it came after its reply had ended: nothing left to stop
+            continue
         try:
-            events.put(model.generate(request, events.put))
+            events.put(model.generate(request, events.put, controls))
         except Exception as error:  # a bad request: report it and keep serving
             events.put(ev.error_event(error))
+        if controls.stopping:  # a stop read while generating: the reply has ended, now the worker
+            return

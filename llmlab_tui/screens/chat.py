@@ -3,7 +3,9 @@
 The model runs in its own worker (engine/chat_worker.py), started at the first message and kept
 until another model is picked. Chat mode sends the whole conversation through the tokenizer's chat
 template; completion mode continues the typed text (base models). Replies stream into a Markdown
-widget through its streaming API, in a scroll anchored to the bottom.
+widget through its streaming API, in a scroll anchored to the bottom. Ctrl+G stops a reply while it
+streams (the worker reads a `cancel` between tokens): the partial reply stays in the conversation,
+marked as stopped.
 """
 
 from __future__ import annotations
@@ -35,14 +37,15 @@ class ChatScreen(ProjectScreen):
     BINDINGS = [
         Binding("ctrl+r", "regenerate", "Regenerate", id="chat.regenerate"),
         Binding("ctrl+l", "clear", "Clear", id="chat.clear"),
+        Binding("ctrl+g", "stop_reply", "Stop reply", id="chat.stop_reply"),  # shown while a reply streams
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self.models = []
         self.history: list[dict] = []  # {"role", "content"}, the conversation sent to the model
-        self.stream: MarkdownStream | None = None
-        self.reply = ""  # the reply being streamed
+        self.stream: MarkdownStream | None = None  # the reply being streamed, while it streams
+        self.reply = ""  # its text so far
         self.loaded_dir: str | None = None  # the model directory the worker holds
 
     def compose(self) -> ComposeResult:
@@ -81,6 +84,12 @@ class ChatScreen(ProjectScreen):
 
     def action_focus_input(self) -> None:
         self.focus_first_field()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Stop reply is offered (and in the footer) only while a reply streams."""
+        if action == "stop_reply":
+            return self.stream is not None
+        return super().check_action(action, parameters)
 
     def _default_mode(self) -> str:
         return "chat" if self.models and has_chat_template(self.models[0].path) else "completion"
@@ -125,7 +134,7 @@ class ChatScreen(ProjectScreen):
         if event.input.id != "chat-input" or not event.value.strip():
             return
         if self.reply or self.stream is not None:
-            self.notify("Wait for the reply to finish.", severity="warning")
+            self.notify("Wait for the reply to finish (Ctrl+G stops it).", severity="warning")
             return
         self.history.append({"role": "user", "content": event.value})
         event.input.value = ""
@@ -139,13 +148,25 @@ class ChatScreen(ProjectScreen):
         markdown = Markdown(classes="chat-reply")
         await self.query_one("#chat-log").mount(markdown)
         self.stream, self.reply = Markdown.get_stream(markdown), ""
+        self.refresh_bindings()
         job.send(request)
+
+    def action_stop_reply(self) -> None:
+        """Ask the worker to end the reply that streams; what came so far stays (see on_worker_events)."""
+        job = self.app.runner.running(JOB)
+        if self.stream is None or job is None:
+            return
+        job.send({"type": "cancel"})
+        self.set_status("stopping the reply …")
 
     async def action_regenerate(self) -> None:
         if self.stream is not None or not self.history or self.history[-1]["role"] != "assistant":
             self.notify("Nothing to regenerate yet.", severity="warning")
             return
         self.history.pop()
+        log = self.query_one("#chat-log")
+        if log.children and log.children[-1].has_class("chat-stopped"):
+            await log.children[-1].remove()  # the mark of the reply being replaced
         await self.query("#chat-log .chat-reply").last().remove()
         await self.send()
 
@@ -166,9 +187,17 @@ class ChatScreen(ProjectScreen):
             self.reply += text
             await self.stream.write(text)
         for event in message.of("reply"):
+            markdown = self.stream.markdown_widget if self.stream is not None else None
             await self._end_stream()
             self.history.append({"role": "assistant", "content": event["text"]})
-            self.set_status(f"{event['tokens']} tokens at {event['tokens_per_s']:.1f} tokens/s")
+            status = f"{event['tokens']} tokens at {event['tokens_per_s']:.1f} tokens/s"
+            if event.get("stopped"):
+                status += " · stopped"
+                if markdown is not None:
+                    markdown.add_class("stopped")
+                    note = Static(Content.assemble(("[stopped]", "$text-warning")), classes="chat-stopped")
+                    await self.query_one("#chat-log").mount(note, after=markdown)
+            self.set_status(status)
         for event in message.of("error"):
             await self._end_stream()
             log = self.query_one("#chat-log")
@@ -184,3 +213,4 @@ class ChatScreen(ProjectScreen):
         if self.stream is not None:
             await self.stream.stop()
         self.stream, self.reply = None, ""
+        self.refresh_bindings()

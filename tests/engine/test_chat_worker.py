@@ -1,0 +1,134 @@
+"""The chat worker with a real ChatModel on a tiny model: a cancel read between tokens ends the reply
+(`stopped`, the text so far), requests read meanwhile are still served, a stop ends reply and worker."""
+
+from __future__ import annotations
+
+import queue
+import threading
+
+import pytest
+import torch
+
+from engine.chat_worker import chat
+from engine.factory import build_model
+from engine.project import ModelConfig, Project
+from engine.tokenizer import byte_tokenizer
+
+LONG = 200  # max_new_tokens of a reply meant to be cut short
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A tiny random model that never stops early, with its byte tokenizer (no chat template)."""
+    root = tmp_path_factory.mktemp("chat-model")
+    torch.manual_seed(0)
+    tokenizer = byte_tokenizer()
+    model = build_model(Project(model=ModelConfig(d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, d_ff=64)),
+                        tokenizer).eval()
+    model.generation_config.eos_token_id = None
+    model.save_pretrained(root)
+    tokenizer.save_pretrained(root)
+    return root
+
+
+def generate(max_new_tokens: int, prompt: str = "the cat") -> dict:
+    return {"type": "generate", "messages": [{"role": "user", "content": prompt}], "chat": False,
+            "max_new_tokens": max_new_tokens, "temperature": 0}
+
+
+class Sink(list):
+    """The worker's events queue: keeps every event; `on_token` runs at each streamed token."""
+
+    def __init__(self, on_token=None):
+        super().__init__()
+        self.on_token = on_token
+        self.arrived = threading.Condition()
+
+    def put(self, event: dict) -> None:
+        with self.arrived:
+            self.append(event)
+            self.arrived.notify_all()
+        if event["type"] == "token" and self.on_token is not None:
+            self.on_token(event)
+
+    def of(self, kind: str) -> list[dict]:
+        return [e for e in self if e["type"] == kind]
+
+    def wait(self, condition, timeout: float = 60.0) -> None:
+        with self.arrived:
+            assert self.arrived.wait_for(condition, timeout), f"timed out: {[e['type'] for e in self]}"
+
+
+def serve(model_dir, events, control) -> threading.Thread:
+    worker = threading.Thread(target=chat, args=(str(model_dir), events, control, "cpu"), daemon=True)
+    worker.start()
+    return worker
+
+
+def test_a_cancel_sent_while_streaming_ends_the_reply_with_what_came_so_far(model_dir):
+    control = queue.Queue()
+    sent = []
+
+    def cancel_once(event):  # the app's key: pressed once the reply has started to stream
+        if not sent:
+            sent.append(event)
+            control.put({"type": "cancel"})
+
+    events = Sink(cancel_once)
+    control.put(generate(LONG))
+    worker = serve(model_dir, events, control)
+    events.wait(lambda: events.of("reply") or events.of("error"))
+    assert not events.of("error")
+    (reply,) = events.of("reply")
+    assert reply["stopped"] is True and 1 <= reply["tokens"] < LONG
+    assert reply["text"] == "".join(e["text"] for e in events.of("token")) and reply["text"]
+
+    control.put(generate(4))  # the worker keeps serving, and a reply that ran its course is not stopped
+    events.wait(lambda: len(events.of("reply")) == 2)
+    assert events.of("reply")[1]["stopped"] is False and events.of("reply")[1]["tokens"] == 4
+    control.put({"type": "stop"})
+    worker.join(30)
+    assert not worker.is_alive()
+
+
+def test_a_generate_read_while_streaming_is_served_after_the_cancelled_reply(model_dir):
+    control = queue.Queue()
+    for request in (generate(LONG), generate(5, "a dog"), {"type": "cancel"}):  # the 2nd and the cancel are
+        control.put(request)  # read by the first reply's check, in that order
+    events = Sink()
+    worker = serve(model_dir, events, control)
+    events.wait(lambda: len(events.of("reply")) == 2 or events.of("error"))
+    assert not events.of("error")
+    first, second = events.of("reply")
+    assert first["stopped"] is True and first["tokens"] < LONG
+    assert second["stopped"] is False and second["tokens"] == 5
+    control.put("stop")
+    worker.join(30)
+    assert not worker.is_alive()
+
+
+def test_a_stop_read_while_streaming_ends_the_reply_then_the_worker(model_dir):
+    control = queue.Queue()
+    for request in (generate(LONG), {"type": "stop"}, generate(5)):
+        control.put(request)
+    events = Sink()
+    worker = serve(model_dir, events, control)
+    worker.join(60)
+    assert not worker.is_alive()
+    (reply,) = events.of("reply")  # the generate after the stop is never served
+    assert reply["stopped"] is True and reply["tokens"] < LONG
+    assert not events.of("error")
+
+
+def test_a_cancel_with_nothing_to_stop_is_ignored(model_dir):
+    control = queue.Queue()
+    for request in ({"type": "cancel"}, generate(3)):
+        control.put(request)
+    events = Sink()
+    worker = serve(model_dir, events, control)
+    events.wait(lambda: events.of("reply") or events.of("error"))
+    assert not events.of("error")
+    assert events.of("reply")[0]["stopped"] is False and events.of("reply")[0]["tokens"] == 3
+    control.put("stop")
+    worker.join(30)
+    assert not worker.is_alive()

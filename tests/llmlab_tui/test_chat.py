@@ -1,0 +1,128 @@
+"""The chat screen against a scripted chat worker: Ctrl+G stops a streaming reply, which stays in the
+conversation marked as stopped; the key is offered only while a reply streams."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from llmlab_tui.runner import QueueSource
+from llmlab_tui.screens.chat import ChatScreen
+from tests.llmlab_tui.pilot_keys import app_on, wait_for
+
+TOKEN_SECONDS = 0.02
+
+
+class ScriptedChat(QueueSource):
+    """Serves generate requests like engine.chat_worker, from a thread: one `word{i} ` token every
+    TOKEN_SECONDS up to max_new_tokens, checking its control queue between tokens (cancel, stop)."""
+
+    def __init__(self, model_dir: str) -> None:
+        super().__init__()
+        self.requests: list = []
+        self.queue.put({"type": "started", "model_dir": model_dir, "parameters": 1234, "device": "cpu"})
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            request = self.control.get()
+            self.requests.append(request)
+            kind = request.get("type") if isinstance(request, dict) else request
+            if kind == "stop":
+                return self.close(0)
+            if kind == "generate" and self._generate(request["max_new_tokens"]):
+                return self.close(0)
+
+    def _generate(self, max_new_tokens: int) -> bool:
+        """Stream one reply; True when a stop came meanwhile."""
+        text, stopped, stop = "", False, False
+        for i in range(max_new_tokens):
+            piece = f"word{i} "
+            text += piece
+            self.queue.put({"type": "token", "text": piece})
+            time.sleep(TOKEN_SECONDS)
+            try:
+                request = self.control.get_nowait()
+            except queue.Empty:
+                continue
+            self.requests.append(request)
+            stop = request == "stop" or request.get("type") == "stop"
+            stopped = True
+            break
+        self.queue.put({"type": "reply", "text": text, "tokens": len(text.split()), "tokens_per_s": 50.0,
+                        "stopped": stopped})
+        return stop
+
+
+@pytest.fixture
+def chat_project(projects_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    """Project alpha with one model directory, and the scripted worker in place of start_chat."""
+    final = projects_dir / "alpha" / "runs" / "pretrain-20260101-120000" / "final"
+    final.mkdir(parents=True)
+    (final / "config.json").write_text("{}")
+    workers: list[ScriptedChat] = []
+
+    def start_chat(model_dir):
+        workers.append(ScriptedChat(str(model_dir)))
+        return workers[-1]
+
+    monkeypatch.setattr("llmlab_tui.screens.chat.start_chat", start_chat)
+    yield projects_dir / "alpha", workers
+    for worker in workers:
+        worker.control.put("stop")
+
+
+def offered(screen) -> bool:
+    """Whether Ctrl+G (stop reply) is active, so in the footer."""
+    return "ctrl+g" in screen.active_bindings
+
+
+async def test_ctrl_g_stops_a_streaming_reply_and_marks_it(chat_project):
+    project, workers = chat_project
+    app = app_on(project, project.parent)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen) and app.screen.project)
+        chat = app.screen
+        assert not offered(chat)
+        await pilot.press(*"hi", "enter")
+        await wait_for(pilot, lambda: chat.reply.count("word") >= 3)
+        assert offered(chat)
+        await pilot.press("ctrl+g")
+        await wait_for(pilot, lambda: chat.stream is None)
+
+        assert workers[0].requests[-1] == {"type": "cancel"}
+        partial = chat.history[-1]
+        assert partial["role"] == "assistant" and partial["content"].startswith("word0 word1 word2 ")
+        assert len(partial["content"].split()) < 128  # the settings' max: cut short
+        reply = chat.query_one(".chat-reply")
+        await wait_for(pilot, lambda: reply.source == partial["content"])  # the partial reply stays on screen
+        assert reply.has_class("stopped")
+        log = chat.query_one("#chat-log")
+        assert log.children[-1].has_class("chat-stopped") and log.children[-2] is reply
+        assert "[stopped]" in str(log.children[-1].render())
+        assert "stopped" in str(chat.query_one("#chat-status").render())
+        assert not offered(chat)
+
+        # regenerate replaces the stopped reply and its mark; the conversation keeps 2 turns
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: chat.reply.count("word") >= 2)
+        assert not chat.query(".chat-stopped") and len(chat.query(".chat-reply")) == 1
+        await pilot.press("ctrl+g")
+        await wait_for(pilot, lambda: chat.stream is None)
+        assert len(chat.history) == 2 and len(chat.query(".chat-stopped")) == 1
+
+
+async def test_ctrl_g_does_nothing_without_a_streaming_reply(chat_project):
+    project, workers = chat_project
+    app = app_on(project, project.parent)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen) and app.screen.project)
+        await pilot.press("ctrl+g")
+        await pilot.pause()
+        assert not workers and not app.screen.query(".chat-stopped")
