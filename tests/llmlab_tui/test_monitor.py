@@ -164,3 +164,16 @@ async def test_a_new_run_starts_while_the_finished_one_is_still_exiting(projects
         assert monitor.view.state == "running"
         await pilot.press("s")  # this one is running: refused
         assert spawned == ["pretrain"]
+
+
+async def test_a_torn_line_in_the_middle_of_metrics_jsonl_does_not_stop_the_monitor(projects_dir: Path):
+    project = projects_dir / "alpha"
+    path = write_run(project, "pretrain-20250101-000000", [STARTED, metrics(1)])
+    with open(path, "a") as f:  # a full disk tore a line, then a resume appended after it
+        f.write('{"type": "metrics", "st\n' + json.dumps(metrics(2)) + "\n"
+                + json.dumps({"type": "finished", "status": "stopped", "report": REPORT}) + "\n")
+    app = app_on(project, projects_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        monitor = await open_monitor(pilot)
+        await wait_for(pilot, lambda: monitor.view.state == "stopped")
+        assert monitor.view.series[("metrics", "loss")].points()[0] == [1, 2]
