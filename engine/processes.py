@@ -48,6 +48,8 @@ class _Handle:
             batch = self.poll(poll_interval)
             yield from batch
             if not batch and not self.alive():
+                while batch := self.poll(0):  # its last words, or the news of its death
+                    yield from batch
                 self.join()
                 return
 

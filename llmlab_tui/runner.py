@@ -51,6 +51,8 @@ class Job:
     def _drain(self) -> None:
         while not self._halt.is_set():
             batch = self._gather()
+            if not batch and self.source.exitcode is not None:
+                batch = self.source.poll(0)  # its last words, or the news of its death
             if batch:
                 self.target.post_message(WorkerEvents(self.name, batch))
             elif self.source.exitcode is not None:

@@ -65,7 +65,12 @@ def _runs(project: Project) -> list[str]:
         if state["total_steps"]:
             step += f"/{state['total_steps']}"
         loss = f"  loss {state['loss']:.4f}" if isinstance(state["loss"], (int, float)) else ""
-        lines.append(f"  {run.name:<32}{run_stage(run):<10}{state['state']:<10}{step}{loss}")
+        where = ""
+        if state["state"] == "running" and state["pid"]:
+            where = f"  (pid {state['pid']})"
+        elif state["state"] in ("stopped", "died", "diverged") and state["checkpoint"]:
+            where = f"  (resume from {state['checkpoint'].name})"
+        lines.append(f"  {run.name:<32}{run_stage(run):<10}{state['state']:<10}{step}{loss}{where}")
     return lines
 
 
