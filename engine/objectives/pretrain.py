@@ -12,7 +12,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from engine.data import PackedBatch, pretraining_data
+from engine.data import pretraining_data
+from engine.packing import PackedBatch
 from engine.objectives.base import Objective, ObjectiveContext
 
 SAMPLE_TOKENS = 64

@@ -14,12 +14,12 @@ from engine.data import (
     CHUNK_DOCS,
     TEXT,
     Mixture,
-    PackedBatches,
     token_mixture,
     load_source,
     pretraining_data,
     split_heldout,
 )
+from engine.packing import PackedBatches
 from engine.project.problems import LLMLabError
 from engine.project import DatasetConfig, Project, StageConfig
 from engine.tokenizer import byte_tokenizer
