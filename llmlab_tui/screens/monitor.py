@@ -168,7 +168,8 @@ class MonitorScreen(ProjectScreen):
             return
         self.view.apply(message.events)
         for error in message.of("error"):
-            self.notify(error.get("message", "the run failed"), title="Run failed", severity="error")
+            title = "Run died" if error.get("died") else "Run failed"
+            self.notify(error.get("message", "the run failed"), title=title, severity="error")
             self.query_one(TabbedContent).active = "summary"
 
     def on_worker_exited(self, message: WorkerExited) -> None:
