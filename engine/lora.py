@@ -17,12 +17,12 @@ from typing import Callable
 import torch
 from peft import LoraConfig as PeftLoraConfig
 from peft import PeftModel, get_peft_model
-from transformers import AutoTokenizer
 
 from engine.factory import load_adapter
 from engine.project.fileio import atomic_directory
 from engine.project.layout import merged_dir
 from engine.project.problems import LLMLabError
+from engine.tokenizer import saved_tokenizer
 
 ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
 FFN = ("gate_proj", "up_proj", "down_proj")
@@ -138,7 +138,7 @@ def merge(adapter_dir: str | Path, out_dir: str | Path | None = None,
     adapter_dir = Path(adapter_dir)
     out_dir = Path(out_dir) if out_dir else merged_dir(adapter_dir)
     model = load_adapter(adapter_dir, "cpu", torch.float32).eval()
-    tokenizer = AutoTokenizer.from_pretrained(adapter_dir)
+    tokenizer = saved_tokenizer(adapter_dir, "adapter")
     probe = torch.randint(0, len(tokenizer), PROBE_SHAPE, generator=torch.Generator().manual_seed(0))
     expected = model(input_ids=probe).logits
     merged = model.merge_and_unload()
