@@ -104,6 +104,17 @@ def base_model_path(adapter_dir: str | Path) -> Path:
     return path
 
 
+def model_chain(path: str | Path) -> list[Path]:
+    """`path` and, under an adapter directory, each base it loads on: every folder loading it reads."""
+    chain = [Path(path)]
+    while model_kind(chain[-1]) == ADAPTER:
+        base = base_model_path(chain[-1])
+        if base.resolve() in {p.resolve() for p in chain}:
+            break
+        chain.append(base)
+    return chain
+
+
 def load_adapter(adapter_dir: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
                  trainable: bool = False) -> PeftModel:
     """Base model + adapters of an adapter directory, with its tokenizer's template and stop tokens."""
