@@ -161,6 +161,14 @@ def test_model_directory_of_an_unknown_type_is_refused(tmp_path, marker, stdin_y
     assert "Traceback" not in assert_never_ran(marker, stdin_yes, capsys).err
 
 
+def test_model_directory_tokenizer_is_refused_by_generate(tmp_path, marker, stdin_yes, capsys):
+    save_tiny_model(tmp_path / "model")
+    plant_tokenizer(tmp_path / "model", marker)
+    assert main(["generate", str(tmp_path / "model"), "--prompt", "x"]) == 2
+    err = assert_never_ran(marker, stdin_yes, capsys).err
+    assert err.startswith(f"model_dir: {tmp_path / 'model'} has no loadable tokenizer files: ")
+
+
 def test_adapter_directory_is_refused_by_generate_and_merge(tmp_path, marker, stdin_yes, capsys):
     save_tiny_model(tmp_path / "base")
     adapter = save_adapter(tmp_path / "base", tmp_path / "run" / "final")
