@@ -9,7 +9,9 @@ holds tensors and builtins only and is read with `weights_only=True`: loading ru
 
 from __future__ import annotations
 
+import pickle
 import random
+import re
 import shutil
 from pathlib import Path
 
@@ -18,6 +20,7 @@ import torch
 
 from engine.project.fileio import atomic_directory
 from engine.project.layout import FINAL, TRAINER_STATE
+from engine.project.problems import LLMLabError
 from engine.project.runs import checkpoints
 
 
@@ -41,7 +44,38 @@ def prune_checkpoints(run_dir: Path, keep_last: int) -> list[Path]:
 
 
 def load_trainer_state(checkpoint_dir: Path) -> dict:
-    return torch.load(Path(checkpoint_dir) / TRAINER_STATE, map_location="cpu", weights_only=True)
+    """The trainer state of a checkpoint, read with weights_only: a file holding anything but tensors
+    and plain Python values is refused (LLMLabError naming it), never unpickled in full."""
+    file = Path(checkpoint_dir) / TRAINER_STATE
+    try:
+        return torch.load(file, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        if WEIGHTS_ONLY_REFUSAL not in str(error):
+            raise LLMLabError(f"{file}: not a trainer state torch can read ({_detail(error)})") from error
+        what = ("holds objects that are not tensors or plain Python values" if "GLOBAL" in str(error)
+                else "holds something other than tensors and plain Python values, or is damaged")
+        raise LLMLabError(
+            f"{file}: {what} ({_detail(error)}); it is not loaded, since loading it could run code. "
+            "Resume from another checkpoint or start a new run"
+        ) from error
+    except (RuntimeError, EOFError) as error:  # a truncated or corrupted file
+        raise LLMLabError(f"{file}: not a trainer state torch can read ({_detail(error)})") from error
+
+
+WEIGHTS_ONLY_REFUSAL = "Weights only load failed"
+
+
+def _detail(error: Exception) -> str:
+    """What torch's loading error says in a few words (it wraps them in paragraphs of advice)."""
+    text = str(error)
+    found = re.search(r"GLOBAL ([\w.]+)", text)
+    if found:
+        return f"torch refused {found.group(1)}"
+    found = re.search(r"Unsupported operand \d+|invalid load key[^\n]*", text)
+    if found:
+        return found.group(0)
+    lines = text.strip().splitlines()
+    return lines[0] if lines else type(error).__name__
 
 
 def rng_state() -> dict:

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from engine.project.problems import LLMLabError
-from engine.project.fileio import atomic_directory
+from engine.project.outputs import check_output, output_directory
 
 TOKENIZER_FILES = (
     "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
@@ -63,13 +63,17 @@ def llama_config(config):
     )
 
 
-def export_llama(model_dir: str | Path, out_dir: str | Path) -> Path:
-    """Write `model_dir` as a stock LlamaForCausalLM directory at `out_dir` (atomically)."""
+def export_llama(model_dir: str | Path, out_dir: str | Path, overwrite: bool = False) -> Path:
+    """Write `model_dir` as a stock LlamaForCausalLM directory at `out_dir` (atomically; the resolved
+    path is returned). `out_dir` follows engine.project.outputs: new or empty, or an earlier Llama
+    export replaced only with `overwrite`."""
     from transformers import LlamaForCausalLM
 
-    from engine.factory import load_model
+    from engine.factory import load_model, model_chain
 
-    model_dir, out_dir = Path(model_dir), Path(out_dir)
+    model_dir = Path(model_dir)
+    sources = model_chain(model_dir)
+    out_dir = check_output(out_dir, WRITTEN_BY["llama"], overwrite, sources)  # before the slow part
     model = load_model(model_dir, dtype=None)
     problems = llama_problems(model.config)
     if problems:
@@ -77,7 +81,7 @@ def export_llama(model_dir: str | Path, out_dir: str | Path) -> Path:
     llama = LlamaForCausalLM(llama_config(model.config)).to(model.dtype)
     llama.load_state_dict(model.state_dict(), strict=True)  # same names, Llama's by design
     llama.generation_config = model.generation_config
-    with atomic_directory(out_dir) as tmp:
+    with output_directory(out_dir, WRITTEN_BY["llama"], overwrite, sources) as tmp:
         llama.save_pretrained(tmp)
         for name in TOKENIZER_FILES:
             if (model_dir / name).is_file():
@@ -86,10 +90,11 @@ def export_llama(model_dir: str | Path, out_dir: str | Path) -> Path:
 
 
 EXPORTERS = {"llama": export_llama}
+WRITTEN_BY = {name: f"llmlab export --format {name}" for name in EXPORTERS}  # the outputs' marker
 
 
-def export(model_dir: str | Path, out_dir: str | Path, format: str) -> Path:
+def export(model_dir: str | Path, out_dir: str | Path, format: str, overwrite: bool = False) -> Path:
     if format not in EXPORTERS:
         raise LLMLabError(f"format: {format!r} is not one of {', '.join(EXPORTERS)}")
     with torch.no_grad():
-        return EXPORTERS[format](model_dir, out_dir)
+        return EXPORTERS[format](model_dir, out_dir, overwrite)

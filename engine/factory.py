@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM
 
 from engine.chat_template import init_new_embeddings, set_generation_eos
 from engine.model import LLMLabConfig, LLMLabForCausalLM
 from engine.project.layout import ADAPTER, ADAPTER_CONFIG, model_kind
 from engine.project.problems import LLMLabError
 from engine.project.sizing import padded_vocab_size
+from engine.tokenizer import saved_tokenizer
 
 if TYPE_CHECKING:
     from peft import PeftModel
@@ -113,6 +114,17 @@ def base_model_path(adapter_dir: str | Path) -> Path:
     return path
 
 
+def model_chain(path: str | Path) -> list[Path]:
+    """`path` and, under an adapter directory, each base it loads on: every folder loading it reads."""
+    chain = [Path(path)]
+    while model_kind(chain[-1]) == ADAPTER:
+        base = base_model_path(chain[-1])
+        if base.resolve() in {p.resolve() for p in chain}:
+            break
+        chain.append(base)
+    return chain
+
+
 def load_adapter(adapter_dir: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
                  trainable: bool = False) -> PeftModel:
     """Base model + adapters of an adapter directory, with its tokenizer's template and stop tokens."""
@@ -122,7 +134,7 @@ def load_adapter(adapter_dir: str | Path, device: str | torch.device = "cpu", dt
     model = load_model(base_model_path(adapter_dir), device, dtype)
     if isinstance(model, PeftModel):  # adapters trained on top of another adapter directory
         model = model.merge_and_unload()
-    tokenizer = AutoTokenizer.from_pretrained(adapter_dir)
+    tokenizer = saved_tokenizer(adapter_dir, "adapter")  # never code from the folder
     rows = model.get_input_embeddings().weight.shape[0]
     if rows < len(tokenizer):  # the run added chat tokens to a base whose matrices were too small
         init_new_embeddings(model, rows, len(tokenizer))

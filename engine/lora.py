@@ -10,6 +10,7 @@ gives the adapter model's logits.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -17,16 +18,17 @@ from typing import Callable
 import torch
 from peft import LoraConfig as PeftLoraConfig
 from peft import PeftModel, get_peft_model
-from transformers import AutoTokenizer
 
-from engine.factory import load_adapter
-from engine.project.fileio import atomic_directory
+from engine.factory import load_adapter, model_chain
+from engine.project.outputs import check_output, output_directory
 from engine.project.layout import merged_dir
 from engine.project.problems import LLMLabError
+from engine.tokenizer import saved_tokenizer
 
 ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
 FFN = ("gate_proj", "up_proj", "down_proj")
 MERGE_TOLERANCE = 1e-4  # largest |logit difference| allowed between adapter and merged model (fp32)
+MERGE_WRITTEN_BY = "llmlab merge"  # the merged folders' output marker (engine.project.outputs)
 PROBE_SHAPE = (2, 32)  # the random token ids both models read in the merge check
 
 
@@ -129,16 +131,19 @@ class MergeReport:
 
 @torch.no_grad()
 def merge(adapter_dir: str | Path, out_dir: str | Path | None = None,
-          tolerance: float = MERGE_TOLERANCE) -> MergeReport:
+          tolerance: float = MERGE_TOLERANCE, overwrite: bool = False) -> MergeReport:
     """Bake an adapter directory into a full model directory (default: layout.merged_dir, "<name>-merged").
 
     The same random tokens go through the adapter model and the merged one (fp32, CPU); if the
     largest logit difference exceeds `tolerance`, nothing is written and LLMLabError is raised.
+    `out_dir` follows engine.project.outputs: new or empty, or an earlier merge replaced only
+    with `overwrite`; never the adapter directory or a base it loads on.
     """
     adapter_dir = Path(adapter_dir)
-    out_dir = Path(out_dir) if out_dir else merged_dir(adapter_dir)
+    sources = model_chain(adapter_dir)
+    out_dir = check_output(out_dir or merged_dir(Path(os.path.abspath(adapter_dir))), MERGE_WRITTEN_BY, overwrite, sources)
     model = load_adapter(adapter_dir, "cpu", torch.float32).eval()
-    tokenizer = AutoTokenizer.from_pretrained(adapter_dir)
+    tokenizer = saved_tokenizer(adapter_dir, "adapter")
     probe = torch.randint(0, len(tokenizer), PROBE_SHAPE, generator=torch.Generator().manual_seed(0))
     expected = model(input_ids=probe).logits
     merged = model.merge_and_unload()
@@ -146,7 +151,7 @@ def merge(adapter_dir: str | Path, out_dir: str | Path | None = None,
     if not diff <= tolerance:  # NaN fails too
         raise LLMLabError(f"merge: the merged model's logits differ from the adapter model's by up to {diff:.3g} "
                           f"(tolerance {tolerance:g}); nothing was written")
-    with atomic_directory(out_dir) as tmp:
+    with output_directory(out_dir, MERGE_WRITTEN_BY, overwrite, sources) as tmp:
         merged.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
     return MergeReport(out_dir, diff)

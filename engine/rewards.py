@@ -90,8 +90,12 @@ class RewardModel:
 
         local = (root / source) if root is not None else Path(source)
         path = str(local) if local.exists() else source
-        self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-        self.model = AutoModelForSequenceClassification.from_pretrained(path, trust_remote_code=trust_remote_code)
+        try:  # the setting is always passed: transformers never asks on stdin whether to run code
+            self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+            self.model = AutoModelForSequenceClassification.from_pretrained(path, trust_remote_code=trust_remote_code)
+        except (OSError, ValueError) as error:
+            lines = str(error).strip().splitlines()
+            raise LLMLabError(f"reward_model: cannot load {source!r}: {lines[0] if lines else type(error).__name__}") from error
         self.model.to(device).eval()
         self.device = device
         self.batch_size = batch_size

@@ -15,17 +15,17 @@ from engine.project.layout import project_tokenizer_file
 from engine.project.problems import LLMLabError
 
 
-def merge_adapters(adapter_dir: str, out_dir: str = "") -> dict:
+def merge_adapters(adapter_dir: str, out_dir: str = "", overwrite: bool = False) -> dict:
     from engine.lora import merge
 
-    report = merge(adapter_dir, out_dir or None)
+    report = merge(adapter_dir, out_dir or None, overwrite=overwrite)
     return {"out_dir": str(report.out_dir), "max_logit_diff": report.max_logit_diff}
 
 
-def export_model(model_dir: str, out_dir: str, format: str = "llama") -> dict:
+def export_model(model_dir: str, out_dir: str, format: str = "llama", overwrite: bool = False) -> dict:
     from engine.export import export
 
-    return {"out_dir": str(export(model_dir, out_dir, format))}
+    return {"out_dir": str(export(model_dir, out_dir, format, overwrite))}
 
 
 def train_tokenizer(project_path: str) -> dict:

@@ -5,6 +5,10 @@ Face format. Ours share one special-token set (SPECIAL_TOKENS): `<|endoftext|>` 
 (pretraining puts it between documents), `<|pad|>` pads. Chat tokens are added later by
 engine.chat_template. Any tokenizer loaded here gets an eos token and a pad token. A project's
 own tokenizer (its BPE trained on the project's text) is engine.project_tokenizer's.
+
+No load runs code from a folder or the hub unless it is told `trust_remote_code=True` (the
+project's `tokenizer.trust_remote_code`); every `from_pretrained` passes the setting, so
+transformers never asks on stdin. A folder whose tokenizer needs its own code is refused.
 """
 
 from __future__ import annotations
@@ -98,7 +102,7 @@ def load_tokenizer(source: str, root: str | Path = ".", trust_remote_code: bool 
         return byte_tokenizer()
     root = Path(root)
     if source == "bpe":
-        return _load_project_bpe(root)
+        return _load_project_bpe(root, trust_remote_code)
     local = root / Path(source).expanduser()
     if not local.is_dir() and source.startswith((".", "/", "~")):
         raise LLMLabError(f"tokenizer.source: no tokenizer directory {local}")
@@ -106,19 +110,36 @@ def load_tokenizer(source: str, root: str | Path = ".", trust_remote_code: bool 
     try:
         tokenizer = AutoTokenizer.from_pretrained(target, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as error:
-        reason = str(error).splitlines()[0]
-        raise LLMLabError(f"tokenizer.source: cannot load {source!r} (a directory or a hub id): {reason}") from error
+        raise LLMLabError(f"tokenizer.source: cannot load {source!r} (a directory or a hub id): {_reason(error)}") from error
     return _with_eos_and_pad(tokenizer)
 
 
-def _load_project_bpe(root: Path) -> PreTrainedTokenizerFast:
+def _load_project_bpe(root: Path, trust_remote_code: bool = False) -> PreTrainedTokenizerFast:
     path = root / TOKENIZER_DIR
     if not (path / TOKENIZER_FILE).is_file():
         raise LLMLabError(
             f"tokenizer.source: 'bpe' needs a trained tokenizer in {path}; "
             "train it with `llmlab tokenizer train` (or start pretraining)"
         )
-    return _with_eos_and_pad(AutoTokenizer.from_pretrained(str(path)))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as error:
+        raise LLMLabError(f"tokenizer.source: cannot load the project's tokenizer in {path}: {_reason(error)}") from error
+    return _with_eos_and_pad(tokenizer)
+
+
+def saved_tokenizer(model_dir: str | Path, field: str = "model") -> PreTrainedTokenizerFast:
+    """The tokenizer saved in a model or adapter directory, as saved; never code from the folder."""
+    try:
+        return AutoTokenizer.from_pretrained(str(model_dir), trust_remote_code=False)
+    except (OSError, ValueError) as error:
+        raise LLMLabError(f"{field}: cannot load the tokenizer in {model_dir}: {_reason(error)}") from error
+
+
+def _reason(error: Exception) -> str:
+    """The first line of a loading error (transformers' messages run on for paragraphs)."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
 
 
 def token_byte_lengths(tokenizer: PreTrainedTokenizerFast) -> list[int]:

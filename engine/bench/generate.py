@@ -41,7 +41,7 @@ def load_pair(size: str, new_tokens: int, device, tmp) -> dict:
     torch.manual_seed(0)
     LLMLabForCausalLM(llmlab_config(shape)).save_pretrained(tmp / "ours")
     export_llama(tmp / "ours", tmp / "llama")
-    reference = LlamaForCausalLM.from_pretrained(tmp / "llama", attn_implementation="sdpa")
+    reference = LlamaForCausalLM.from_pretrained(tmp / "llama", attn_implementation="sdpa", trust_remote_code=False)
     return {"ours": load_model(tmp / "ours", device), "reference": reference.to(device).eval()}
 
 

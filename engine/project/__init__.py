@@ -9,6 +9,7 @@
     runs.py       run folders, their checkpoints and state
     problems.py   Problem(field, message) and LLMLabError
     fileio.py     atomic writes
+    outputs.py    folders a command writes where told (--out): what they may replace
     sizing.py     parameters, FLOPs and memory worked out from the file alone
 
 The names most callers need are re-exported here.

@@ -9,6 +9,7 @@ beyond looking).
         control/                     stop / save requests from other processes (CONTROL_DIR)
         step-000200/, final/         checkpoints (step_name(step), FINAL), each a model directory
         final-merged/                LoRA adapters baked into a full model (MERGED_SUFFIX)
+    <any output folder>/.llmlab-output.json  what wrote it (OUTPUT_MARKER; outputs.py's rules)
 
 A model directory is one of three kinds (`model_kind`): FULL (config.json + weights),
 ADAPTER (LoRA adapters only: adapter_config.json, loaded on the base model it names) or
@@ -33,6 +34,7 @@ TRAINER_STATE = "trainer_state.pt"
 MODEL_CONFIG = "config.json"
 ADAPTER_CONFIG = "adapter_config.json"
 MERGED_SUFFIX = "-merged"  # merging `<dir>` writes the sibling `<dir>-merged` unless told otherwise
+OUTPUT_MARKER = ".llmlab-output.json"  # what wrote an output folder (--out): engine.project.outputs
 
 FULL, ADAPTER, MERGED = "full", "adapter", "merged"
 STEP_NAME = re.compile(r"^step-(\d+)$")

@@ -2,6 +2,10 @@
 the project's BPE tokenizer. Each runs in a worker process (engine/task_worker.py: `tool`); its
 report or its error, with the traceback, shows below the forms. Each button runs the action of its
 key binding (Textual's `Button(action=...)`).
+
+Merge and export write only new or empty folders, like `llmlab merge` / `llmlab export`
+(engine.project.outputs); running one again onto its earlier output is refused unless its
+"--overwrite" box is ticked, and a folder they did not write is never replaced.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
-from textual.widgets import Button, Footer, Input, Label, Select, Static
+from textual.widgets import Button, Checkbox, Footer, Input, Label, Select, Static
 
 from engine.project.layout import project_tokenizer_file
 from engine.worker import start_tool
@@ -46,11 +50,15 @@ class ToolsScreen(ProjectScreen):
             yield from _row("adapter", model_picker(adapters, "no adapter run yet", "merge-adapter"))
             yield from _row("out dir", Input(placeholder="blank: beside it, <name>-merged", compact=True,
                                              id="merge-out"))
+            yield from _row("--overwrite", Checkbox("replace an earlier merge there", compact=True,
+                                                    id="merge-overwrite"))
             yield Button("Merge (^g)", id="merge", action="screen.merge", compact=True)
             yield Label("Export to Llama format", classes="field-set-title")
             yield from _row("model", model_picker(full, "no model yet", "export-model"))
             yield from _row("out dir", Input(placeholder=f"blank: {EXPORT_DIR}/<run>-<checkpoint>-llama",
                                              compact=True, id="export-out"))
+            yield from _row("--overwrite", Checkbox("replace an earlier export there", compact=True,
+                                                    id="export-overwrite"))
             yield Button("Export (^o)", id="export", action="screen.export", compact=True)
             yield Label("Tokenizer", classes="field-set-title")
             yield Label(self._tokenizer_line(), id="tokenizer-line")
@@ -89,7 +97,8 @@ class ToolsScreen(ProjectScreen):
         if adapter == Select.NULL:
             self.notify("No adapter directory to merge (train a stage with LoRA first).", severity="warning")
             return
-        self.start("merge", adapter_dir=str(adapter), out_dir=self._out("#merge-out"))
+        self.start("merge", adapter_dir=str(adapter), out_dir=self._out("#merge-out"),
+                   overwrite=self.query_one("#merge-overwrite", Checkbox).value)
 
     def action_export(self) -> None:
         model = self.query_one("#export-model", Select).value
@@ -98,7 +107,8 @@ class ToolsScreen(ProjectScreen):
             return
         path = Path(str(model))
         out = self._out("#export-out") or str(self.project.root / EXPORT_DIR / f"{path.parent.name}-{path.name}-llama")
-        self.start("export", model_dir=str(path), out_dir=out)
+        self.start("export", model_dir=str(path), out_dir=out,
+                   overwrite=self.query_one("#export-overwrite", Checkbox).value)
 
     def action_tokenizer(self) -> None:
         self.start("tokenizer", project_path=str(self.project.root))

@@ -1,6 +1,6 @@
 """Tools and the dataset preview with keys only, each run in a worker process: the tokenizer
-trains, a merge with no adapter is refused (by key and by button), the SFT preview marks the
-trained reply."""
+trains, a merge with no adapter is refused (by key and by button), a second merge onto the first
+needs its --overwrite box, the SFT preview marks the trained reply."""
 
 from __future__ import annotations
 
@@ -43,6 +43,44 @@ async def test_train_the_tokenizer_and_refuse_a_merge_without_adapters(tmp_path:
         assert "trained" in str(app.screen.query_one("#tokenizer-line").render())
         assert len(json.loads((project / "tokenizer" / "tokenizer.json").read_text())["model"]["vocab"]) <= 300
 
+
+def adapter_run(project: Path) -> Path:
+    """An SFT run with LoRA adapters in final/, their base model beside the project."""
+    from engine.factory import build_model, load_model
+    from engine.lora import apply_lora
+    from engine.project import LoraConfig, ModelConfig, Project
+    from engine.tokenizer import byte_tokenizer
+
+    tokenizer = byte_tokenizer()
+    model = ModelConfig(d_model=32, n_layers=1, n_heads=2, n_kv_heads=1, d_ff=64, max_seq_len=32)
+    build_model(Project(model=model), tokenizer).save_pretrained(project.parent / "base")
+    final = project / "runs" / "sft-20250101-000000" / "final"
+    apply_lora(load_model(project.parent / "base"), LoraConfig(enabled=True, preset="all")).save_pretrained(final)
+    tokenizer.save_pretrained(final)
+    return final
+
+
+async def test_merging_again_needs_the_overwrite_box(tmp_path: Path):
+    project = make_project(tmp_path / "projects" / "tiny", **APP_RUN)
+    final = adapter_run(project)
+    merged = final.with_name("final-merged")
+    app = app_on(project, project.parent)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f6")
+        await wait_for(pilot, lambda: isinstance(app.screen, ToolsScreen) and app.screen.project)
+        output = lambda: str(app.screen.query_one("#tool-output").render())  # noqa: E731
+        idle = lambda: not app.runner.running("tool")  # noqa: E731
+        await pilot.press("ctrl+g")
+        await wait_for(pilot, lambda: "merge: done" in output() and idle(), **SLOW)
+        assert f"out_dir: {merged}" in output() and (merged / ".llmlab-output.json").is_file()
+        await pilot.press("ctrl+g")
+        await wait_for(pilot, lambda: "--overwrite replaces it" in output() and idle(), **SLOW)
+        assert f"--out: {merged} holds an earlier output of llmlab merge" in output()
+        await tab_to(pilot, "merge-overwrite")
+        await pilot.press("space")
+        assert app.screen.query_one("#merge-overwrite").value
+        await pilot.press("ctrl+g")
+        await wait_for(pilot, lambda: "merge: done" in output(), **SLOW)
 
 async def test_the_buttons_run_the_actions_of_their_keys(projects_dir: Path):
     app = app_on(projects_dir / "alpha", projects_dir)
