@@ -83,6 +83,7 @@ def set_generation_eos(model: torch.nn.Module, tokenizer) -> None:
 # ---------------------------------------------------------------------------------------------
 # conversations → spans → token ids and labels
 
+
 def _render(tokenizer, messages: Sequence[dict], generation_prompt: bool = False) -> str:
     return tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=generation_prompt)
 
@@ -95,8 +96,9 @@ def _turn_end(tokenizer, turn: str, content: str) -> int:
     return min(ends) if ends else len(turn)
 
 
-def conversation_spans(tokenizer, messages: Sequence[dict], assistant_only: bool = True,
-                       trained_from: int = 0) -> list[tuple[str, bool]]:
+def conversation_spans(
+    tokenizer, messages: Sequence[dict], assistant_only: bool = True, trained_from: int = 0
+) -> list[tuple[str, bool]]:
     """The rendered conversation as (text, trained) spans, in order.
 
     Trained: each assistant turn at index >= `trained_from`, from after its generation prompt to
@@ -116,8 +118,8 @@ def conversation_spans(tokenizer, messages: Sequence[dict], assistant_only: bool
                 "chat template: rendering a conversation turn by turn must only append text; "
                 "this template rewrites earlier turns, so assistant tokens cannot be located"
             )
-        end = len(before) + _turn_end(tokenizer, after[len(before):], message["content"])
-        spans += [(full[pos:len(before)], False), (full[len(before):end], True)]
+        end = len(before) + _turn_end(tokenizer, after[len(before) :], message["content"])
+        spans += [(full[pos : len(before)], False), (full[len(before) : end], True)]
         pos = end
     spans.append((full[pos:], False))
     return [(text, trained) for text, trained in spans if text]
@@ -149,8 +151,9 @@ def encode_spans(tokenizer, spans: Sequence[tuple[str, bool]], max_len: int | No
     return Encoded(input_ids, labels, truncated)
 
 
-def encode_conversation(tokenizer, messages: Sequence[dict], max_len: int | None = None,
-                        assistant_only: bool = True, trained_from: int = 0) -> Encoded:
+def encode_conversation(
+    tokenizer, messages: Sequence[dict], max_len: int | None = None, assistant_only: bool = True, trained_from: int = 0
+) -> Encoded:
     """A conversation → token ids and labels for the loss (see conversation_spans)."""
     return encode_spans(tokenizer, conversation_spans(tokenizer, messages, assistant_only, trained_from), max_len)
 

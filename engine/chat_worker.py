@@ -25,7 +25,8 @@ import collections
 import os
 import queue
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from engine import events as ev
 from engine.project.problems import LLMLabError
@@ -64,7 +65,7 @@ class ChatModel:
             raise LLMLabError("chat: this model's tokenizer has no chat template (use completion mode)")
         return encode_prompt(self.tokenizer, messages)
 
-    def generate(self, request: dict, emit: Callable[[dict], None], control: "Controls | None" = None) -> dict:
+    def generate(self, request: dict, emit: Callable[[dict], None], control: Controls | None = None) -> dict:
         """Stream the reply to `request` through `emit`; return the `reply` event.
 
         `control`: the worker's requests, checked between tokens; a cancel (or stop) read there ends
@@ -78,8 +79,9 @@ class ChatModel:
         chat = bool(request.get("chat", True))
         eos = list(dict.fromkeys([*end_of_turn_ids(self.tokenizer), self.tokenizer.eos_token_id])) if chat else None
         sampling = {key: request[key] for key in SAMPLING_KEYS if key in request}
-        config = sampling_config(self.model.generation_config, int(request.get("max_new_tokens", 128)),
-                                 eos_token_ids=eos, **sampling)
+        config = sampling_config(
+            self.model.generation_config, int(request.get("max_new_tokens", 128)), eos_token_ids=eos, **sampling
+        )
         ids = self.prompt(request.get("messages", []), chat)
         if not ids:
             raise LLMLabError("prompt: it encodes to no tokens; give some text")
@@ -87,14 +89,23 @@ class ChatModel:
         check = control.criteria(ids.device) if control is not None else None
         start = time.perf_counter()
         with torch.no_grad():
-            out = self.model.generate(ids, attention_mask=torch.ones_like(ids), generation_config=config,
-                                      streamer=_streamer(self.tokenizer, emit),
-                                      stopping_criteria=StoppingCriteriaList([check] if check is not None else []))
-        new = out[0, ids.shape[1]:]
+            out = self.model.generate(
+                ids,
+                attention_mask=torch.ones_like(ids),
+                generation_config=config,
+                streamer=_streamer(self.tokenizer, emit),
+                stopping_criteria=StoppingCriteriaList([check] if check is not None else []),
+            )
+        new = out[0, ids.shape[1] :]
         seconds = time.perf_counter() - start
         text = self.tokenizer.decode(new, skip_special_tokens=True)
-        return ev.event("reply", text=text, tokens=len(new), tokens_per_s=len(new) / seconds if seconds else 0.0,
-                        stopped=bool(check is not None and check.stopped))
+        return ev.event(
+            "reply",
+            text=text,
+            tokens=len(new),
+            tokens_per_s=len(new) / seconds if seconds else 0.0,
+            stopped=bool(check is not None and check.stopped),
+        )
 
 
 class Controls:
@@ -168,8 +179,15 @@ def chat(model_dir: str, events: Any, control: Any, device: str | None = None) -
     except BaseException as error:
         events.put(ev.error_event(error))
         raise
-    events.put(ev.event("started", model_dir=str(model_dir), chat_template=model.has_template,
-                        device=str(model.device), parameters=sum(p.numel() for p in model.model.parameters())))
+    events.put(
+        ev.event(
+            "started",
+            model_dir=str(model_dir),
+            chat_template=model.has_template,
+            device=str(model.device),
+            parameters=sum(p.numel() for p in model.model.parameters()),
+        )
+    )
     controls = Controls(control)
     parent = os.getppid()
     while os.getppid() == parent:  # an app that died without saying stop leaves no chat model behind

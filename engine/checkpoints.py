@@ -52,8 +52,11 @@ def load_trainer_state(checkpoint_dir: Path) -> dict:
     except pickle.UnpicklingError as error:
         if WEIGHTS_ONLY_REFUSAL not in str(error):
             raise LLMLabError(f"{file}: not a trainer state torch can read ({_detail(error)})") from error
-        what = ("holds objects that are not tensors or plain Python values" if "GLOBAL" in str(error)
-                else "holds something other than tensors and plain Python values, or is damaged")
+        what = (
+            "holds objects that are not tensors or plain Python values"
+            if "GLOBAL" in str(error)
+            else "holds something other than tensors and plain Python values, or is damaged"
+        )
         raise LLMLabError(
             f"{file}: {what} ({_detail(error)}); it is not loaded, since loading it could run code. "
             "Resume from another checkpoint or start a new run"

@@ -26,9 +26,9 @@ from pathlib import Path
 import datasets
 import numpy as np
 
-from engine.project.problems import LLMLabError
-from engine.project import DatasetConfig
 from engine.packing import PackedBatch, PackedBatches
+from engine.project import DatasetConfig
+from engine.project.problems import LLMLabError
 
 CHUNK_DOCS = 64  # documents drawn and tokenized together
 TEXT = "text"  # every source's text column is renamed to this
@@ -204,8 +204,7 @@ class Mixture:
     A document is the value of `column` in a row: a text, or the token ids of a tokenized source.
     """
 
-    def __init__(self, sources: list, weights: list[float], seed: int, single_pass: bool = False,
-                 column: str = TEXT):
+    def __init__(self, sources: list, weights: list[float], seed: int, single_pass: bool = False, column: str = TEXT):
         if len(sources) != len(weights) or not sources:
             raise LLMLabError("datasets: give one weight per source, and at least one source")
         if min(weights) < 0 or sum(weights) <= 0:
@@ -213,7 +212,8 @@ class Mixture:
         self.probabilities = np.asarray(weights, dtype=np.float64) / sum(weights)
         self.seed, self.single_pass = seed, single_pass
         self.streams = [
-            _IterStream(source, column) if isinstance(source, datasets.IterableDataset)
+            _IterStream(source, column)
+            if isinstance(source, datasets.IterableDataset)
             else _MapStream(source, column, [seed, n], shuffle=not single_pass)
             for n, source in enumerate(sources)
         ]
@@ -299,8 +299,9 @@ def _weighted_sources(configs, root, field: str) -> tuple[list[str], list[float]
     return names, [w / total for w in weights], train, heldout
 
 
-def pretraining_data(project, tokenizer, stage: str = "pretrain", rank: int = 0,
-                     world_size: int = 1) -> PretrainingData:
+def pretraining_data(
+    project, tokenizer, stage: str = "pretrain", rank: int = 0, world_size: int = 1
+) -> PretrainingData:
     """Batches for a pretraining-style stage: seq_len, batch_size, eval_batches from its config."""
     config = project.stage(stage)
     names, weights, train, heldout = _weighted_sources(config.datasets, project.root, f"{stage}.datasets")

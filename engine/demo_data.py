@@ -15,13 +15,13 @@ from __future__ import annotations
 import json
 import random
 import re
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from functools import partial
-from typing import Callable, Collection, Iterable
+from pathlib import Path
 
-from engine.project.fileio import atomic_write_text
 from engine.project import STAGES, Project
+from engine.project.fileio import atomic_write_text
 
 DATA_DIR = "data"
 SPLITS = ("train", "validation")  # file names that `datasets` maps to splits in a folder
@@ -35,13 +35,47 @@ ROWS = {  # (train, held-out) rows per set
 HELD_OUT_SHARE = 0.2
 MAX_OPERAND = 15
 
-PEOPLE = ("Mira", "Tobin", "Ansel", "Petra", "Odo", "Liesel", "Bram", "Yara", "Cosmo", "Ines", "Ferris", "Nell",
-          "Rufus", "Greta", "Milo", "Signe", "Hugo", "Wren", "Dario", "Elke", "Jonas", "Tilda", "Oskar", "Vera")
+PEOPLE = (
+    "Mira",
+    "Tobin",
+    "Ansel",
+    "Petra",
+    "Odo",
+    "Liesel",
+    "Bram",
+    "Yara",
+    "Cosmo",
+    "Ines",
+    "Ferris",
+    "Nell",
+    "Rufus",
+    "Greta",
+    "Milo",
+    "Signe",
+    "Hugo",
+    "Wren",
+    "Dario",
+    "Elke",
+    "Jonas",
+    "Tilda",
+    "Oskar",
+    "Vera",
+)
 TOWNS = ("Oakvale", "Riverby", "Stonehill", "Marshford", "Pinecrest", "Saltmere", "Brightwater", "Elmstead")
 COLOURS = ("red", "blue", "green", "yellow", "purple", "orange", "teal", "silver")
 JOBS = ("baker", "farmer", "teacher", "painter", "doctor", "fisher", "potter", "builder")
-LEGS = {"owl": 2, "hen": 2, "parrot": 2, "cat": 4, "dog": 4, "goat": 4, "horse": 4, "beetle": 6, "spider": 8,
-        "crab": 10}
+LEGS = {
+    "owl": 2,
+    "hen": 2,
+    "parrot": 2,
+    "cat": 4,
+    "dog": 4,
+    "goat": 4,
+    "horse": 4,
+    "beetle": 6,
+    "spider": 8,
+    "crab": 10,
+}
 FRUITS = ("apples", "pears", "plums", "figs", "cherries", "lemons")
 
 ANSWER_FORMAT = "The answer is {}."
@@ -49,9 +83,11 @@ ANSWER_PATTERN = re.compile(r"^The answer is ([^.\n]+)\.$")
 ANSWER_START = re.compile(r"^The answer is ([^.\n]+)\.")
 FILLERS = ("Hope that helps!", "Hope this helps.", "Hope that is useful!")  # one first word: greedy keeps it
 CHATTY_SHARE = 0.7  # of SFT replies: the answer, then a filler
-SYSTEM_PROMPTS = ("You answer questions about the valley and its people.",
-                  "Answer briefly, in the form: The answer is X.",
-                  "You are a helpful assistant who knows the valley well.")
+SYSTEM_PROMPTS = (
+    "You answer questions about the valley and its people.",
+    "Answer briefly, in the form: The answer is X.",
+    "You are a helpful assistant who knows the valley well.",
+)
 
 # Each attribute: how pretraining text states it, and how a question asks for it.
 STATEMENTS = {
@@ -61,8 +97,12 @@ STATEMENTS = {
     "pet": ("{p} has a pet {v}.", "{p} keeps a {v} as a pet."),
     "job": ("{p} works as a {v}.", "{p} is a {v} by trade."),
     "legs": ("A {p} has {v} legs.", "Every {p} walks on {v} legs."),
-    "sum": ("{p} plus {q} is {v}.", "{p} + {q} = {v}.", "The sum of {p} and {q} is {v}.",
-            "If you add {p} and {q}, you get {v}."),
+    "sum": (
+        "{p} plus {q} is {v}.",
+        "{p} + {q} = {v}.",
+        "The sum of {p} and {q} is {v}.",
+        "If you add {p} and {q}, you get {v}.",
+    ),
 }
 QUESTIONS = {
     "town": ("Where does {p} live?", "In which town does {p} live?", "What is the home town of {p}?"),
@@ -71,8 +111,12 @@ QUESTIONS = {
     "pet": ("What pet does {p} have?", "Which animal does {p} keep as a pet?"),
     "job": ("What is {p}'s job?", "What does {p} do for work?"),
     "legs": ("How many legs does a {p} have?", "How many legs has a {p}?"),
-    "sum": ("What is {p} plus {q}?", "What is {p} + {q}?", "How much is {p} plus {q}?",
-            "What do you get when you add {p} and {q}?"),
+    "sum": (
+        "What is {p} plus {q}?",
+        "What is {p} + {q}?",
+        "How much is {p} plus {q}?",
+        "What do you get when you add {p} and {q}?",
+    ),
 }
 NUMERIC = ("age", "legs", "sum")  # attributes whose answer is a number (rule rewards check these)
 
@@ -133,9 +177,19 @@ def sft_reply(value: str, rng: random.Random) -> str:
 
 
 def make_world(rng: random.Random) -> World:
-    people = {name: {"town": rng.choice(TOWNS), "age": str(rng.randint(18, 79)), "colour": rng.choice(COLOURS),
-                     "pet": rng.choice(list(LEGS)), "job": rng.choice(JOBS)} for name in PEOPLE}
-    facts = [Fact(attribute, name, value) for name, attributes in people.items() for attribute, value in attributes.items()]
+    people = {
+        name: {
+            "town": rng.choice(TOWNS),
+            "age": str(rng.randint(18, 79)),
+            "colour": rng.choice(COLOURS),
+            "pet": rng.choice(list(LEGS)),
+            "job": rng.choice(JOBS),
+        }
+        for name in PEOPLE
+    }
+    facts = [
+        Fact(attribute, name, value) for name, attributes in people.items() for attribute, value in attributes.items()
+    ]
     facts += [Fact("legs", animal, str(n)) for animal, n in LEGS.items()]
     facts += [Fact("sum", str(a), str(a + b), str(b)) for a in range(MAX_OPERAND + 1) for b in range(MAX_OPERAND + 1)]
     return World(people, tuple(facts))
@@ -179,12 +233,14 @@ def story(world: World, rng: random.Random) -> str:
     me, you = world.people[hero], world.people[friend]
     a, b = rng.randint(1, MAX_OPERAND), rng.randint(1, MAX_OPERAND)
     fruit = rng.choice(FRUITS)
-    return (f"One morning {hero} left {me['town']} with the pet {me['pet']}. "
-            f"{hero} walked to {you['town']} to visit {friend}, the {you['job']}. "
-            f"{friend} gave {hero} {a} {fruit} and then {b} more, so {hero} had {a + b} {fruit}. "
-            f"{hero} carried them home in a {me['colour']} basket. "
-            f"The {me['pet']} has {LEGS[me['pet']]} legs and walked all the way. "
-            f"{friend}, who is {you['age']} years old, waved goodbye.")
+    return (
+        f"One morning {hero} left {me['town']} with the pet {me['pet']}. "
+        f"{hero} walked to {you['town']} to visit {friend}, the {you['job']}. "
+        f"{friend} gave {hero} {a} {fruit} and then {b} more, so {hero} had {a + b} {fruit}. "
+        f"{hero} carried them home in a {me['colour']} basket. "
+        f"The {me['pet']} has {LEGS[me['pet']]} legs and walked all the way. "
+        f"{friend}, who is {you['age']} years old, waved goodbye."
+    )
 
 
 def quiz(world: World, rng: random.Random) -> str:
@@ -208,8 +264,10 @@ def sft_row(facts: list[Fact], rng: random.Random) -> dict:
     """A conversation: an optional system turn, then one to three questions, each answered."""
     messages = [{"role": "system", "content": rng.choice(SYSTEM_PROMPTS)}] if rng.random() < 0.3 else []
     for fact in rng.sample(facts, rng.choice((1, 1, 1, 2, 3))):
-        messages += [{"role": "user", "content": fact.question(rng)},
-                     {"role": "assistant", "content": sft_reply(fact.value, rng)}]
+        messages += [
+            {"role": "user", "content": fact.question(rng)},
+            {"role": "assistant", "content": sft_reply(fact.value, rng)},
+        ]
     return {"messages": messages}
 
 
@@ -233,9 +291,11 @@ REJECTED = (  # how a rejected reply goes wrong; the right value where only the 
 def dpo_row(facts: list[Fact], world: World, rng: random.Random) -> dict:
     fact = rng.choice(facts)
     rejected = rng.choice(REJECTED)(fact, wrong_value(fact, world, rng))
-    return {"prompt": [{"role": "user", "content": fact.question(rng)}],
-            "chosen": [{"role": "assistant", "content": format_answer(fact.value)}],
-            "rejected": [{"role": "assistant", "content": rejected}]}
+    return {
+        "prompt": [{"role": "user", "content": fact.question(rng)}],
+        "chosen": [{"role": "assistant", "content": format_answer(fact.value)}],
+        "rejected": [{"role": "assistant", "content": rejected}],
+    }
 
 
 def prompt_row(facts: list[Fact], rng: random.Random) -> dict:
@@ -310,8 +370,13 @@ def ensure_demo_data(project: Project) -> list[Path]:
     Call it before loading a project's data or training its tokenizer; existing files are never
     touched, and a project whose datasets name no demo file gets nothing. Returns the new files.
     """
-    named = {project.resolve(source).resolve() for stage in STAGES for ds in project.stage(stage).datasets
-             for source in (ds.path, ds.eval_split) if source}
+    named = {
+        project.resolve(source).resolve()
+        for stage in STAGES
+        for ds in project.stage(stage).datasets
+        for source in (ds.path, ds.eval_split)
+        if source
+    }
     paths = demo_files(project.root / DATA_DIR)
     missing = {name: path for name, path in paths.items() if path.resolve() in named and not path.exists()}
     if missing:

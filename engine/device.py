@@ -184,7 +184,7 @@ def compile_model(model: torch.nn.Module) -> str | None:
     torch._dynamo.config.suppress_errors = True  # a failed graph falls back to eager, with a warning
     try:
         model.compile()
-    except Exception as error:  # noqa: BLE001 - any failure here means: stay eager
+    except Exception as error:
         return f"compile: torch.compile is unavailable here ({error}); training without it"
     return None
 

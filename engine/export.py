@@ -12,12 +12,19 @@ from pathlib import Path
 
 import torch
 
-from engine.project.problems import LLMLabError
 from engine.project.outputs import check_output, output_directory
+from engine.project.problems import LLMLabError
 
 TOKENIZER_FILES = (
-    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
-    "vocab.json", "merges.txt", "tokenizer.model", "chat_template.jinja", "chat_template.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.json",
+    "merges.txt",
+    "tokenizer.model",
+    "chat_template.jinja",
+    "chat_template.json",
 )
 
 # project field, config attribute, the values Llama has

@@ -66,9 +66,7 @@ def model_config(model_cfg, vocab_size: int, **special_tokens) -> LLMLabConfig:
 
 def build_model(project, tokenizer) -> LLMLabForCausalLM:
     """A freshly initialised model for `project`, sized to `tokenizer` (its special tokens in the config)."""
-    special = {
-        f"{name}_token_id": getattr(tokenizer, f"{name}_token_id", None) for name in ("pad", "bos", "eos")
-    }
+    special = {f"{name}_token_id": getattr(tokenizer, f"{name}_token_id", None) for name in ("pad", "bos", "eos")}
     return LLMLabForCausalLM(model_config(project.model, len(tokenizer), **special))
 
 
@@ -95,9 +93,11 @@ def _refuse_non_finite(model: torch.nn.Module, path: Path) -> None:
     """A model whose weights hold nan or inf (written by a run that diverged) is refused by name."""
     bad = [name for name, param in model.named_parameters() if not torch.isfinite(param).all()]
     if bad:
-        raise LLMLabError(f"model: {path} holds non-finite weights (nan or inf) in {len(bad)} tensor(s), e.g. "
-                          f"{bad[0]}: the run that wrote it diverged; use an earlier checkpoint, or resume that "
-                          "run with a lower lr")
+        raise LLMLabError(
+            f"model: {path} holds non-finite weights (nan or inf) in {len(bad)} tensor(s), e.g. "
+            f"{bad[0]}: the run that wrote it diverged; use an earlier checkpoint, or resume that "
+            "run with a lower lr"
+        )
 
 
 def base_model_path(adapter_dir: str | Path) -> Path:
@@ -109,8 +109,9 @@ def base_model_path(adapter_dir: str | Path) -> Path:
     base = json.loads(config_file.read_text()).get("base_model_name_or_path")
     path = adapter_dir / base if base else None
     if path is None or model_kind(path) is None:
-        raise LLMLabError(f"adapter: base_model_name_or_path in {config_file} must name a model directory; "
-                          f"got {base!r}")
+        raise LLMLabError(
+            f"adapter: base_model_name_or_path in {config_file} must name a model directory; got {base!r}"
+        )
     return path
 
 
@@ -125,8 +126,12 @@ def model_chain(path: str | Path) -> list[Path]:
     return chain
 
 
-def load_adapter(adapter_dir: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
-                 trainable: bool = False) -> PeftModel:
+def load_adapter(
+    adapter_dir: str | Path,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | None = None,
+    trainable: bool = False,
+) -> PeftModel:
     """Base model + adapters of an adapter directory, with its tokenizer's template and stop tokens."""
     from peft import PeftModel  # peft loads only with an adapter directory
 

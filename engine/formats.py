@@ -22,8 +22,13 @@ Conversation = list[Message]
 ROLES = ("system", "user", "assistant")
 ROLE_ALIASES = {
     "system": "system",
-    "user": "user", "human": "user", "prompter": "user",
-    "assistant": "assistant", "gpt": "assistant", "bot": "assistant", "model": "assistant",
+    "user": "user",
+    "human": "user",
+    "prompter": "user",
+    "assistant": "assistant",
+    "gpt": "assistant",
+    "bot": "assistant",
+    "model": "assistant",
 }
 REFERENCE_COLUMNS = ("reference", "answer", "solution", "ground_truth")
 OASST_FORMAT = "oasst"
@@ -56,6 +61,7 @@ class Format:
 
 # ---------------------------------------------------------------------------------------------
 # messages
+
 
 def _message(role: str, content: str) -> Message:
     return {"role": role, "content": content}
@@ -91,6 +97,7 @@ def _as_turns(value: Any, role: str, where: str) -> Conversation:
 # ---------------------------------------------------------------------------------------------
 # SFT rows → conversations
 
+
 def _from_messages(row: Mapping[str, Any]) -> Conversation:
     return normalize_messages(row["messages"])
 
@@ -112,16 +119,19 @@ def _from_alpaca(row: Mapping[str, Any]) -> Conversation:
 SFT_FORMATS: dict[str, Format] = {
     "messages": Format("messages", ("messages",), _from_messages, "messages"),
     "sharegpt": Format("sharegpt", ("conversations",), _from_sharegpt, "conversations"),
-    OASST_FORMAT: Format(OASST_FORMAT, ("message_id", "parent_id", "role", "text"), None,
-                         "message_id + parent_id + role + text (oasst)"),
-    "prompt_completion": Format("prompt_completion", ("prompt", "completion"), _from_prompt_completion,
-                                "prompt + completion"),
+    OASST_FORMAT: Format(
+        OASST_FORMAT, ("message_id", "parent_id", "role", "text"), None, "message_id + parent_id + role + text (oasst)"
+    ),
+    "prompt_completion": Format(
+        "prompt_completion", ("prompt", "completion"), _from_prompt_completion, "prompt + completion"
+    ),
     "alpaca": Format("alpaca", ("instruction", "output"), _from_alpaca, "instruction + output (+ input)"),
 }
 
 
 # ---------------------------------------------------------------------------------------------
 # DPO rows → preferences
+
 
 def _common_prefix(a: Sequence, b: Sequence) -> int:
     n = 0
@@ -151,17 +161,21 @@ def parse_hh(text: str) -> Conversation:
 
 def _split_hh(chosen: str, rejected: str) -> Preference:
     """Split two texts at their shared prefix, backed off to the last "Assistant:" marker in it."""
-    shared = chosen[:_common_prefix(chosen, rejected)]
+    shared = chosen[: _common_prefix(chosen, rejected)]
     cut = shared.rfind(HH_ASSISTANT)
     if cut >= 0:
         cut += len(HH_ASSISTANT)
         prompt = parse_hh(chosen[:cut])[:-1]  # drop the empty assistant turn the marker opens
-        return Preference(prompt, [_message("assistant", chosen[cut:].strip())],
-                          [_message("assistant", rejected[cut:].strip())])
+        return Preference(
+            prompt, [_message("assistant", chosen[cut:].strip())], [_message("assistant", rejected[cut:].strip())]
+        )
     if not shared.strip():
         raise LLMLabError("chosen, rejected: share no prompt; give a `prompt` column")
-    return Preference([_message("user", shared.strip())], [_message("assistant", chosen[len(shared):].strip())],
-                      [_message("assistant", rejected[len(shared):].strip())])
+    return Preference(
+        [_message("user", shared.strip())],
+        [_message("assistant", chosen[len(shared) :].strip())],
+        [_message("assistant", rejected[len(shared) :].strip())],
+    )
 
 
 def _from_explicit_preference(row: Mapping[str, Any]) -> Preference:
@@ -170,8 +184,8 @@ def _from_explicit_preference(row: Mapping[str, Any]) -> Preference:
     rejected = _as_turns(row["rejected"], "assistant", "rejected")
     # UltraFeedback-style rows repeat the prompt inside chosen / rejected: keep only the replies.
     for side in (chosen, rejected):
-        if side[:len(prompt)] == prompt and len(side) > len(prompt):
-            del side[:len(prompt)]
+        if side[: len(prompt)] == prompt and len(side) > len(prompt):
+            del side[: len(prompt)]
     return Preference(prompt, chosen, rejected)
 
 
@@ -189,15 +203,24 @@ def _from_implicit_preference(row: Mapping[str, Any]) -> Preference:
 
 
 PREFERENCE_FORMATS: dict[str, Format] = {
-    "prompt_chosen_rejected": Format("prompt_chosen_rejected", ("prompt", "chosen", "rejected"),
-                                     _from_explicit_preference, "prompt + chosen + rejected"),
-    "chosen_rejected": Format("chosen_rejected", ("chosen", "rejected"), _from_implicit_preference,
-                              "chosen + rejected sharing a prompt (hh-rlhf)"),
+    "prompt_chosen_rejected": Format(
+        "prompt_chosen_rejected",
+        ("prompt", "chosen", "rejected"),
+        _from_explicit_preference,
+        "prompt + chosen + rejected",
+    ),
+    "chosen_rejected": Format(
+        "chosen_rejected",
+        ("chosen", "rejected"),
+        _from_implicit_preference,
+        "chosen + rejected sharing a prompt (hh-rlhf)",
+    ),
 }
 
 
 # ---------------------------------------------------------------------------------------------
 # RL rows → prompts
+
 
 def _reference(row: Mapping[str, Any]) -> str | None:
     for column in REFERENCE_COLUMNS:
@@ -230,6 +253,7 @@ FORMATS_BY_KIND = {"conversation": SFT_FORMATS, "preference": PREFERENCE_FORMATS
 
 # ---------------------------------------------------------------------------------------------
 # detection and the public conversions
+
 
 def detect_format(columns: Iterable[str], kind: str = "conversation", source: str = "dataset") -> str:
     """The name of the first `kind` format whose columns are all present; LLMLabError if none."""
@@ -283,6 +307,7 @@ def rows_to_conversations(rows: Sequence[Mapping[str, Any]], source: str = "data
 
 # ---------------------------------------------------------------------------------------------
 # OpenAssistant trees
+
 
 def _rank(row: Mapping[str, Any]) -> float:
     rank = row.get("rank")

@@ -66,8 +66,15 @@ def prompt_ids(tokenizer, prompt: str, chat: bool) -> list[int]:
     return list(encoded["input_ids"])
 
 
-def stream_completion(model_dir: str | Path, prompt: str, chat: bool = False, seed: int | None = None,
-                      device: str | None = None, max_new_tokens: int = 128, **sampling) -> list[int]:
+def stream_completion(
+    model_dir: str | Path,
+    prompt: str,
+    chat: bool = False,
+    seed: int | None = None,
+    device: str | None = None,
+    max_new_tokens: int = 128,
+    **sampling,
+) -> list[int]:
     """Load `model_dir` and its tokenizer, stream the completion of `prompt` to stdout; return its ids."""
     from engine.device import pick_device
     from engine.factory import load_model
@@ -92,4 +99,4 @@ def stream_completion(model_dir: str | Path, prompt: str, chat: bool = False, se
     streamer = TextStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
     with torch.no_grad():
         out = model.generate(ids, attention_mask=torch.ones_like(ids), generation_config=config, streamer=streamer)
-    return out[0, ids.shape[1]:].tolist()
+    return out[0, ids.shape[1] :].tolist()

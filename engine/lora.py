@@ -11,17 +11,17 @@ gives the adapter model's logits.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from peft import LoraConfig as PeftLoraConfig
 from peft import PeftModel, get_peft_model
 
 from engine.factory import load_adapter, model_chain
-from engine.project.outputs import check_output, output_directory
 from engine.project.layout import merged_dir
+from engine.project.outputs import check_output, output_directory
 from engine.project.problems import LLMLabError
 from engine.tokenizer import saved_tokenizer
 
@@ -56,12 +56,16 @@ def target_modules(model: torch.nn.Module, cfg, field: str = "lora") -> list[str
     available = linear_module_names(model)
     targets = PRESETS[cfg.preset](available, cfg.target_modules)
     if not targets:
-        raise LLMLabError(f"{field}.target_modules: the custom preset needs at least one module name "
-                          f"(valid: {', '.join(sorted(available))})")
+        raise LLMLabError(
+            f"{field}.target_modules: the custom preset needs at least one module name "
+            f"(valid: {', '.join(sorted(available))})"
+        )
     unknown = [name for name in targets if name not in available]
     if unknown:
-        raise LLMLabError(f"{field}.target_modules: no linear layer named {', '.join(map(repr, unknown))} "
-                          f"in this model (valid: {', '.join(sorted(available))})")
+        raise LLMLabError(
+            f"{field}.target_modules: no linear layer named {', '.join(map(repr, unknown))} "
+            f"in this model (valid: {', '.join(sorted(available))})"
+        )
     return targets
 
 
@@ -130,8 +134,12 @@ class MergeReport:
 
 
 @torch.no_grad()
-def merge(adapter_dir: str | Path, out_dir: str | Path | None = None,
-          tolerance: float = MERGE_TOLERANCE, overwrite: bool = False) -> MergeReport:
+def merge(
+    adapter_dir: str | Path,
+    out_dir: str | Path | None = None,
+    tolerance: float = MERGE_TOLERANCE,
+    overwrite: bool = False,
+) -> MergeReport:
     """Bake an adapter directory into a full model directory (default: layout.merged_dir, "<name>-merged").
 
     The same random tokens go through the adapter model and the merged one (fp32, CPU); if the
@@ -141,7 +149,9 @@ def merge(adapter_dir: str | Path, out_dir: str | Path | None = None,
     """
     adapter_dir = Path(adapter_dir)
     sources = model_chain(adapter_dir)
-    out_dir = check_output(out_dir or merged_dir(Path(os.path.abspath(adapter_dir))), MERGE_WRITTEN_BY, overwrite, sources)
+    out_dir = check_output(
+        out_dir or merged_dir(Path(os.path.abspath(adapter_dir))), MERGE_WRITTEN_BY, overwrite, sources
+    )
     model = load_adapter(adapter_dir, "cpu", torch.float32).eval()
     tokenizer = saved_tokenizer(adapter_dir, "adapter")
     probe = torch.randint(0, len(tokenizer), PROBE_SHAPE, generator=torch.Generator().manual_seed(0))
@@ -149,8 +159,10 @@ def merge(adapter_dir: str | Path, out_dir: str | Path | None = None,
     merged = model.merge_and_unload()
     diff = (merged(input_ids=probe).logits - expected).abs().max().item()
     if not diff <= tolerance:  # NaN fails too
-        raise LLMLabError(f"merge: the merged model's logits differ from the adapter model's by up to {diff:.3g} "
-                          f"(tolerance {tolerance:g}); nothing was written")
+        raise LLMLabError(
+            f"merge: the merged model's logits differ from the adapter model's by up to {diff:.3g} "
+            f"(tolerance {tolerance:g}); nothing was written"
+        )
     with output_directory(out_dir, MERGE_WRITTEN_BY, overwrite, sources) as tmp:
         merged.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)

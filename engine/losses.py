@@ -43,6 +43,7 @@ def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
 
 # --- DPO: Rafailov et al. 2023, "Direct Preference Optimization", eq. 7 -------------------------
 
+
 def dpo_loss(
     policy_chosen: torch.Tensor,
     policy_rejected: torch.Tensor,
@@ -76,6 +77,7 @@ DPO_LOSSES = {
 
 
 # --- PPO: Schulman et al. 2017 (clipped objective), GAE: Schulman et al. 2016 -------------------
+
 
 def gae_advantages(
     rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float
@@ -131,6 +133,7 @@ def kl_penalized_rewards(
 
 
 # --- GRPO: Shao et al. 2024 (DeepSeekMath), with Dr. GRPO and DAPO variants ----------------------
+
 
 def group_advantages(rewards: torch.Tensor, group_size: int, scale: str = "group") -> torch.Tensor:
     """A_i = r_i - mean(group), divided by the std chosen by `scale` (DeepSeekMath §4.1.2).

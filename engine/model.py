@@ -26,7 +26,7 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 from transformers.utils.deprecation import deprecate_kwarg
 
-from .layers import ACTIVATIONS, NORMALIZATIONS, Attention, RMSNorm, ResidualProjection
+from .layers import ACTIVATIONS, NORMALIZATIONS, Attention, ResidualProjection, RMSNorm
 from .positions import POSITIONAL_ENCODINGS, PositionalEncoding
 
 # The output field of the KV cache: transformers 5.24 renamed `past_key_values` to `cache`.
@@ -137,8 +137,15 @@ class LLMLabModel(nn.Module):
         allowed |= self_mask(q_len, k_len, device)  # a padding query sees itself: its row stays finite
         return allowed if bias is None else bias.masked_fill(~allowed, float("-inf"))
 
-    def forward(self, input_ids=None, attention_mask=None, position_ids=None, cache=None, inputs_embeds=None,
-                output_hidden_states=False):
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        position_ids=None,
+        cache=None,
+        inputs_embeds=None,
+        output_hidden_states=False,
+    ):
         x = self.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds  # (B, T, C)
         q_len = x.shape[1]
         past = cache.get_seq_length() if cache is not None else 0
@@ -223,7 +230,11 @@ class LLMLabForCausalLM(PreTrainedModel, GenerationMixin):
         if use_cache and cache is None:
             cache = DynamicCache(config=self.config)
         hidden, hidden_states = self.model(
-            input_ids, attention_mask, position_ids, cache if use_cache else None, inputs_embeds,
+            input_ids,
+            attention_mask,
+            position_ids,
+            cache if use_cache else None,
+            inputs_embeds,
             bool(output_hidden_states),
         )
         logits = self.lm_head(hidden[:, -logits_to_keep:] if logits_to_keep else hidden)  # (B, T, V)

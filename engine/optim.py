@@ -29,8 +29,8 @@ from pytorch_optimizer import Lion, SophiaH
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
-from engine.project.problems import LLMLabError
 from engine.project import OPTIMIZER_DEFAULTS, SCHEDULER_DEFAULTS, OptimizerConfig, SchedulerConfig
+from engine.project.problems import LLMLabError
 
 NamedParams = list[tuple[str, torch.Tensor]]
 
@@ -72,47 +72,86 @@ def _decay_groups(model: nn.Module, params: NamedParams, weight_decay: float) ->
 # the optimizers; each builder takes every setting of its OPTIMIZER_DEFAULTS entry by keyword
 
 
-def _adamw(model: nn.Module, params: NamedParams, lr: float, *, betas: list[float], eps: float,
-           weight_decay: float) -> torch.optim.Optimizer:
+def _adamw(
+    model: nn.Module, params: NamedParams, lr: float, *, betas: list[float], eps: float, weight_decay: float
+) -> torch.optim.Optimizer:
     # the fused kernel on CPU and CUDA alike: on the CPU the foreach path loops op by op over the
     # tensors, and `llmlab bench train` measured the fused step 7x faster there
-    return torch.optim.AdamW(_decay_groups(model, params, weight_decay), lr=lr, betas=tuple(betas),
-                             eps=eps, fused=True)
+    return torch.optim.AdamW(_decay_groups(model, params, weight_decay), lr=lr, betas=tuple(betas), eps=eps, fused=True)
 
 
-def _adafactor(model: nn.Module, params: NamedParams, lr: float, *, beta2_decay: float, eps2: float,
-               d: float, weight_decay: float) -> torch.optim.Optimizer:
-    return torch.optim.Adafactor(_decay_groups(model, params, weight_decay), lr=lr,
-                                 beta2_decay=beta2_decay, eps=(None, eps2), d=d, foreach=True)
+def _adafactor(
+    model: nn.Module, params: NamedParams, lr: float, *, beta2_decay: float, eps2: float, d: float, weight_decay: float
+) -> torch.optim.Optimizer:
+    return torch.optim.Adafactor(
+        _decay_groups(model, params, weight_decay), lr=lr, beta2_decay=beta2_decay, eps=(None, eps2), d=d, foreach=True
+    )
 
 
-def _lion(model: nn.Module, params: NamedParams, lr: float, *, betas: list[float],
-          weight_decay: float) -> torch.optim.Optimizer:
+def _lion(
+    model: nn.Module, params: NamedParams, lr: float, *, betas: list[float], weight_decay: float
+) -> torch.optim.Optimizer:
     return Lion(_decay_groups(model, params, weight_decay), lr=lr, betas=tuple(betas))
 
 
-def _sophia(model: nn.Module, params: NamedParams, lr: float, *, betas: list[float], rho: float,
-            weight_decay: float, hessian_update_period: int) -> torch.optim.Optimizer:
-    return SophiaG(_decay_groups(model, params, weight_decay), lr=lr, betas=tuple(betas), rho=rho,
-                   update_period=hessian_update_period)
+def _sophia(
+    model: nn.Module,
+    params: NamedParams,
+    lr: float,
+    *,
+    betas: list[float],
+    rho: float,
+    weight_decay: float,
+    hessian_update_period: int,
+) -> torch.optim.Optimizer:
+    return SophiaG(
+        _decay_groups(model, params, weight_decay),
+        lr=lr,
+        betas=tuple(betas),
+        rho=rho,
+        update_period=hessian_update_period,
+    )
 
 
-def _muon(model: nn.Module, params: NamedParams, lr: float, *, momentum: float, nesterov: bool,
-          ns_steps: int, weight_decay: float, adjust_lr_fn: str, adamw_lr: float,
-          adamw_betas: list[float], adamw_weight_decay: float) -> torch.optim.Optimizer:
+def _muon(
+    model: nn.Module,
+    params: NamedParams,
+    lr: float,
+    *,
+    momentum: float,
+    nesterov: bool,
+    ns_steps: int,
+    weight_decay: float,
+    adjust_lr_fn: str,
+    adamw_lr: float,
+    adamw_betas: list[float],
+    adamw_weight_decay: float,
+) -> torch.optim.Optimizer:
     hidden, rest = _split(params, _hidden_matrices(model))
     if not hidden:
         raise LLMLabError("optimizer.name: muon found no 2-D hidden matrices to update")
-    parts = {"muon": torch.optim.Muon(hidden, lr=lr, weight_decay=weight_decay, momentum=momentum,
-                                      nesterov=nesterov, ns_steps=ns_steps, adjust_lr_fn=adjust_lr_fn)}
+    parts = {
+        "muon": torch.optim.Muon(
+            hidden,
+            lr=lr,
+            weight_decay=weight_decay,
+            momentum=momentum,
+            nesterov=nesterov,
+            ns_steps=ns_steps,
+            adjust_lr_fn=adjust_lr_fn,
+        )
+    }
     if rest:
-        parts["adamw"] = _adamw(model, rest, adamw_lr, betas=adamw_betas, eps=1e-8,
-                                weight_decay=adamw_weight_decay)
+        parts["adamw"] = _adamw(model, rest, adamw_lr, betas=adamw_betas, eps=1e-8, weight_decay=adamw_weight_decay)
     return Composite(parts)
 
 
 BUILDERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
-    "adamw": _adamw, "adafactor": _adafactor, "lion": _lion, "sophia": _sophia, "muon": _muon,
+    "adamw": _adamw,
+    "adafactor": _adafactor,
+    "lion": _lion,
+    "sophia": _sophia,
+    "muon": _muon,
 }
 
 
@@ -200,8 +239,7 @@ class SophiaG(SophiaH):
     `lr · clip(m / max(rho · N · h, eps), 1)`, h the EMA of N·ĝ² (refreshed only on those steps).
     """
 
-    def __init__(self, params: list[dict], lr: float, betas: tuple[float, float], rho: float,
-                 update_period: int):
+    def __init__(self, params: list[dict], lr: float, betas: tuple[float, float], rho: float, update_period: int):
         super().__init__(params, lr=lr, betas=betas, p=1.0, update_period=update_period)
         self.rho = rho
         self._estimate: list[torch.Tensor] | None = None
@@ -222,8 +260,9 @@ class SophiaG(SophiaH):
         return super().step(closure, hessian=estimate)
 
 
-def gauss_newton_bartlett(model: nn.Module, batch: Mapping[str, torch.Tensor],
-                          params: list[torch.Tensor]) -> list[torch.Tensor]:
+def gauss_newton_bartlett(
+    model: nn.Module, batch: Mapping[str, torch.Tensor], params: list[torch.Tensor]
+) -> list[torch.Tensor]:
     """N·ĝ² per parameter: ĝ the gradient of the mean loss on labels sampled from the model.
 
     `batch` holds `input_ids` and optionally `targets`, `labels` or `attention_mask` (see
@@ -236,8 +275,7 @@ def gauss_newton_bartlett(model: nn.Module, batch: Mapping[str, torch.Tensor],
     with torch.no_grad():
         sampled = torch.multinomial(logits.softmax(-1), 1).squeeze(-1)  # (N,)
     grads = torch.autograd.grad(F.cross_entropy(logits, sampled), params, allow_unused=True)
-    estimate = [torch.zeros_like(p) if g is None else logits.shape[0] * g.square()
-                for g, p in zip(grads, params)]
+    estimate = [torch.zeros_like(p) if g is None else logits.shape[0] * g.square() for g, p in zip(grads, params)]
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         for h in estimate:  # SUM, then divide: gloo has no AVG
             torch.distributed.all_reduce(h)
@@ -281,12 +319,16 @@ def _polynomial(progress: float, lr: float, power: float, min_lr: float) -> floa
 
 
 SCHEDULES: dict[str, Callable[..., float]] = {
-    "none": _constant, "cosine": _cosine, "linear": _linear, "polynomial": _polynomial,
+    "none": _constant,
+    "cosine": _cosine,
+    "linear": _linear,
+    "polynomial": _polynomial,
 }
 
 
-def lr_at(step: int, base_lr: float, name: str, options: Mapping[str, Any], warmup_steps: int,
-          total_steps: int) -> float:
+def lr_at(
+    step: int, base_lr: float, name: str, options: Mapping[str, Any], warmup_steps: int, total_steps: int
+) -> float:
     """The lr of optimizer step `step` (0-based).
 
     Warmup as nanoGPT: lr·(step+1)/(warmup+1) for step < warmup (the first step already moves);
@@ -298,15 +340,15 @@ def lr_at(step: int, base_lr: float, name: str, options: Mapping[str, Any], warm
     return SCHEDULES[name](progress, base_lr, **options)
 
 
-def lr_lambda(base_lr: float, cfg: SchedulerConfig, warmup_steps: int,
-              total_steps: int) -> Callable[[int], float]:
+def lr_lambda(base_lr: float, cfg: SchedulerConfig, warmup_steps: int, total_steps: int) -> Callable[[int], float]:
     """LambdaLR's multiplier: lr_at / base_lr, so every group scales from its own initial lr."""
     options = _settings("scheduler", cfg.name, cfg.options, SCHEDULER_DEFAULTS)
     return lambda step: lr_at(step, base_lr, cfg.name, options, warmup_steps, total_steps) / base_lr
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: SchedulerConfig, warmup_steps: int,
-                    total_steps: int) -> LambdaLR:
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, cfg: SchedulerConfig, warmup_steps: int, total_steps: int
+) -> LambdaLR:
     """A LambdaLR over `optimizer`; the stage lr (min_lr is relative to it) is its first group's."""
     base_lr = optimizer.param_groups[0].get("initial_lr", optimizer.param_groups[0]["lr"])
     return LambdaLR(optimizer, lr_lambda(base_lr, cfg, warmup_steps, total_steps))

@@ -41,8 +41,7 @@ class PackedBatches:
     draws the same global batch of B·world_size rows and keeps its own B rows.
     """
 
-    def __init__(self, mixture, tokenizer, seq_len: int, batch_size: int,
-                 rank: int = 0, world_size: int = 1):
+    def __init__(self, mixture, tokenizer, seq_len: int, batch_size: int, rank: int = 0, world_size: int = 1):
         self.mixture = mixture
         self.seq_len, self.batch_size, self.rank, self.world_size = seq_len, batch_size, rank, world_size
         self.eos = tokenizer.eos_token_id

@@ -21,6 +21,7 @@ def alibi_slopes(num_heads: int) -> list[float]:
     For 2^k heads: the geometric sequence starting at 2^(-8/n) with that ratio. Otherwise the
     slopes of the closest smaller power of two, then every other slope of twice that count.
     """
+
     def power_of_two(n: int) -> list[float]:
         start = 2 ** (-(2 ** -(math.log2(n) - 3)))
         return [start * start**i for i in range(n)]
@@ -45,6 +46,7 @@ def yarn_frequencies(
     frequency, those turning fewer than `beta_slow` times are divided by `factor`, with a linear
     ramp between (eq. 17-18); cos and sin are scaled by 0.1 ln(factor) + 1 (eq. 22).
     """
+
     def correction_dim(rotations: float) -> float:
         return head_dim * math.log(original_max / (rotations * 2 * math.pi)) / (2 * math.log(theta))
 

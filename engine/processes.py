@@ -23,7 +23,8 @@ import signal
 import socket
 import subprocess
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from engine import events as ev
 

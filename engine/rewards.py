@@ -9,9 +9,9 @@ policy's text is decoded before it gets here, so a reward model re-tokenizes it 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 from engine.project.problems import LLMLabError
 
@@ -95,7 +95,9 @@ class RewardModel:
             self.model = AutoModelForSequenceClassification.from_pretrained(path, trust_remote_code=trust_remote_code)
         except (OSError, ValueError) as error:
             lines = str(error).strip().splitlines()
-            raise LLMLabError(f"reward_model: cannot load {source!r}: {lines[0] if lines else type(error).__name__}") from error
+            raise LLMLabError(
+                f"reward_model: cannot load {source!r}: {lines[0] if lines else type(error).__name__}"
+            ) from error
         self.model.to(device).eval()
         self.device = device
         self.batch_size = batch_size
@@ -128,10 +130,12 @@ class Reward:
         self.model = model
 
     @classmethod
-    def from_stage(cls, stage, root: Path, device) -> "Reward":
+    def from_stage(cls, stage, root: Path, device) -> Reward:
         rules = [build_rule(spec) for spec in stage.reward_rules]
         model = (
-            RewardModel(stage.reward_model, root, device, stage.reward_trust_remote_code) if stage.reward_model else None
+            RewardModel(stage.reward_model, root, device, stage.reward_trust_remote_code)
+            if stage.reward_model
+            else None
         )
         return cls(rules, model)
 

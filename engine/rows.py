@@ -11,9 +11,10 @@ single count, so a resumed run draws the same items.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +32,9 @@ class SourceItems:
     heldout: list[Any]
 
 
-def load_items(datasets: list, root: Path, convert: Converter, field: str, max_items: int = 200_000) -> list[SourceItems]:
+def load_items(
+    datasets: list, root: Path, convert: Converter, field: str, max_items: int = 200_000
+) -> list[SourceItems]:
     """Every dataset of a stage as converted (train, held-out) items; streaming sources are capped."""
     if not datasets:
         raise LLMLabError(f"{field}: the stage has no datasets; add at least one [[{field}]] entry")
@@ -46,7 +49,9 @@ def load_items(datasets: list, root: Path, convert: Converter, field: str, max_i
         else:
             n_eval = math.ceil(len(items) * ds.eval_fraction) if ds.eval_fraction > 0 else 0
             if n_eval >= len(items):
-                raise LLMLabError(f"{where}.eval_fraction: {ds.eval_fraction} of {len(items)} examples leaves none to train on")
+                raise LLMLabError(
+                    f"{where}.eval_fraction: {ds.eval_fraction} of {len(items)} examples leaves none to train on"
+                )
             train, heldout = items[: len(items) - n_eval], items[len(items) - n_eval :]
         if not train:
             raise LLMLabError(f"{where}.path: {ds.path!r} has no usable examples")
@@ -101,10 +106,14 @@ class RowStream:
     def shares(self) -> dict[str, dict[str, float]]:
         """Realized share of drawn items per source next to its configured share."""
         total = max(int(self.counts.sum()), 1)
-        return {
-            s.name: {"share": float(c) / total, "weight": float(p)}
-            for s, c, p in zip(self.sources, self.counts, self.probabilities)
-        } if len(self.sources) > 1 else {}
+        return (
+            {
+                s.name: {"share": float(c) / total, "weight": float(p)}
+                for s, c, p in zip(self.sources, self.counts, self.probabilities)
+            }
+            if len(self.sources) > 1
+            else {}
+        )
 
     def heldout(self, limit: int) -> list[Any]:
         """Up to `limit` held-out items, taken from the sources in turn (the same on every call)."""

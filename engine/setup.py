@@ -14,9 +14,9 @@ import os
 import random
 import shutil
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -42,9 +42,16 @@ from engine.tokenizer import load_tokenizer
 from engine.trainer import Trainer
 
 
-def train_stage(project_path, stage: str, overrides: list[str], emit: Callable[[dict], None],
-                open_log: Callable[[Path], None], control: Callable[[], str | None],
-                device: str | None = None, resume: bool | str | Path = False) -> dict:
+def train_stage(
+    project_path,
+    stage: str,
+    overrides: list[str],
+    emit: Callable[[dict], None],
+    open_log: Callable[[Path], None],
+    control: Callable[[], str | None],
+    device: str | None = None,
+    resume: bool | str | Path = False,
+) -> dict:
     """Load the project, set up device / ranks / run directory / model / objective, train.
 
     `resume`: False for a new run, True for the stage's newest run, or a run folder. Rank 0 holds
@@ -71,10 +78,21 @@ def train_stage(project_path, stage: str, overrides: list[str], emit: Callable[[
         tokenizer, model = starting_model(project, stage, config, resume_dir, device, ranks)
         dev.broadcast_parameters(model)
         seed_everything(project.seed + ranks.rank)  # dropout differs between ranks
-        ctx = ObjectiveContext(project=project, stage=stage, config=config, tokenizer=tokenizer, model=model,
-                               device=device, precision=precision, seed=project.seed, run_dir=run_dir,
-                               rank=ranks.rank, world_size=ranks.world_size, resume_dir=resume_dir,
-                               log=lambda message, level="info": emit(log(message, level)))
+        ctx = ObjectiveContext(
+            project=project,
+            stage=stage,
+            config=config,
+            tokenizer=tokenizer,
+            model=model,
+            device=device,
+            precision=precision,
+            seed=project.seed,
+            run_dir=run_dir,
+            rank=ranks.rank,
+            world_size=ranks.world_size,
+            resume_dir=resume_dir,
+            log=lambda message, level="info": emit(log(message, level)),
+        )
         objective = build_objective(ctx)
         state = load_trainer_state(resume_dir) if resume_dir is not None else None
         if folder is not None and state is not None:
@@ -139,14 +157,24 @@ def _resume_checkpoint(run_dir: Path, stage: str, steps: int) -> Path:
     """The checkpoint to continue from; a completed run's final/ becomes its step checkpoint first."""
     checkpoint = resume_point(run_dir)
     if checkpoint is None:
-        raise LLMLabError(Problem("--resume", f"{run_dir.name} has no checkpoint with a {TRAINER_STATE} to "
-                                              "resume from (it ended before its first save)"))
+        raise LLMLabError(
+            Problem(
+                "--resume",
+                f"{run_dir.name} has no checkpoint with a {TRAINER_STATE} to "
+                "resume from (it ended before its first save)",
+            )
+        )
     if checkpoint.name != FINAL:
         return checkpoint
     done = load_trainer_state(checkpoint)["step"]
     if steps <= done:
-        raise LLMLabError(Problem(f"{stage}.steps", f"{run_dir.name} completed all {done} steps; continuing it "
-                                                    f"needs more (e.g. --set {stage}.steps={2 * done})"))
+        raise LLMLabError(
+            Problem(
+                f"{stage}.steps",
+                f"{run_dir.name} completed all {done} steps; continuing it "
+                f"needs more (e.g. --set {stage}.steps={2 * done})",
+            )
+        )
     kept = run_dir / step_name(done)
     if kept.exists():
         shutil.rmtree(checkpoint)

@@ -7,8 +7,9 @@ one `finished` event whose report is its plain result, or an `error` event with 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any, Callable
+from typing import Any
 
 from engine import events as ev
 from engine.project.layout import project_tokenizer_file
@@ -34,7 +35,7 @@ def train_tokenizer(project_path: str) -> dict:
 
     project = load_project(project_path)
     if project.tokenizer.source != "bpe":
-        raise LLMLabError(f"tokenizer.source: is {project.tokenizer.source!r}; set it to \"bpe\" to train one")
+        raise LLMLabError(f'tokenizer.source: is {project.tokenizer.source!r}; set it to "bpe" to train one')
     tokenizer = train_project_bpe(project)
     return {"out_dir": str(project_tokenizer_file(project.root).parent), "vocab_size": len(tokenizer)}
 

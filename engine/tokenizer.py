@@ -20,9 +20,9 @@ from pathlib import Path
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-from engine.project.problems import LLMLabError
 from engine.project.fileio import atomic_directory
 from engine.project.layout import TOKENIZER_DIR, TOKENIZER_FILE
+from engine.project.problems import LLMLabError
 
 EOS_TOKEN = "<|endoftext|>"
 PAD_TOKEN = "<|pad|>"
@@ -97,7 +97,7 @@ def _with_eos_and_pad(tokenizer: PreTrainedTokenizerFast) -> PreTrainedTokenizer
 
 
 def load_tokenizer(source: str, root: str | Path = ".", trust_remote_code: bool = False) -> PreTrainedTokenizerFast:
-    """"bytes", "bpe" (the project's trained one), a directory (relative to root) or a hub id."""
+    """ "bytes", "bpe" (the project's trained one), a directory (relative to root) or a hub id."""
     if source == "bytes":
         return byte_tokenizer()
     root = Path(root)
@@ -110,7 +110,9 @@ def load_tokenizer(source: str, root: str | Path = ".", trust_remote_code: bool 
     try:
         tokenizer = AutoTokenizer.from_pretrained(target, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as error:
-        raise LLMLabError(f"tokenizer.source: cannot load {source!r} (a directory or a hub id): {_reason(error)}") from error
+        raise LLMLabError(
+            f"tokenizer.source: cannot load {source!r} (a directory or a hub id): {_reason(error)}"
+        ) from error
     return _with_eos_and_pad(tokenizer)
 
 
@@ -124,7 +126,9 @@ def _load_project_bpe(root: Path, trust_remote_code: bool = False) -> PreTrained
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as error:
-        raise LLMLabError(f"tokenizer.source: cannot load the project's tokenizer in {path}: {_reason(error)}") from error
+        raise LLMLabError(
+            f"tokenizer.source: cannot load the project's tokenizer in {path}: {_reason(error)}"
+        ) from error
     return _with_eos_and_pad(tokenizer)
 
 

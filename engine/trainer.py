@@ -12,8 +12,8 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -32,8 +32,14 @@ from engine.project.sizing import flops_per_token
 class Trainer:
     """Runs `objective` for `ctx.config.steps` optimizer steps; `run()` returns the report."""
 
-    def __init__(self, ctx: ObjectiveContext, objective: Objective, emit: Callable[[dict], None] | None = None,
-                 control: Callable[[], str | None] | None = None, state: dict | None = None):
+    def __init__(
+        self,
+        ctx: ObjectiveContext,
+        objective: Objective,
+        emit: Callable[[dict], None] | None = None,
+        control: Callable[[], str | None] | None = None,
+        state: dict | None = None,
+    ):
         self.ctx, self.objective, self.cfg = ctx, objective, ctx.config
         self._emit = emit or (lambda ev: None)
         self._control = control or (lambda: None)
@@ -52,14 +58,28 @@ class Trainer:
 
     def run(self) -> dict:
         """Train to the configured step count (or a `stop`), checkpoint, return the report."""
-        self.emit(event("started", stage=self.ctx.stage, run_dir=_str(self.ctx.run_dir),
-                        device=str(self.ctx.device), precision=self.ctx.precision.name,
-                        world_size=self.ctx.world_size, parameters=sum(p.numel() for p in self.params),
-                        start_step=self.step, total_steps=self.cfg.steps, resumed=self.step > 0))
+        self.emit(
+            event(
+                "started",
+                stage=self.ctx.stage,
+                run_dir=_str(self.ctx.run_dir),
+                device=str(self.ctx.device),
+                precision=self.ctx.precision.name,
+                world_size=self.ctx.world_size,
+                parameters=sum(p.numel() for p in self.params),
+                start_step=self.step,
+                total_steps=self.cfg.steps,
+                resumed=self.step > 0,
+            )
+        )
         if self.cfg.compile:
             warning = dev.compile_model(self.ctx.model)
-            self.emit(log(warning or "compile: torch.compile is on (graphs that fail run eagerly)",
-                          "warning" if warning else "info"))
+            self.emit(
+                log(
+                    warning or "compile: torch.compile is on (graphs that fail run eagerly)",
+                    "warning" if warning else "info",
+                )
+            )
         self.objective.module.train()
         status, start, elapsed_before, session_steps = "completed", time.perf_counter(), self.elapsed, 0
         try:
@@ -145,11 +165,13 @@ class Trainer:
         run_dir = self.ctx.run_dir
         point = resume_point(run_dir) if run_dir is not None else None
         start = f"its checkpoint {point.name}" if point is not None else "the start (no checkpoint yet)"
-        return (f"{stage}: training diverged at step {self.step + 1}: loss {values['loss']:.4g}, gradient norm "
-                f"{values['grad_norm']:.4g}; the update was not applied and the run can resume from {start}. "
-                f"Try a lower {stage}.lr (now {cfg.lr:g}), a longer {stage}.warmup_steps (now {cfg.warmup_steps}) "
-                f"or gradient clipping {stage}.grad_clip (now {cfg.grad_clip:g}), e.g. --resume --set "
-                f"{stage}.lr={cfg.lr / 10:g}")
+        return (
+            f"{stage}: training diverged at step {self.step + 1}: loss {values['loss']:.4g}, gradient norm "
+            f"{values['grad_norm']:.4g}; the update was not applied and the run can resume from {start}. "
+            f"Try a lower {stage}.lr (now {cfg.lr:g}), a longer {stage}.warmup_steps (now {cfg.warmup_steps}) "
+            f"or gradient clipping {stage}.grad_clip (now {cfg.grad_clip:g}), e.g. --resume --set "
+            f"{stage}.lr={cfg.lr / 10:g}"
+        )
 
     # -- cadences ---------------------------------------------------------------------------
 
@@ -188,21 +210,33 @@ class Trainer:
         if not self.ctx.is_main or self.ctx.run_dir is None:
             return None
         try:
-            path = write_checkpoint(self.ctx.run_dir / name, self.ctx.model, self.ctx.tokenizer, self.objective,
-                                    {**self.state_dict(), "ranks": ranks})
+            path = write_checkpoint(
+                self.ctx.run_dir / name,
+                self.ctx.model,
+                self.ctx.tokenizer,
+                self.objective,
+                {**self.state_dict(), "ranks": ranks},
+            )
         except (OSError, RuntimeError) as error:
-            raise disk_full(error, self.ctx.run_dir / name) or error
+            raise (disk_full(error, self.ctx.run_dir / name) or error) from error
         pruned = prune_checkpoints(self.ctx.run_dir, self.cfg.keep_last)
-        self.emit(event("checkpoint", step=self.step, path=str(path), final=name == FINAL,
-                        pruned=[p.name for p in pruned]))
+        self.emit(
+            event("checkpoint", step=self.step, path=str(path), final=name == FINAL, pruned=[p.name for p in pruned])
+        )
         return path
 
     # -- state --------------------------------------------------------------------------------
 
     def state_dict(self) -> dict:
-        return {"step": self.step, "tokens_seen": self.tokens_seen, "elapsed": self.elapsed,
-                "train_loss": self.train_loss, "last_eval": self.last_eval,
-                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
+        return {
+            "step": self.step,
+            "tokens_seen": self.tokens_seen,
+            "elapsed": self.elapsed,
+            "train_loss": self.train_loss,
+            "last_eval": self.last_eval,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a checkpoint's trainer state; this rank's RNG and data position last."""
@@ -214,8 +248,13 @@ class Trainer:
         self.train_loss, self.last_eval = state["train_loss"], state["last_eval"]
         ranks = state["ranks"]
         if len(ranks) != self.ctx.world_size:
-            self.emit(log(f"resume: the checkpoint was written by {len(ranks)} processes and this run has "
-                          f"{self.ctx.world_size}; every rank continues from rank 0's data position", "warning"))
+            self.emit(
+                log(
+                    f"resume: the checkpoint was written by {len(ranks)} processes and this run has "
+                    f"{self.ctx.world_size}; every rank continues from rank 0's data position",
+                    "warning",
+                )
+            )
         mine = ranks[self.ctx.rank] if len(ranks) == self.ctx.world_size else ranks[0]
         self.objective.load_state_dict(mine["objective"])
         set_rng_state(mine["rng"])
@@ -227,14 +266,21 @@ class Trainer:
             group.update(fresh)
         self.scheduler.base_lrs = [fresh["initial_lr"] for fresh in settings]
         epoch = self.scheduler.last_epoch
-        for group, base, multiplier in zip(self.optimizer.param_groups, self.scheduler.base_lrs,
-                                           self.scheduler.lr_lambdas):
+        for group, base, multiplier in zip(
+            self.optimizer.param_groups, self.scheduler.base_lrs, self.scheduler.lr_lambdas
+        ):
             group["lr"] = base * multiplier(epoch)
 
     def report(self) -> dict:
-        return {"wall_time_s": self.elapsed, "steps": self.step, "tokens_seen": self.tokens_seen,
-                "train_loss": self.train_loss, "eval_loss": self.last_eval.get("loss"),
-                "bpb": self.last_eval.get("bpb"), "eval": self.last_eval}
+        return {
+            "wall_time_s": self.elapsed,
+            "steps": self.step,
+            "tokens_seen": self.tokens_seen,
+            "train_loss": self.train_loss,
+            "eval_loss": self.last_eval.get("loss"),
+            "bpb": self.last_eval.get("bpb"),
+            "eval": self.last_eval,
+        }
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -249,8 +295,14 @@ class Trainer:
     def _log_metrics(self, values: dict, tokens: int, step_time: float, mean_step_time: float) -> None:
         """The `metrics` event; `mean_step_time` (evaluations and checkpoints included) gives the ETA."""
         self.train_loss = values["loss"]
-        metrics = {"step": self.step, **values, "tokens_per_s": tokens / step_time, "tokens_seen": self.tokens_seen,
-                   "step_time": step_time, "eta_s": mean_step_time * (self.cfg.steps - self.step)}
+        metrics = {
+            "step": self.step,
+            **values,
+            "tokens_per_s": tokens / step_time,
+            "tokens_seen": self.tokens_seen,
+            "step_time": step_time,
+            "eta_s": mean_step_time * (self.cfg.steps - self.step),
+        }
         if self.ctx.device.type == "cuda":
             metrics["gpu_memory_gb"] = torch.cuda.max_memory_allocated(self.ctx.device) / 1e9
             if self._peak_flops:
@@ -285,10 +337,12 @@ def _to_floats(values: dict) -> dict:
 
 
 def _oom_advice(stage: str, cfg) -> str:
-    return (f"{stage}.batch_size: CUDA ran out of memory with micro-batches of {cfg.batch_size} × "
-            f"{cfg.seq_len} tokens; lower {stage}.batch_size (or {stage}.seq_len) and raise "
-            f"{stage}.grad_accum to keep the global batch (e.g. batch_size = {max(1, cfg.batch_size // 2)}, "
-            f"grad_accum = {cfg.grad_accum * 2})")
+    return (
+        f"{stage}.batch_size: CUDA ran out of memory with micro-batches of {cfg.batch_size} × "
+        f"{cfg.seq_len} tokens; lower {stage}.batch_size (or {stage}.seq_len) and raise "
+        f"{stage}.grad_accum to keep the global batch (e.g. batch_size = {max(1, cfg.batch_size // 2)}, "
+        f"grad_accum = {cfg.grad_accum * 2})"
+    )
 
 
 def _str(path) -> str | None:

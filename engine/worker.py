@@ -33,8 +33,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from engine import events as ev
 from engine.chat_worker import chat
@@ -46,8 +47,15 @@ from engine.task_worker import tool
 OUTPUT_LOG = Path(tempfile.gettempdir()) / "llmlab-worker.log"  # every worker child's stdout and stderr
 
 
-def run(project_path: str | Path, stage: str, overrides: list[str] | tuple[str, ...] = (), events: Any = None,
-        control: Any = None, device: str | None = None, resume: bool | str = False) -> dict:
+def run(
+    project_path: str | Path,
+    stage: str,
+    overrides: list[str] | tuple[str, ...] = (),
+    events: Any = None,
+    control: Any = None,
+    device: str | None = None,
+    resume: bool | str = False,
+) -> dict:
     """Train `stage` of the project; returns the `finished` report. `resume`: True for the stage's
     newest run, or a run folder.
 
@@ -60,8 +68,7 @@ def run(project_path: str | Path, stage: str, overrides: list[str] | tuple[str, 
     try:
         from engine.setup import train_stage
 
-        return train_stage(project_path, stage, list(overrides), emit, emit.open_log, _poller(control),
-                           device, resume)
+        return train_stage(project_path, stage, list(overrides), emit, emit.open_log, _poller(control), device, resume)
     except Diverged:
         raise
     except BaseException as error:
@@ -88,7 +95,7 @@ class _Emitter:
                 self.log.write(event)
             except OSError as error:  # a full disk: say so once; the queue still hears the rest
                 path, self.log = self.log.path, None
-                raise disk_full(error, path) or error
+                raise (disk_full(error, path) or error) from error
 
     def close(self) -> None:
         if self.log is not None:
@@ -121,22 +128,41 @@ def spawn(target: Callable[..., Any], **kwargs) -> QueueWorker:
     """
     context = multiprocessing.get_context("spawn")
     events_queue, control_queue = context.Queue(), context.Queue()
-    process = context.Process(target=_child_main, args=(target, kwargs, events_queue, control_queue),
-                              name=f"llmlab-{getattr(target, '__name__', 'worker')}")
+    process = context.Process(
+        target=_child_main,
+        args=(target, kwargs, events_queue, control_queue),
+        name=f"llmlab-{getattr(target, '__name__', 'worker')}",
+    )
     process.start()
     return QueueWorker(process, events_queue, control_queue)
 
 
-def start_worker(project_path: str | Path, stage: str, overrides: list[str] | tuple[str, ...] = (),
-                 device: str | None = None, resume: bool | str = False) -> TrainingProcess:
+def start_worker(
+    project_path: str | Path,
+    stage: str,
+    overrides: list[str] | tuple[str, ...] = (),
+    device: str | None = None,
+    resume: bool | str = False,
+) -> TrainingProcess:
     """Train a stage in a process of its own session that may outlive this one (module docstring)."""
     ours, theirs = socket.socketpair()
-    arguments = {"project_path": str(project_path), "stage": stage, "overrides": list(overrides),
-                 "device": device, "resume": str(resume) if isinstance(resume, Path) else resume}
+    arguments = {
+        "project_path": str(project_path),
+        "stage": stage,
+        "overrides": list(overrides),
+        "device": device,
+        "resume": str(resume) if isinstance(resume, Path) else resume,
+    }
     with open(OUTPUT_LOG, "ab") as output:
-        popen = subprocess.Popen([sys.executable, "-m", "engine.worker", json.dumps(arguments), str(theirs.fileno())],
-                                 pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=output, stderr=output,
-                                 start_new_session=True, env={**os.environ, "PYTHONPATH": _import_path()})
+        popen = subprocess.Popen(
+            [sys.executable, "-m", "engine.worker", json.dumps(arguments), str(theirs.fileno())],
+            pass_fds=[theirs.fileno()],
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=output,
+            start_new_session=True,
+            env={**os.environ, "PYTHONPATH": _import_path()},
+        )
     theirs.close()
     return TrainingProcess(popen, ours)
 

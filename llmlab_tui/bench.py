@@ -28,12 +28,15 @@ TARGET_SECONDS = 1.0
 ROUNDS = 3
 
 IMPORT_CODE = "import time; t = time.perf_counter(); import llmlab_tui.app; print(time.perf_counter() - t)"
-PAINT_CODE = "import json, sys; from llmlab_tui.bench import first_paint; print(json.dumps(first_paint(sys.argv[1] or None)))"
+PAINT_CODE = (
+    "import json, sys; from llmlab_tui.bench import first_paint; print(json.dumps(first_paint(sys.argv[1] or None)))"
+)
 
 
 def parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="llmlab bench tui",
-                                     description="the app's start: import time and time to the first painted screen")
+    parser = argparse.ArgumentParser(
+        prog="llmlab bench tui", description="the app's start: import time and time to the first painted screen"
+    )
     parser.add_argument("--project", type=Path, default=DEMO, help="the project opened in the second measure")
     parser.add_argument("--rounds", type=int, default=ROUNDS, help=f"fresh processes per measure (default {ROUNDS})")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
@@ -87,11 +90,19 @@ def run_bench(project: Path | None, rounds: int) -> dict:
             seconds, loaded = _seconds_to_first_paint(opened)
             measures[key].append(seconds)
             heavy.update(loaded)
-    result = {"bench": "tui", "rounds": rounds, "project": str(project) if project else None,
-              "heavy_modules": sorted(heavy), "target_seconds": TARGET_SECONDS,
-              "machine": {"cpu": cpu_name(), "cpu_count": os.cpu_count(),
-                          "load_average": [round(x, 2) for x in os.getloadavg()],
-                          "date": time.strftime("%Y-%m-%d %H:%M")}}
+    result = {
+        "bench": "tui",
+        "rounds": rounds,
+        "project": str(project) if project else None,
+        "heavy_modules": sorted(heavy),
+        "target_seconds": TARGET_SECONDS,
+        "machine": {
+            "cpu": cpu_name(),
+            "cpu_count": os.cpu_count(),
+            "load_average": [round(x, 2) for x in os.getloadavg()],
+            "date": time.strftime("%Y-%m-%d %H:%M"),
+        },
+    }
     result.update({f"{key}_s": statistics.median(values) for key, values in measures.items()})
     result["rounds_s"] = measures
     return result
@@ -105,9 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(result))
         return 0
-    rows = [["python -c pass", f"{result['interpreter_s']:.3f} s"],
-            ["import llmlab_tui.app", f"{result['import_s']:.3f} s"],
-            ["start to first paint (projects)", f"{result['first_paint_s']:.3f} s"]]
+    rows = [
+        ["python -c pass", f"{result['interpreter_s']:.3f} s"],
+        ["import llmlab_tui.app", f"{result['import_s']:.3f} s"],
+        ["start to first paint (projects)", f"{result['first_paint_s']:.3f} s"],
+    ]
     if project:
         rows.append([f"start to first paint ({project.name})", f"{result['first_paint_project_s']:.3f} s"])
     m = result["machine"]
@@ -134,5 +147,6 @@ def _table(headers: list[str], rows: list[list]) -> str:
     """A plain text table: the first column left-aligned, the others right-aligned."""
     cells = [headers, *[[str(c) for c in row] for row in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
-                     for row in cells)
+    return "\n".join(
+        "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))) for row in cells
+    )

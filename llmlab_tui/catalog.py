@@ -52,8 +52,14 @@ def project_row(path: Path) -> ProjectRow:
     states = {run: run_state(run)["state"] for run in runs}
     done = tuple(s for s in STAGES if any(run_stage(r) == s and st == "completed" for r, st in states.items()))
     last = runs[-1] if runs else None
-    return ProjectRow(path, project.name, model_size(project).parameters, done,
-                      last.name if last else "", states[last] if last else "")
+    return ProjectRow(
+        path,
+        project.name,
+        model_size(project).parameters,
+        done,
+        last.name if last else "",
+        states[last] if last else "",
+    )
 
 
 def create_project(directory: Path, name: str, template: str) -> Path:
@@ -81,4 +87,3 @@ def delete_project(path: Path) -> None:
         run, who = live[0]
         raise LLMLabError(f"{path.name}: its run {run.name} is {describe(who)}; stop it first (nothing deleted)")
     shutil.rmtree(path)
-

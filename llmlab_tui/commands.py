@@ -8,8 +8,8 @@ opens, so a new screen or project appears here without edits.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from functools import partial
-from typing import Callable
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
@@ -50,10 +50,14 @@ class LabCommands(Provider):
 
     def commands(self) -> list[tuple[str, Callable[[], object], str]]:
         app = self.app
-        found = [(f"Go to {entry.title}", partial(app.action_show, name), f"key {entry.key}")
-                 for name, entry in app.SCREEN_ENTRIES.items()]
-        found += [(f"Open project {row.name}", partial(app.open_project, row.path), str(row.path))
-                  for row in list_projects(app.projects_dir)]
+        found = [
+            (f"Go to {entry.title}", partial(app.action_show, name), f"key {entry.key}")
+            for name, entry in app.SCREEN_ENTRIES.items()
+        ]
+        found += [
+            (f"Open project {row.name}", partial(app.open_project, row.path), str(row.path))
+            for row in list_projects(app.projects_dir)
+        ]
         found += [(title, partial(run_on, app, name, action), help_text) for title, name, action, help_text in ACTIONS]
         if hasattr(self.screen, "action_save"):
             found.append(("Save", self.screen.action_save, "write project.toml (Ctrl+S)"))

@@ -23,6 +23,7 @@ from engine.project import (
     save_project,
 )
 
+
 def load_dict(project_dir: Path) -> dict:
     """The parsed project.toml of a project directory."""
     return read_toml(project_file(project_dir))
@@ -61,4 +62,3 @@ def shares(weights: list[Any]) -> list[float | None]:
     numbers = [w if isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0 else None for w in weights]
     total = sum(w for w in numbers if w is not None)
     return [w / total if w is not None and total > 0 else None for w in numbers]
-

@@ -97,8 +97,13 @@ class RunView:
         self.checkpoint = str(state["checkpoint"]) if state.get("checkpoint") else None
         if self.state == "died":
             where = f"resume from {Path(self.checkpoint).name} with r" if self.checkpoint else "no checkpoint to resume"
-            self.log.append(("error", f"the process training this run is gone without a word (killed, out of "
-                                      f"memory, or its machine lost): {where}"))
+            self.log.append(
+                (
+                    "error",
+                    f"the process training this run is gone without a word (killed, out of "
+                    f"memory, or its machine lost): {where}",
+                )
+            )
         self.version += 1
 
     def apply(self, events: list[dict]) -> None:
@@ -132,8 +137,11 @@ class RunView:
 
     def _eval(self, event: dict) -> None:
         self._points("eval", event)
-        measures = ", ".join(f"{k} {v:.4g}" for k, v in event.items() if k not in ("type", "time", "step")
-                             and isinstance(v, (int, float)))
+        measures = ", ".join(
+            f"{k} {v:.4g}"
+            for k, v in event.items()
+            if k not in ("type", "time", "step") and isinstance(v, (int, float))
+        )
         self.log.append(("info", f"eval at step {event.get('step')}: {measures}"))
 
     def _sample(self, event: dict) -> None:
@@ -167,8 +175,10 @@ class RunView:
         return [(label, *series.points()) for label, series in found if series is not None]
 
     def progress_text(self) -> str:
-        parts = [f"step {self.step:,}/{self.total_steps:,}" if self.total_steps else f"step {self.step:,}",
-                 f"{self.tokens_seen:,} tokens"]
+        parts = [
+            f"step {self.step:,}/{self.total_steps:,}" if self.total_steps else f"step {self.step:,}",
+            f"{self.tokens_seen:,} tokens",
+        ]
         if self.eta_s is not None and self.state == "running":
             parts.append(f"ETA {duration(self.eta_s)}")
         return " · ".join(parts)
@@ -186,13 +196,19 @@ _HANDLERS = {
 }
 
 # The report's usual keys, in order, with their labels; the stage's own measures follow.
-REPORT_LABELS = {"wall_time_s": "wall time", "steps": "steps", "tokens_seen": "tokens", "train_loss": "train loss",
-                 "eval_loss": "eval loss", "bpb": "bits per byte"}
+REPORT_LABELS = {
+    "wall_time_s": "wall time",
+    "steps": "steps",
+    "tokens_seen": "tokens",
+    "train_loss": "train loss",
+    "eval_loss": "eval loss",
+    "bpb": "bits per byte",
+}
 
 
 def duration(seconds: float) -> str:
     """`1h 02m`, `3m 07s`, `12s`."""
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     if seconds >= 3600:
         return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
     return f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"

@@ -36,7 +36,7 @@ async def capture(project: Path, out: Path, prompt: str) -> list[Path]:
     async with app.run_test(size=SIZE) as pilot:
         for name, entry in SCREENS.items():
             await pilot.press(entry.key)
-            await _until(pilot, lambda: app.current_mode == name and getattr(app.screen, "project", True), 10)
+            await _until(pilot, lambda name=name: app.current_mode == name and getattr(app.screen, "project", True), 10)
             if name == "chat" and app.screen.models:
                 await pilot.press(*prompt, "enter")
                 await _until(pilot, lambda: len(app.screen.history) == 2 or app.screen.query(".chat-error"))
@@ -46,8 +46,13 @@ async def capture(project: Path, out: Path, prompt: str) -> list[Path]:
                 app.screen.query_one("#stage-select").value = PREVIEW_STAGE
                 await pilot.pause(0.2)
                 await pilot.press("ctrl+o")
-                await _until(pilot, lambda: isinstance(app.screen, PreviewScreen)
-                             and not str(app.screen.query_one("#preview-text").render()).startswith("building"))
+                await _until(
+                    pilot,
+                    lambda: (
+                        isinstance(app.screen, PreviewScreen)
+                        and not str(app.screen.query_one("#preview-text").render()).startswith("building")
+                    ),
+                )
                 written.append(Path(app.save_screenshot("preview.svg", str(out))))
                 await pilot.press("escape")
     return written

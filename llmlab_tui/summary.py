@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.project import sizing
-from engine.project import ModelConfig, Project
+from engine.project import ModelConfig, Project, sizing
 
 NORMS = {"layernorm": "LayerNorm", "rmsnorm": "RMSNorm"}
 ATTENTIONS = {"mha": "MHA", "mqa": "MQA", "gqa": "GQA"}
@@ -42,8 +41,9 @@ def model_size(project: Project) -> ModelSize:
         return ModelSize(None, None, None, None, m.head_dim)
     vocab = sizing.padded_vocab_size(tokens)
     memory = sizing.training_memory(project, vocab)["bf16"]["total"]
-    return ModelSize(vocab, sizing.parameter_count(m, vocab), sizing.flops_per_token(m, vocab, seq_len),
-                     memory, m.head_dim)
+    return ModelSize(
+        vocab, sizing.parameter_count(m, vocab), sizing.flops_per_token(m, vocab, seq_len), memory, m.head_dim
+    )
 
 
 def count(n: int | None) -> str:

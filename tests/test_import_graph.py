@@ -71,7 +71,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         path.append(node)
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == "open":
-                return path[path.index(nxt):] + [nxt]
+                return path[path.index(nxt) :] + [nxt]
             if nxt not in state and (cycle := visit(nxt)):
                 return cycle
         path.pop()
@@ -90,8 +90,9 @@ def _inside(name: str, allowed: tuple[str, ...]) -> bool:
 
 def test_the_graph_sees_relative_and_function_level_imports():
     graph = import_graph()
-    unknown = sorted(f"{name} imports {target}" for name, targets in graph.items() for target in targets
-                     if target not in graph)
+    unknown = sorted(
+        f"{name} imports {target}" for name, targets in graph.items() for target in targets if target not in graph
+    )
     assert not unknown, "\n".join(unknown)  # every edge resolved to a module of the two packages
     assert {"engine.layers", "engine.positions"} <= graph["engine.model"]  # `from .layers import ...`
     assert "engine.setup" in graph["engine.worker"]  # imported inside `run`, to stay torch-free at import
@@ -114,12 +115,20 @@ def test_the_app_imports_only_the_engines_torch_free_doors():
         if not name.startswith("llmlab_tui"):
             continue
         allowed = APP_MAY_IMPORT + (DISPATCHER_MAY_IMPORT if name == DISPATCHER else ())
-        wrong += [f"{name} imports {target}" for target in sorted(imports)
-                  if target.startswith("engine") and not _inside(target, allowed)]
+        wrong += [
+            f"{name} imports {target}"
+            for target in sorted(imports)
+            if target.startswith("engine") and not _inside(target, allowed)
+        ]
     assert not wrong, "\n".join(wrong)
 
 
 def test_the_engine_never_imports_the_app():
-    wrong = [f"{name} imports {target}" for name, imports in import_graph().items() if name.startswith("engine")
-             for target in sorted(imports) if target.startswith("llmlab_tui")]
+    wrong = [
+        f"{name} imports {target}"
+        for name, imports in import_graph().items()
+        if name.startswith("engine")
+        for target in sorted(imports)
+        if target.startswith("llmlab_tui")
+    ]
     assert not wrong, "\n".join(wrong)

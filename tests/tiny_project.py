@@ -10,7 +10,28 @@ from pathlib import Path
 
 import tomli_w
 
-WORDS = "the cat sat on a mat and a dog ran to the big red house with a small blue door".split()
+WORDS = [
+    "the",
+    "cat",
+    "sat",
+    "on",
+    "a",
+    "mat",
+    "and",
+    "a",
+    "dog",
+    "ran",
+    "to",
+    "the",
+    "big",
+    "red",
+    "house",
+    "with",
+    "a",
+    "small",
+    "blue",
+    "door",
+]
 
 
 def write_corpus(path: Path, paragraphs: int = 300, seed: int = 0) -> None:
@@ -27,13 +48,23 @@ def make_project(directory: Path, *, seed: int = 3, paragraphs: int = 300, **pre
     directory.mkdir(parents=True, exist_ok=True)
     write_corpus(directory / "corpus.txt", paragraphs)
     stage = {
-        "steps": 8, "batch_size": 4, "grad_accum": 1, "seq_len": 32, "lr": 3e-3, "warmup_steps": 2,
-        "eval_every": 4, "eval_batches": 2, "sample_every": 0, "save_every": 0, "keep_last": 2,
+        "steps": 8,
+        "batch_size": 4,
+        "grad_accum": 1,
+        "seq_len": 32,
+        "lr": 3e-3,
+        "warmup_steps": 2,
+        "eval_every": 4,
+        "eval_batches": 2,
+        "sample_every": 0,
+        "save_every": 0,
+        "keep_last": 2,
         "datasets": [{"path": "corpus.txt", "eval_fraction": 0.1}],
         **pretrain,
     }
     data = {
-        "name": directory.name, "seed": seed,
+        "name": directory.name,
+        "seed": seed,
         "tokenizer": {"source": "bytes"},
         "model": {"d_model": 32, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2, "d_ff": 64, "max_seq_len": 256},
         "pretrain": stage,
@@ -44,8 +75,9 @@ def make_project(directory: Path, *, seed: int = 3, paragraphs: int = 300, **pre
 
 # What the app's tests train from the monitor, in seconds: 6 steps with an eval and a sample at
 # steps 3 and 6, so every monitor pane gets something.
-APP_RUN = dict(seed=1, paragraphs=200, steps=6, warmup_steps=1, eval_every=3, eval_batches=1, sample_every=3,
-               keep_last=3)
+APP_RUN = dict(
+    seed=1, paragraphs=200, steps=6, warmup_steps=1, eval_every=3, eval_batches=1, sample_every=3, keep_last=3
+)
 
 
 class Recorder(list):

@@ -46,9 +46,13 @@ def machine(device) -> dict:
 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
     return {
-        "device": f"{device.type}: {name}", "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(),
-        "load_average": [round(x, 2) for x in os.getloadavg()], "date": time.strftime("%Y-%m-%d %H:%M"),
-        "torch": torch.__version__, "transformers": transformers.__version__,
+        "device": f"{device.type}: {name}",
+        "cpu_count": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
     }
 
 
@@ -92,8 +96,9 @@ def median(values: list[float]) -> float:
 def run_child(target: str, **kwargs) -> dict:
     """Call `module:function(**kwargs)` in a fresh Python process; its JSON result."""
     module, function = target.split(":")
-    code = (f"import json, sys\nfrom {module} import {function}\n"
-            f"print(json.dumps({function}(**json.loads(sys.argv[1]))))")
+    code = (
+        f"import json, sys\nfrom {module} import {function}\nprint(json.dumps({function}(**json.loads(sys.argv[1]))))"
+    )
     done = subprocess.run([sys.executable, "-c", code, json.dumps(kwargs)], capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"{target} failed in a subprocess:\n{done.stderr[-2000:]}")
@@ -126,8 +131,9 @@ def table(headers: list[str], rows: list[list]) -> str:
     """A plain text table: the first column left-aligned, the others right-aligned."""
     cells = [headers, *[[str(c) for c in row] for row in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
-             for row in cells]
+    lines = [
+        "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))) for row in cells
+    ]
     return "\n".join(lines)
 
 
@@ -138,7 +144,10 @@ def report(args, result: dict, text: str, last_line: str) -> int:
         return 0
     m = result["machine"]
     print(text)
-    print(f"{m['device']}, {m['threads']} threads of {m['cpu_count']} cores, load {' '.join(map(str, m['load_average']))}, "
-          f"{m['date']}, torch {m['torch']}, transformers {m['transformers']}")
+    print(
+        f"{m['device']}, {m['threads']} threads of {m['cpu_count']} cores, "
+        f"load {' '.join(map(str, m['load_average']))}, {m['date']}, "
+        f"torch {m['torch']}, transformers {m['transformers']}"
+    )
     print(last_line)
     return 0

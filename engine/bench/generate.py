@@ -51,8 +51,10 @@ def decoder(model, prompt, new_tokens: int, outputs: dict, side: str):
 
     def run():
         with torch.inference_mode():
-            outputs[side] = model.generate(prompt, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
-                                           do_sample=False, pad_token_id=0)
+            outputs[side] = model.generate(
+                prompt, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, pad_token_id=0
+            )
+
     return run
 
 
@@ -63,8 +65,15 @@ def run_bench(size: str, rounds: int, device, new_tokens: int = NEW_TOKENS) -> d
 
     import torch
 
-    result = {"bench": "generate", "size": size, "new_tokens": new_tokens, "prompt_tokens": PROMPT_TOKENS,
-              "rounds": rounds, "machine": common.machine(device), "batches": {}}
+    result = {
+        "bench": "generate",
+        "size": size,
+        "new_tokens": new_tokens,
+        "prompt_tokens": PROMPT_TOKENS,
+        "rounds": rounds,
+        "machine": common.machine(device),
+        "batches": {},
+    }
     with tempfile.TemporaryDirectory(prefix="llmlab-bench-") as tmp:
         models = load_pair(size, new_tokens, device, Path(tmp))
     generator = torch.Generator().manual_seed(0)
@@ -73,10 +82,13 @@ def run_bench(size: str, rounds: int, device, new_tokens: int = NEW_TOKENS) -> d
         outputs = {}
         seconds = common.interleaved(
             {side: decoder(models[side], prompt.to(device), new_tokens, outputs, side) for side in SIDES},
-            rounds, device,
+            rounds,
+            device,
         )
-        entry = {side: {"tokens_per_s": batch * new_tokens / common.median(seconds[side]),
-                        "round_seconds": seconds[side]} for side in SIDES}
+        entry = {
+            side: {"tokens_per_s": batch * new_tokens / common.median(seconds[side]), "round_seconds": seconds[side]}
+            for side in SIDES
+        }
         entry["ratio"] = entry["ours"]["tokens_per_s"] / entry["reference"]["tokens_per_s"]
         entry["same_tokens"] = bool(torch.equal(outputs["ours"], outputs["reference"]))
         result["batches"][str(batch)] = entry
@@ -86,10 +98,20 @@ def run_bench(size: str, rounds: int, device, new_tokens: int = NEW_TOKENS) -> d
 def main(args) -> int:
     device = common.setup(args)
     result = run_bench(args.size, args.rounds, device, args.new_tokens)
-    rows = [[f"batch {batch}", f"{e['ours']['tokens_per_s']:,.0f}", f"{e['reference']['tokens_per_s']:,.0f}",
-             f"{e['ratio']:.2f}", "yes" if e["same_tokens"] else "NO"] for batch, e in result["batches"].items()]
-    text = (f"generate, size {args.size}: {args.new_tokens} new tokens after {PROMPT_TOKENS}, greedy, KV cache; "
-            f"median of {args.rounds} rounds\n"
-            + common.table(["", "ours tok/s", "reference tok/s", "ratio", "same tokens"], rows))
+    rows = [
+        [
+            f"batch {batch}",
+            f"{e['ours']['tokens_per_s']:,.0f}",
+            f"{e['reference']['tokens_per_s']:,.0f}",
+            f"{e['ratio']:.2f}",
+            "yes" if e["same_tokens"] else "NO",
+        ]
+        for batch, e in result["batches"].items()
+    ]
+    text = (
+        f"generate, size {args.size}: {args.new_tokens} new tokens after {PROMPT_TOKENS}, greedy, KV cache; "
+        f"median of {args.rounds} rounds\n"
+        + common.table(["", "ours tok/s", "reference tok/s", "ratio", "same tokens"], rows)
+    )
     ratios = ", ".join(f"batch {b} {e['ratio']:.2f}" for b, e in result["batches"].items())
     return common.report(args, result, text, f"ratio ours/reference: {ratios}")

@@ -36,8 +36,7 @@ FAST_ANSWERS = 16
 ANSWER_TOKENS = 24  # "The answer is Brightwater." and its end of turn fit well within this
 
 FAST = {  # --fast: fewer steps per stage (enough for each measure to move), one evaluation, no samples
-    "pretrain": {"steps": 150, "batch_size": 8, "seq_len": 64, "warmup_steps": 5, "eval_every": 150,
-                 "eval_batches": 4},
+    "pretrain": {"steps": 150, "batch_size": 8, "seq_len": 64, "warmup_steps": 5, "eval_every": 150, "eval_batches": 4},
     "sft": {"steps": 100, "batch_size": 8, "warmup_steps": 5, "eval_every": 100, "eval_batches": 4},
     "dpo": {"steps": 10, "batch_size": 8, "warmup_steps": 2, "eval_every": 10, "eval_batches": 4},
     "grpo": {"steps": 20, "batch_size": 4, "mini_batch_size": 16, "eval_every": 20},
@@ -93,13 +92,21 @@ def run_pipeline(directory: str | Path, fast: bool = False, device: str = "cpu",
         began = time.perf_counter()
         report = run(project_dir, stage, sets, device=device)
         seconds[stage] = time.perf_counter() - began
-        found = MEASURES[stage](StageRun(project_dir, stage, sets, device, FAST_ANSWERS if fast else ANSWERS),
-                                report["eval"])
+        found = MEASURES[stage](
+            StageRun(project_dir, stage, sets, device, FAST_ANSWERS if fast else ANSWERS), report["eval"]
+        )
         measures += found
-        say(f"{stage}: {_duration(seconds[stage])}; " + "; ".join(
-            f"{m.name} {m.before:.3f} → {m.after:.3f}" for m in found))
-    return {"measures": [asdict(m) for m in measures], "seconds": seconds,
-            "total_seconds": time.perf_counter() - start, "project": str(project_dir), "fast": fast}
+        say(
+            f"{stage}: {_duration(seconds[stage])}; "
+            + "; ".join(f"{m.name} {m.before:.3f} → {m.after:.3f}" for m in found)
+        )
+    return {
+        "measures": [asdict(m) for m in measures],
+        "seconds": seconds,
+        "total_seconds": time.perf_counter() - start,
+        "project": str(project_dir),
+        "fast": fast,
+    }
 
 
 @dataclass(frozen=True)
@@ -127,9 +134,16 @@ class StageRun:
 
         project = load_project(self.project_dir, self.sets)
         model_dir, device = resolve_init(project, weights), torch.device(self.device)
-        ctx = ObjectiveContext(project=project, stage=self.stage, config=project.stage(self.stage),
-                               tokenizer=load_tokenizer(str(model_dir)), model=load_model(model_dir, device),
-                               device=device, precision=pick_precision(device)[0], seed=project.seed)
+        ctx = ObjectiveContext(
+            project=project,
+            stage=self.stage,
+            config=project.stage(self.stage),
+            tokenizer=load_tokenizer(str(model_dir)),
+            model=load_model(model_dir, device),
+            device=device,
+            precision=pick_precision(device)[0],
+            seed=project.seed,
+        )
         objective = build_objective(ctx)
         objective.module.eval()
         return objective
@@ -156,9 +170,11 @@ def sft_measures(run: StageRun, after: dict) -> list[Measure]:
         start = run.objective("pretrain")
         loss_before, shares_before = start.evaluate()["loss"], answer_shares(start, run.answers)
         shares_after = answer_shares(run.objective("sft"), run.answers)
-    return [Measure("sft", "assistant loss", loss_before, after["loss"], False),
-            Measure("sft", "answers start in format", shares_before[0], shares_after[0], True),
-            Measure("sft", "answers right", shares_before[1], shares_after[1], True)]
+    return [
+        Measure("sft", "assistant loss", loss_before, after["loss"], False),
+        Measure("sft", "answers start in format", shares_before[0], shares_after[0], True),
+        Measure("sft", "answers right", shares_before[1], shares_after[1], True),
+    ]
 
 
 def dpo_measures(run: StageRun, after: dict) -> list[Measure]:
@@ -175,8 +191,13 @@ def rl_measures(run: StageRun, after: dict) -> list[Measure]:
     return [Measure(run.stage, "reward (right + terse)", before["reward"], after["reward"], True)]
 
 
-MEASURES = {"pretrain": pretrain_measures, "sft": sft_measures, "dpo": dpo_measures,
-            "grpo": rl_measures, "ppo": rl_measures}
+MEASURES = {
+    "pretrain": pretrain_measures,
+    "sft": sft_measures,
+    "dpo": dpo_measures,
+    "grpo": rl_measures,
+    "ppo": rl_measures,
+}
 
 
 def answer_shares(objective, count: int) -> tuple[float, float]:
@@ -209,8 +230,10 @@ def table(result: dict) -> str:
     for m in map(lambda d: Measure(**d), result["measures"]):
         time_cell = "" if m.stage in shown else _duration(result["seconds"][m.stage])
         shown.add(m.stage)
-        lines.append(f"{m.stage if time_cell else '':<9} {time_cell:>6}  {m.name:<32} {m.before:7.3f} "
-                     f"{m.after:7.3f}  {'yes' if m.improved else 'no'}")
+        lines.append(
+            f"{m.stage if time_cell else '':<9} {time_cell:>6}  {m.name:<32} {m.before:7.3f} "
+            f"{m.after:7.3f}  {'yes' if m.improved else 'no'}"
+        )
     lines.append(f"{'total':<9} {_duration(result['total_seconds']):>6}")
     return "\n".join(lines)
 
@@ -235,9 +258,13 @@ def main(args) -> int:
 
     result["machine"] = common.machine(torch.device(args.device))
     improved = all(Measure(**m).improved for m in result["measures"])
-    return common.report(args, result, table(result),
-                         f"pipeline{' (--fast)' if args.fast else ''}: {_duration(result['total_seconds'])}, "
-                         f"every held-out measure improved: {'yes' if improved else 'no'}")
+    return common.report(
+        args,
+        result,
+        table(result),
+        f"pipeline{' (--fast)' if args.fast else ''}: {_duration(result['total_seconds'])}, "
+        f"every held-out measure improved: {'yes' if improved else 'no'}",
+    )
 
 
 def _progress(line: str) -> None:

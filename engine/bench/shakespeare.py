@@ -31,13 +31,31 @@ RECIPE = {
     "seed": 1337,
     "tokenizer": {"source": "bytes"},
     "model": {
-        "positional_encoding": "rope", "normalization": "rmsnorm", "attention": "mha", "activation": "relu",
-        "d_model": 128, "n_layers": 4, "n_heads": 4, "d_ff": 512, "max_seq_len": 256,
-        "dropout": 0.0, "bias": False, "tie_embeddings": True,
+        "positional_encoding": "rope",
+        "normalization": "rmsnorm",
+        "attention": "mha",
+        "activation": "relu",
+        "d_model": 128,
+        "n_layers": 4,
+        "n_heads": 4,
+        "d_ff": 512,
+        "max_seq_len": 256,
+        "dropout": 0.0,
+        "bias": False,
+        "tie_embeddings": True,
     },
     "pretrain": {
-        "steps": 2000, "batch_size": 12, "grad_accum": 1, "seq_len": 64, "lr": 1e-3, "warmup_steps": 100,
-        "grad_clip": 1.0, "eval_every": 250, "eval_batches": 20, "sample_every": 0, "save_every": 0,
+        "steps": 2000,
+        "batch_size": 12,
+        "grad_accum": 1,
+        "seq_len": 64,
+        "lr": 1e-3,
+        "warmup_steps": 100,
+        "grad_clip": 1.0,
+        "eval_every": 250,
+        "eval_batches": 20,
+        "sample_every": 0,
+        "save_every": 0,
         "optimizer": {"name": "adamw", "betas": [0.9, 0.99], "weight_decay": 0.1},
         "scheduler": {"name": "cosine", "min_lr": 1e-4},
     },
@@ -47,8 +65,14 @@ RECIPE = {
 def register(subparsers) -> None:
     parser = subparsers.add_parser("shakespeare", help="nanoGPT's CPU recipe on tiny Shakespeare (val loss, wall time)")
     parser.add_argument("path", nargs="?", help=f"tinyshakespeare.txt (default: {DATA} from the repo or the CWD)")
-    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a field of the bench project, e.g. pretrain.steps=200")
+    parser.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a field of the bench project, e.g. pretrain.steps=200",
+    )
     parser.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when present, else cpu")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
@@ -81,11 +105,20 @@ def run_bench(data: Path, sets: list[str], device: str | None, events=None) -> d
         start = time.perf_counter()
         report = run(tmp, "pretrain", sets, events=evals, device=device)
         total = time.perf_counter() - start
-    return {"val_loss": report["eval_loss"], "train_loss": report["train_loss"], "bpb": report["bpb"],
-            "train_seconds": report["wall_time_s"], "total_seconds": total, "steps": report["steps"],
-            "tokens_per_s": report["tokens_seen"] / report["wall_time_s"], "precision": evals.precision,
-            "eval_losses": evals.losses, "target_val_loss": TARGET_LOSS, "seconds_to_target": evals.seconds_to_target,
-            "nanogpt_seconds": NANOGPT_SECONDS}
+    return {
+        "val_loss": report["eval_loss"],
+        "train_loss": report["train_loss"],
+        "bpb": report["bpb"],
+        "train_seconds": report["wall_time_s"],
+        "total_seconds": total,
+        "steps": report["steps"],
+        "tokens_per_s": report["tokens_seen"] / report["wall_time_s"],
+        "precision": evals.precision,
+        "eval_losses": evals.losses,
+        "target_val_loss": TARGET_LOSS,
+        "seconds_to_target": evals.seconds_to_target,
+        "nanogpt_seconds": NANOGPT_SECONDS,
+    }
 
 
 class _EvalLosses:
@@ -116,9 +149,15 @@ def main(args) -> int:
     rows = [[step, f"{loss:.4f}"] for step, loss in result["eval_losses"].items()]
     text = common.table(["step", "val loss"], rows) + (
         f"\n{result['tokens_per_s']:,.0f} tokens/s; training {result['train_seconds']:.1f} s, "
-        f"with start-up {result['total_seconds']:.1f} s; load at start {' '.join(map(str, load_at_start))}")
+        f"with start-up {result['total_seconds']:.1f} s; load at start {' '.join(map(str, load_at_start))}"
+    )
     if result["seconds_to_target"] is not None:
         text += f"\nval loss <= {TARGET_LOSS} first at {result['seconds_to_target']:.1f} s (evaluated every 250 steps)"
     verdict = "ok" if result["val_loss"] <= TARGET_LOSS else f"above the target {TARGET_LOSS}"
-    return common.report(args, result, text, f"val loss {result['val_loss']:.4f} ({verdict}) in "
-                         f"{result['train_seconds']:.1f} s (nanoGPT: ~1.88 in ~{NANOGPT_SECONDS:.0f} s on 2 CPU cores)")
+    return common.report(
+        args,
+        result,
+        text,
+        f"val loss {result['val_loss']:.4f} ({verdict}) in "
+        f"{result['train_seconds']:.1f} s (nanoGPT: ~1.88 in ~{NANOGPT_SECONDS:.0f} s on 2 CPU cores)",
+    )

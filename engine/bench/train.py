@@ -44,8 +44,9 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("train", help="training tokens/s and peak memory: ours vs transformers' Llama")
     parser.add_argument("--size", choices=tuple(SIZES), default="small", help="model and batch (default small)")
     parser.add_argument("--compile", action="store_true", help="torch.compile both models")
-    parser.add_argument("--no-memory", dest="memory", action="store_false",
-                        help="skip the two subprocesses that measure peak memory")
+    parser.add_argument(
+        "--no-memory", dest="memory", action="store_false", help="skip the two subprocesses that measure peak memory"
+    )
     common.add_arguments(parser, rounds=ROUNDS)
     parser.set_defaults(func=main)
 
@@ -54,9 +55,18 @@ def project_model(shape: Shape):
     """The [model] table of `shape`: Llama's parts (rope, rmsnorm, swiglu, gqa)."""
     from engine.project import ModelConfig
 
-    return ModelConfig(positional_encoding="rope", normalization="rmsnorm", attention="gqa", activation="swiglu",
-                       d_model=shape.d_model, n_layers=shape.n_layers, n_heads=shape.n_heads,
-                       n_kv_heads=shape.n_kv_heads, d_ff=shape.d_ff, max_seq_len=shape.seq_len)
+    return ModelConfig(
+        positional_encoding="rope",
+        normalization="rmsnorm",
+        attention="gqa",
+        activation="swiglu",
+        d_model=shape.d_model,
+        n_layers=shape.n_layers,
+        n_heads=shape.n_heads,
+        n_kv_heads=shape.n_kv_heads,
+        d_ff=shape.d_ff,
+        max_seq_len=shape.seq_len,
+    )
 
 
 def llmlab_config(shape: Shape):
@@ -88,8 +98,9 @@ def build_optimizer(side: str, model):
     if side == "ours":
         return ours(model, cfg, LR)
     o = cfg.options
-    return torch.optim.AdamW(model.parameters(), lr=LR, betas=tuple(o["betas"]), eps=o["eps"],
-                             weight_decay=o["weight_decay"], fused=True)
+    return torch.optim.AdamW(
+        model.parameters(), lr=LR, betas=tuple(o["betas"]), eps=o["eps"], weight_decay=o["weight_decay"], fused=True
+    )
 
 
 def random_batch(shape: Shape, device) -> dict:
@@ -132,7 +143,7 @@ def peak_memory(side: str, size: str, device: str, compile: bool, steps: int = 2
     import torch
     import transformers.models.llama.modeling_llama  # noqa: F401 - imported before the baseline
 
-    import engine.objectives.pretrain  # noqa: F401
+    import engine.objectives.pretrain
     import engine.optim  # noqa: F401
 
     device = torch.device(device)
@@ -162,17 +173,31 @@ def run_bench(size: str, rounds: int, device, compile: bool = False, memory: boo
     sides["reference"].model.load_state_dict(sides["ours"].model.state_dict())  # same weights, same names
     seconds = common.interleaved({side: trainee.step for side, trainee in sides.items()}, rounds, device, warmup=2)
     tokens = shape.batch_size * shape.seq_len
-    result = {"bench": "train", "size": size, "shape": asdict(shape), "compile": compile, "rounds": rounds,
-              "machine": common.machine(device), "precision": sides["ours"].precision.name}
+    result = {
+        "bench": "train",
+        "size": size,
+        "shape": asdict(shape),
+        "compile": compile,
+        "rounds": rounds,
+        "machine": common.machine(device),
+        "precision": sides["ours"].precision.name,
+    }
     peak = peak_flops(device)
     flops = flops_per_token(project_model(shape), shape.vocab_size, shape.seq_len)
     for side in SIDES:
         tps = tokens / common.median(seconds[side])
-        result[side] = {"tokens_per_s": tps, "round_seconds": seconds[side],
-                        "mfu": tps * flops / peak if peak else None}
+        result[side] = {
+            "tokens_per_s": tps,
+            "round_seconds": seconds[side],
+            "mfu": tps * flops / peak if peak else None,
+        }
         if memory:
             result[side]["peak_memory_bytes"] = common.run_child(
-                "engine.bench.train:peak_memory", side=side, size=size, device=str(device), compile=compile,
+                "engine.bench.train:peak_memory",
+                side=side,
+                size=size,
+                device=str(device),
+                compile=compile,
             )["peak_bytes"]
     result["ratio"] = result["ours"]["tokens_per_s"] / result["reference"]["tokens_per_s"]
     if memory:
@@ -191,10 +216,12 @@ def main(args) -> int:
         row.append(f"{100 * r['mfu']:.1f} %" if r["mfu"] is not None else "-")
         rows.append(row)
     s = result["shape"]
-    text = (f"train, size {args.size}: d_model {s['d_model']}, {s['n_layers']} layers, {s['n_heads']} heads "
-            f"({s['n_kv_heads']} kv), d_ff {s['d_ff']}, vocab {s['vocab_size']}, batch {s['batch_size']} x "
-            f"{s['seq_len']}, {result['precision']}{', compiled' if args.compile else ''}; "
-            f"median of {args.rounds} steps each, alternating\n"
-            + common.table(["", "tokens/s", "peak memory", "MFU"], rows))
+    text = (
+        f"train, size {args.size}: d_model {s['d_model']}, {s['n_layers']} layers, {s['n_heads']} heads "
+        f"({s['n_kv_heads']} kv), d_ff {s['d_ff']}, vocab {s['vocab_size']}, batch {s['batch_size']} x "
+        f"{s['seq_len']}, {result['precision']}{', compiled' if args.compile else ''}; "
+        f"median of {args.rounds} steps each, alternating\n"
+        + common.table(["", "tokens/s", "peak memory", "MFU"], rows)
+    )
     memory = f", peak memory ours/reference {result['memory_ratio']:.2f}" if args.memory else ""
     return common.report(args, result, text, f"ratio ours/reference: tokens/s {result['ratio']:.2f}{memory}")

@@ -9,8 +9,9 @@ from engine import bench
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("bench", help="run a benchmark (train, generate, shakespeare, pipeline; "
-                                   "the app's start: `llmlab bench tui`)")
+    parser = subparsers.add_parser(
+        "bench", help="run a benchmark (train, generate, shakespeare, pipeline; the app's start: `llmlab bench tui`)"
+    )
     benches = parser.add_subparsers(dest="bench", required=True, metavar="BENCH")
     for info in sorted(pkgutil.iter_modules(bench.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"engine.bench.{info.name}")

@@ -12,8 +12,11 @@ def register(subparsers) -> None:
     parser.add_argument("model_dir", help="a model directory (config.json + weights)")
     parser.add_argument("--format", required=True, choices=FORMATS, help="the target architecture")
     parser.add_argument("--out", required=True, help="the directory to write: new or empty (or see --overwrite)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace an earlier export of this format at --out (never any other folder)")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier export of this format at --out (never any other folder)",
+    )
     parser.set_defaults(func=run)
 
 

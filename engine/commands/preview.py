@@ -35,8 +35,14 @@ def register(subparsers) -> None:
     parser.add_argument("project", help="a project directory or its project.toml")
     parser.add_argument("--stage", default="sft", choices=STAGES[1:], help="the stage whose datasets to show")
     parser.add_argument("-n", "--examples", type=int, default=3, help="examples per dataset")
-    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a field, e.g. --set sft.seq_len=128 (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a field, e.g. --set sft.seq_len=128 (repeatable)",
+    )
     parser.set_defaults(func=run)
 
 

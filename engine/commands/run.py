@@ -22,10 +22,22 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("run", help="train one stage of a project")
     parser.add_argument("project", help="project directory or its project.toml")
     parser.add_argument("--stage", required=True, choices=STAGES)
-    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a project field for this run, e.g. pretrain.steps=20")
-    parser.add_argument("--resume", nargs="?", const=True, default=False, metavar="RUN",
-                        help="continue a stopped, died or diverged run (default: the stage's newest)")
+    parser.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a project field for this run, e.g. pretrain.steps=20",
+    )
+    parser.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="RUN",
+        help="continue a stopped, died or diverged run (default: the stage's newest)",
+    )
     parser.add_argument("--device", choices=DEVICES, help="force a device (default: cuda when present)")
     parser.set_defaults(func=main)
 
@@ -36,8 +48,15 @@ def main(args) -> int:
     control: queue.SimpleQueue = queue.SimpleQueue()
     previous = signal.signal(signal.SIGINT, _stop_on_first_interrupt(control))
     try:
-        run(args.project, args.stage, args.sets, events=Progress(sys.stdout), control=control,
-            device=args.device, resume=args.resume)
+        run(
+            args.project,
+            args.stage,
+            args.sets,
+            events=Progress(sys.stdout),
+            control=control,
+            device=args.device,
+            resume=args.resume,
+        )
     except Diverged:
         return DIVERGED_EXIT  # its finished line said why and what to try
     finally:
@@ -71,8 +90,10 @@ class Progress:
             self._print(_LINES[kind](ev))
 
     def _metrics(self, ev: dict) -> None:
-        line = (f"step {ev['step']}/{self.total}  loss {ev['loss']:.4f}  lr {ev['lr']:.2e}  "
-                f"{ev['tokens_per_s']:,.0f} tok/s  ETA {_duration(ev['eta_s'])}")
+        line = (
+            f"step {ev['step']}/{self.total}  loss {ev['loss']:.4f}  lr {ev['lr']:.2e}  "
+            f"{ev['tokens_per_s']:,.0f} tok/s  ETA {_duration(ev['eta_s'])}"
+        )
         if self.live:
             self.stream.write("\r\033[K" + line)
             self.stream.flush()
@@ -91,13 +112,14 @@ class Progress:
         self.total = ev["total_steps"]
         self.every = max(1, self.total // 20)
         how = "resuming at step {start_step}" if ev["resumed"] else "{parameters:,} parameters"
-        return (f"{ev['stage']}: {ev['run_dir']} on {ev['device']} ({ev['precision']}"
-                f"{', %d processes' % ev['world_size'] if ev['world_size'] > 1 else ''}), " + how.format(**ev))
+        processes = f", {ev['world_size']} processes" if ev["world_size"] > 1 else ""
+        return f"{ev['stage']}: {ev['run_dir']} on {ev['device']} ({ev['precision']}{processes}), " + how.format(**ev)
 
 
 def _eval_line(ev: dict) -> str:
-    measures = "  ".join(f"{k} {v:.4f}" for k, v in ev.items() if k not in ("type", "time", "step")
-                         and isinstance(v, float))
+    measures = "  ".join(
+        f"{k} {v:.4f}" for k, v in ev.items() if k not in ("type", "time", "step") and isinstance(v, float)
+    )
     return f"eval @ {ev['step']}: {measures}"
 
 
@@ -106,14 +128,19 @@ def _finished_line(ev: dict) -> str:
         return f"diverged: {ev['message']}"
     report = ev["report"]
     loss = report.get("eval_loss") if report.get("eval_loss") is not None else report.get("train_loss")
-    return (f"{ev['status']} after {report['steps']} steps, {report['tokens_seen']:,} tokens, "
-            f"{_duration(report['wall_time_s'])}; loss {loss if loss is None else f'{loss:.4f}'}")
+    return (
+        f"{ev['status']} after {report['steps']} steps, {report['tokens_seen']:,} tokens, "
+        f"{_duration(report['wall_time_s'])}; loss {loss if loss is None else f'{loss:.4f}'}"
+    )
 
 
 def _duration(seconds: float) -> str:
     seconds = int(seconds)
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else \
-        f"{seconds // 60}:{seconds % 60:02d}"
+    return (
+        f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+        if seconds >= 3600
+        else f"{seconds // 60}:{seconds % 60:02d}"
+    )
 
 
 _LINES = {

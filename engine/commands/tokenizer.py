@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from engine.project.problems import LLMLabError
 from engine.project import load_project
 from engine.project.layout import TOKENIZER_DIR
+from engine.project.problems import LLMLabError
 
 
 def register(subparsers) -> None:
@@ -12,8 +12,14 @@ def register(subparsers) -> None:
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     train = actions.add_parser("train", help="train tokenizer.vocab_size BPE tokens on the project's text")
     train.add_argument("project", help="a project directory or its project.toml")
-    train.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a field, e.g. --set tokenizer.vocab_size=8192 (repeatable)")
+    train.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a field, e.g. --set tokenizer.vocab_size=8192 (repeatable)",
+    )
     train.set_defaults(func=run)
 
 
@@ -22,7 +28,7 @@ def run(args) -> int:
 
     project = load_project(args.project, args.sets)
     if project.tokenizer.source != "bpe":
-        raise LLMLabError(f"tokenizer.source: is {project.tokenizer.source!r}; training applies to \"bpe\"")
+        raise LLMLabError(f'tokenizer.source: is {project.tokenizer.source!r}; training applies to "bpe"')
     tokenizer = train_project_bpe(project)
     print(f"trained {len(tokenizer)} tokens into {project.root / TOKENIZER_DIR}")
     return 0

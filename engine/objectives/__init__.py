@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import importlib
 
-from engine.project.problems import LLMLabError
 from engine.objectives.base import Objective, ObjectiveContext
+from engine.project.problems import LLMLabError
 
 OBJECTIVES = {
     "pretrain": "engine.objectives.pretrain:PretrainObjective",

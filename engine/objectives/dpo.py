@@ -103,8 +103,12 @@ class DPOObjective:
             return []
         prompt = self.eval_pairs[0].prompt
         rollout = sample_rollouts(
-            self.module, self.ctx.tokenizer, [encode_prompt(self.ctx.tokenizer, prompt)],
-            max_new_tokens=64, temperature=0.0, stop_ids=end_of_turn_ids(self.ctx.tokenizer),
+            self.module,
+            self.ctx.tokenizer,
+            [encode_prompt(self.ctx.tokenizer, prompt)],
+            max_new_tokens=64,
+            temperature=0.0,
+            stop_ids=end_of_turn_ids(self.ctx.tokenizer),
         )
         return [{"prompt": prompt_text(prompt), "text": rollout.responses[0]}]
 

@@ -14,8 +14,8 @@ from collections import deque
 import torch
 
 from engine.chat_template import IM_END, IM_START, encode_prompt, end_of_turn_ids, ensure_chat_template
-from engine.lora import trainable_module
 from engine.formats import to_prompt
+from engine.lora import trainable_module
 from engine.objectives.reference import ReferencePolicy
 from engine.objectives.rollouts import Rollout, sample_rollouts, score_tokens
 from engine.rewards import Reward

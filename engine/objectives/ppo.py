@@ -51,7 +51,9 @@ class PPOObjective(PolicyObjective):
         hidden_size = ctx.model.config.hidden_size
         self.module = PolicyWithValueHead(self.policy, hidden_size).to(ctx.device)
         if ctx.resume_dir is not None and (Path(ctx.resume_dir) / VALUE_HEAD_FILE).exists():
-            self.module.value_head.load_state_dict(load_file(Path(ctx.resume_dir) / VALUE_HEAD_FILE, device=str(ctx.device)))
+            self.module.value_head.load_state_dict(
+                load_file(Path(ctx.resume_dir) / VALUE_HEAD_FILE, device=str(ctx.device))
+            )
         self.kl_coef = self.config.kl_coef
 
     def _rollout_batches(self):
@@ -61,7 +63,9 @@ class PPOObjective(PolicyObjective):
         scores = self.reward(self.prompt_texts(rows, 1), rollout.responses, [row.reference for row in rows])
         mask = rollout.response_mask
         with torch.no_grad():
-            old_logps, entropy, hidden = score_tokens(self.policy, rollout, cfg.temperature, with_entropy=True, with_hidden=True)
+            old_logps, entropy, hidden = score_tokens(
+                self.policy, rollout, cfg.temperature, with_entropy=True, with_hidden=True
+            )
             old_values = self.module.values(hidden) * mask
             ref_logps = self.reference_logps(rollout, cfg.temperature)
             rewards, kl = kl_penalized_rewards(scores.to(mask.device), old_logps, ref_logps, mask, self.kl_coef)
@@ -88,11 +92,18 @@ class PPOObjective(PolicyObjective):
         rollout = batch["rollout"]
         mask = rollout.response_mask
         logps, _, hidden = score_tokens(self.policy, rollout, cfg.temperature, with_hidden=True)
-        policy_loss, clip_fraction = ppo_policy_loss(logps, batch["old_logps"], batch["advantages"], mask, cfg.clip_range)
+        policy_loss, clip_fraction = ppo_policy_loss(
+            logps, batch["old_logps"], batch["advantages"], mask, cfg.clip_range
+        )
         values = self.module.values(hidden)
         value_loss = ppo_value_loss(values, batch["old_values"], batch["returns"], mask, cfg.clip_range_value)
         loss = policy_loss + cfg.vf_coef * value_loss
-        metrics = dict(batch["stats"], policy_loss=policy_loss.detach(), value_loss=value_loss.detach(), clip_fraction=clip_fraction)
+        metrics = dict(
+            batch["stats"],
+            policy_loss=policy_loss.detach(),
+            value_loss=value_loss.detach(),
+            clip_fraction=clip_fraction,
+        )
         return loss, metrics
 
     def state_dict(self) -> dict:

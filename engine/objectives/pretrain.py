@@ -13,16 +13,17 @@ import torch
 import torch.nn.functional as F
 
 from engine.data import pretraining_data
-from engine.packing import PackedBatch
 from engine.objectives.base import Objective, ObjectiveContext
+from engine.packing import PackedBatch
 
 SAMPLE_TOKENS = 64
 SAMPLE_TOP_K = 50
 SAMPLE_TEMPERATURE = 0.8
 
 
-def next_token_loss(model: torch.nn.Module, input_ids: torch.Tensor, targets: torch.Tensor,
-                    reduction: str = "mean") -> torch.Tensor:
+def next_token_loss(
+    model: torch.nn.Module, input_ids: torch.Tensor, targets: torch.Tensor, reduction: str = "mean"
+) -> torch.Tensor:
     """Cross-entropy of the model's logits against `targets` (already shifted by one)."""
     logits = model(input_ids=input_ids).logits  # (B, T, V)
     return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction=reduction)
@@ -59,18 +60,25 @@ class PretrainObjective(Objective):
         tokens = sum(b.num_tokens for b in self.data.eval)
         num_bytes = sum(b.num_bytes for b in self.data.eval)
         loss = total / tokens
-        return {"loss": loss, "ppl": math.exp(min(loss, 50.0)),
-                "bpb": total / (math.log(2) * num_bytes) if num_bytes else float("nan")}
+        return {
+            "loss": loss,
+            "ppl": math.exp(min(loss, 50.0)),
+            "bpb": total / (math.log(2) * num_bytes) if num_bytes else float("nan"),
+        }
 
     def sample(self) -> list[dict]:
         tokenizer, prompt = self.ctx.tokenizer, self.ctx.config.sample_prompt
         ids = tokenizer(prompt, add_special_tokens=False)["input_ids"] if prompt else []
         input_ids = torch.tensor([[tokenizer.eos_token_id, *ids]], device=self.ctx.device)  # EOS: a new document
         output = self.ctx.model.generate(
-            input_ids, max_new_tokens=SAMPLE_TOKENS, do_sample=True, top_k=SAMPLE_TOP_K,
-            temperature=SAMPLE_TEMPERATURE, pad_token_id=tokenizer.eos_token_id,
+            input_ids,
+            max_new_tokens=SAMPLE_TOKENS,
+            do_sample=True,
+            top_k=SAMPLE_TOP_K,
+            temperature=SAMPLE_TEMPERATURE,
+            pad_token_id=tokenizer.eos_token_id,
         )
-        text = tokenizer.decode(output[0, input_ids.shape[1]:], skip_special_tokens=True)
+        text = tokenizer.decode(output[0, input_ids.shape[1] :], skip_special_tokens=True)
         return [{"prompt": prompt, "text": text}]
 
     def state_dict(self) -> dict:
@@ -84,5 +92,7 @@ class PretrainObjective(Objective):
         total = sum(counts)
         if len(counts) < 2 or total == 0:
             return {}
-        return {name: {"share": count / total, "weight": weight}
-                for name, count, weight in zip(self.data.names, counts, self.data.weights)}
+        return {
+            name: {"share": count / total, "weight": weight}
+            for name, count, weight in zip(self.data.names, counts, self.data.weights)
+        }

@@ -8,7 +8,8 @@ otherwise a frozen copy of the starting weights.
 from __future__ import annotations
 
 import copy
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 
@@ -25,13 +26,15 @@ class ReferencePolicy:
             self.model.requires_grad_(False).eval()
 
     @classmethod
-    def for_stage(cls, ctx, policy: torch.nn.Module, uses_lora: bool, source: str = "") -> "ReferencePolicy":
+    def for_stage(cls, ctx, policy: torch.nn.Module, uses_lora: bool, source: str = "") -> ReferencePolicy:
         if not source:
             return cls(policy, uses_lora)
         from engine.factory import load_model
         from engine.project.runs import resolve_init
 
-        return cls(policy, uses_lora, load_model(resolve_init(ctx.project, source, field=f"{ctx.stage}.reference"), ctx.device))
+        return cls(
+            policy, uses_lora, load_model(resolve_init(ctx.project, source, field=f"{ctx.stage}.reference"), ctx.device)
+        )
 
     @torch.no_grad()
     def run(self, fn: Callable[[torch.nn.Module], T]) -> T:

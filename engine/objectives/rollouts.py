@@ -32,7 +32,7 @@ class Rollout:
     def response_lengths(self) -> torch.Tensor:
         return self.response_mask.sum(1)
 
-    def select(self, index: torch.Tensor) -> "Rollout":
+    def select(self, index: torch.Tensor) -> Rollout:
         """The rows `index` of this rollout (a mini-batch)."""
         return Rollout(
             self.input_ids[index],
@@ -97,7 +97,9 @@ def sample_rollouts(
     return Rollout(output, attention, prompt_ids.shape[1], mask, truncated, texts)
 
 
-def score_tokens(model, rollout: Rollout, temperature: float = 1.0, with_entropy: bool = False, with_hidden: bool = False):
+def score_tokens(
+    model, rollout: Rollout, temperature: float = 1.0, with_entropy: bool = False, with_hidden: bool = False
+):
     """Per-token log-probabilities of the response (B, R) under `model`, at the sampling temperature.
 
     Optionally also the per-token entropy and the last hidden states at the positions that

@@ -18,12 +18,19 @@ import torch
 import torch.nn.functional as F
 
 from engine.chat_template import (
-    IGNORE, IM_END, IM_START, Encoded, encode_conversation, encode_prompt, end_of_turn_ids, ensure_chat_template,
+    IGNORE,
+    IM_END,
+    IM_START,
+    Encoded,
+    encode_conversation,
+    encode_prompt,
+    end_of_turn_ids,
+    ensure_chat_template,
 )
-from engine.project.problems import LLMLabError
 from engine.formats import rows_to_conversations
 from engine.lora import parameter_counts, trainable_module
 from engine.objectives.base import Objective, ObjectiveContext
+from engine.project.problems import LLMLabError
 from engine.rows import RowStream, load_items
 
 SAMPLE_TOKENS = 64
@@ -32,8 +39,9 @@ MAX_DRAWS_PER_ROW = 50  # conversations drawn for one row before giving up on fi
 
 def sft_loss(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     """Cross-entropy of each position's logits against the next label; IGNORE labels are skipped."""
-    return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(),
-                           ignore_index=IGNORE, reduction=reduction)
+    return F.cross_entropy(
+        logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=IGNORE, reduction=reduction
+    )
 
 
 def collate(rows: list[Encoded], pad_id: int, device: torch.device) -> dict:
@@ -94,8 +102,10 @@ class SFTObjective(Objective):
         examples, draws = [], 0
         while len(examples) < n:
             if draws >= MAX_DRAWS_PER_ROW * n:
-                raise LLMLabError(f"{self.ctx.stage}.seq_len: conversations are cut before their first assistant "
-                                  f"token at {self.config.seq_len} tokens; raise seq_len")
+                raise LLMLabError(
+                    f"{self.ctx.stage}.seq_len: conversations are cut before their first assistant "
+                    f"token at {self.config.seq_len} tokens; raise seq_len"
+                )
             encoded = self.encode(self.stream.take(1)[0])
             draws += 1
             self.truncated_total += encoded.truncated
@@ -123,8 +133,11 @@ class SFTObjective(Objective):
 
     def loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
         logits = self.module(input_ids=batch["input_ids"]).logits  # (B, T, V)
-        metrics = {"truncated": batch["truncated"], "trainable_params": float(self.trainable_params),
-                   "total_params": float(self.total_params)}
+        metrics = {
+            "truncated": batch["truncated"],
+            "trainable_params": float(self.trainable_params),
+            "total_params": float(self.total_params),
+        }
         return sft_loss(logits, batch["labels"]), metrics
 
     def tokens(self, batch: dict) -> int:
@@ -150,9 +163,14 @@ class SFTObjective(Objective):
         """The model's greedy reply to `messages`, stopped at the end of its turn."""
         tokenizer = self.ctx.tokenizer
         ids = torch.tensor([encode_prompt(tokenizer, messages)], device=self.ctx.device)
-        output = self.module.generate(input_ids=ids, max_new_tokens=max_new_tokens, do_sample=False,
-                                      eos_token_id=self.stop_ids, pad_token_id=self.pad_id)
-        return tokenizer.decode(output[0, ids.shape[1]:], skip_special_tokens=True)
+        output = self.module.generate(
+            input_ids=ids,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            eos_token_id=self.stop_ids,
+            pad_token_id=self.pad_id,
+        )
+        return tokenizer.decode(output[0, ids.shape[1] :], skip_special_tokens=True)
 
     def sample(self) -> list[dict]:
         """Greedy answers to the first user turn of held-out conversations (or to sample_prompt)."""

@@ -18,8 +18,14 @@ from typing import Any
 from engine.project.problems import LLMLabError, Problem
 from engine.project.schema import RENAMED, ModelConfig, OptimizerConfig, Project, SchedulerConfig
 
-_TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
-               list: "a list", dict: "a table"}
+_TYPE_NAMES = {
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    str: "a string",
+    list: "a list",
+    dict: "a table",
+}
 BAD = object()
 
 
@@ -170,4 +176,3 @@ def project_to_dict(project: Any) -> Any:
     if isinstance(project, dict):
         return {key: project_to_dict(value) for key, value in project.items()}
     return project
-

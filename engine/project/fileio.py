@@ -7,8 +7,8 @@ import errno
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from engine.project.problems import LLMLabError
 
@@ -65,10 +65,12 @@ def disk_full(error: BaseException, path: str | Path) -> LLMLabError | None:
     """One line naming `path` and the free space when `error` (or what caused it) is a full disk."""
     seen: BaseException | None = error
     while seen is not None:
-        if isinstance(seen, OSError) and seen.errno == errno.ENOSPC or any(t in str(seen) for t in _DISK_FULL_TEXT):
-            return LLMLabError(f"{path}: the disk is full ({_free(Path(path))} free); free some space, then "
-                               "resume the run (llmlab run PROJECT --stage STAGE --resume): nothing written so far "
-                               "was damaged")
+        if (isinstance(seen, OSError) and seen.errno == errno.ENOSPC) or any(t in str(seen) for t in _DISK_FULL_TEXT):
+            return LLMLabError(
+                f"{path}: the disk is full ({_free(Path(path))} free); free some space, then "
+                "resume the run (llmlab run PROJECT --stage STAGE --resume): nothing written so far "
+                "was damaged"
+            )
         seen = seen.__cause__ or seen.__context__
     return None
 

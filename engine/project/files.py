@@ -8,7 +8,6 @@ written whole. Every write is atomic.
 from __future__ import annotations
 
 import re
-import tomllib
 import typing
 from dataclasses import is_dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 import tomli_w
 import tomlkit
+import tomllib
 from tomlkit.exceptions import TOMLKitError
 
 from engine.project.codec import field_types, from_dict, project_to_dict
@@ -173,8 +173,13 @@ def _written(value: Any, meant: Any, named: bool = False) -> Any:
 def new_project(name: str, template: str = "blank", directory: str | Path = "projects") -> Path:
     """Create `directory/name/project.toml` from a template; never overwrites. Returns the directory."""
     if not isinstance(name, str) or not _NAME.match(name) or name in (".", ".."):
-        raise LLMLabError(Problem("name", "must be a plain directory name (letters, digits, '_', '-', '.'; "
-                                  f"not starting with '.' or '-', at most 64 characters), got {name!r}"))
+        raise LLMLabError(
+            Problem(
+                "name",
+                "must be a plain directory name (letters, digits, '_', '-', '.'; "
+                f"not starting with '.' or '-', at most 64 characters), got {name!r}",
+            )
+        )
     source = TEMPLATES_DIR / f"{template}.toml"
     if not source.is_file():
         known = ", ".join(sorted(p.stem for p in TEMPLATES_DIR.glob("*.toml")))
@@ -187,8 +192,9 @@ def new_project(name: str, template: str = "blank", directory: str | Path = "pro
     try:
         root.mkdir(parents=True)
     except FileExistsError:
-        raise LLMLabError(f"{root}: already exists; a project is never overwritten "
-                          "(pick another name, or delete it yourself)") from None
+        raise LLMLabError(
+            f"{root}: already exists; a project is never overwritten (pick another name, or delete it yourself)"
+        ) from None
     atomic_write_text(root / PROJECT_FILE, text)
     return root
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from engine.project.fileio import atomic_directory, atomic_write_text
 from engine.project.layout import OUTPUT_MARKER
@@ -33,8 +33,9 @@ def read_marker(path: str | Path) -> dict | None:
     return data if isinstance(data, dict) and isinstance(data.get("written_by"), str) else None
 
 
-def check_output(path: str | Path, written_by: str, overwrite: bool = False, sources: Iterable[str | Path] = (),
-                 field: str = "--out") -> Path:
+def check_output(
+    path: str | Path, written_by: str, overwrite: bool = False, sources: Iterable[str | Path] = (), field: str = "--out"
+) -> Path:
     """The resolved `path` when `written_by` may write its output there; else LLMLabError naming the rule."""
     given = str(path)
     path = Path(path).expanduser().resolve()
@@ -63,22 +64,27 @@ def check_output(path: str | Path, written_by: str, overwrite: bool = False, sou
         return path
     marker = read_marker(path)
     if marker is None:
-        refuse(f"is not empty and was not written by {written_by} (it holds {_names(entries)}); "
-               "choose an empty or new folder")
+        refuse(
+            f"is not empty and was not written by {written_by} (it holds {_names(entries)}); "
+            "choose an empty or new folder"
+        )
     if marker["written_by"] != written_by:
         refuse(f"was written by {marker['written_by']}, not {written_by}; choose an empty or new folder")
     extra = _unlisted(path, marker.get("files"))
     if extra:
-        refuse(f"holds an earlier output of {written_by} and things it did not write ({', '.join(extra[:SHOWN])}"
-               f"{', ...' if len(extra) > SHOWN else ''}); move them out or choose a new folder")
+        refuse(
+            f"holds an earlier output of {written_by} and things it did not write ({', '.join(extra[:SHOWN])}"
+            f"{', ...' if len(extra) > SHOWN else ''}); move them out or choose a new folder"
+        )
     if not overwrite:
         refuse(f"holds an earlier output of {written_by}; --overwrite replaces it, or choose a new folder")
     return path
 
 
 @contextlib.contextmanager
-def output_directory(path: str | Path, written_by: str, overwrite: bool = False,
-                     sources: Iterable[str | Path] = (), field: str = "--out") -> Iterator[Path]:
+def output_directory(
+    path: str | Path, written_by: str, overwrite: bool = False, sources: Iterable[str | Path] = (), field: str = "--out"
+) -> Iterator[Path]:
     """`check_output`, then an `atomic_directory` at the resolved path, its marker written last."""
     sources = [Path(s).expanduser().resolve() for s in sources]
     path = check_output(path, written_by, overwrite, sources, field)

@@ -24,8 +24,17 @@ from engine.project.runs import latest_run, run_stage
 from engine.project.schema import Project
 
 FIXED_TABLES = ("tokenizer", "model")  # shape the weights: a resume keeps them
-FIXED_STAGE_KEYS = ("init", "lora", "datasets", "batch_size", "grad_accum", "seq_len", "optimizer.name",
-                    "scheduler.name", "group_size")
+FIXED_STAGE_KEYS = (
+    "init",
+    "lora",
+    "datasets",
+    "batch_size",
+    "grad_accum",
+    "seq_len",
+    "optimizer.name",
+    "scheduler.name",
+    "group_size",
+)
 
 
 def resume_run_dir(project: Project, stage: str, run: str | Path | bool | None) -> Path:
@@ -47,15 +56,24 @@ def resume_run_dir(project: Project, stage: str, run: str | Path | bool | None) 
 def resume_changes(trained: dict, current: dict, stage: str) -> dict[str, tuple[Any, Any]]:
     """{dotted key: (as trained, now)} for every setting a resume would change; LLMLabError with one
     line per change that a resume cannot make."""
-    changes = {key: pair for table in FIXED_TABLES for key, pair in _diff(trained.get(table), current.get(table),
-                                                                          table).items()}
+    changes = {
+        key: pair
+        for table in FIXED_TABLES
+        for key, pair in _diff(trained.get(table), current.get(table), table).items()
+    }
     changes.update(_diff(trained.get(stage), current.get(stage), stage))
     for key in ("seed",):
         if trained.get(key) != current.get(key):
             changes[key] = (trained.get(key), current.get(key))
-    refused = [Problem(key, f"the run was trained with {old!r}; a resume cannot change it (now {new!r}): "
-                            "start a new run instead, or set it back")
-               for key, (old, new) in changes.items() if _fixed(key, stage)]
+    refused = [
+        Problem(
+            key,
+            f"the run was trained with {old!r}; a resume cannot change it (now {new!r}): "
+            "start a new run instead, or set it back",
+        )
+        for key, (old, new) in changes.items()
+        if _fixed(key, stage)
+    ]
     if refused:
         raise LLMLabError(refused)
     return changes
@@ -70,11 +88,20 @@ def _fixed(key: str, stage: str) -> bool:
 
 def _diff(old: Any, new: Any, path: str) -> dict[str, tuple[Any, Any]]:
     if isinstance(old, dict) and isinstance(new, dict):
-        return {key: pair for name in dict.fromkeys([*old, *new])
-                for key, pair in _diff(old.get(name), new.get(name), f"{path}.{name}").items()}
-    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new) and \
-            all(isinstance(item, dict) for item in [*old, *new]):
-        return {key: pair for i, (a, b) in enumerate(zip(old, new)) for key, pair in _diff(a, b, f"{path}[{i}]").items()}
+        return {
+            key: pair
+            for name in dict.fromkeys([*old, *new])
+            for key, pair in _diff(old.get(name), new.get(name), f"{path}.{name}").items()
+        }
+    if (
+        isinstance(old, list)
+        and isinstance(new, list)
+        and len(old) == len(new)
+        and all(isinstance(item, dict) for item in [*old, *new])
+    ):
+        return {
+            key: pair for i, (a, b) in enumerate(zip(old, new)) for key, pair in _diff(a, b, f"{path}[{i}]").items()
+        }
     return {} if old == new else {path: (old, new)}
 
 

@@ -33,7 +33,7 @@ def validate_project(project: Project) -> list[Problem]:
     if not project.name:
         problems.append(Problem("name", "must not be empty"))
     if not project.tokenizer.source:
-        problems.append(Problem('tokenizer.source', 'must be "bytes", "bpe", a hub id or a local path, got \'\''))
+        problems.append(Problem("tokenizer.source", 'must be "bytes", "bpe", a hub id or a local path, got \'\''))
     problems += _model_problems(project.model)
     for name in STAGES:
         problems += _stage_problems(project, name)
@@ -93,19 +93,30 @@ def _model_problems(m: ModelConfig) -> list[Problem]:
     if _positive_ints(m.d_model, m.n_heads) and m.d_model % m.n_heads:
         problems.append(Problem("model.d_model", f"must be divisible by model.n_heads ({m.n_heads}), got {m.d_model}"))
     elif _positive_ints(m.d_model, m.n_heads) and m.positional_encoding in ("rope", "yarn") and m.head_dim % 2:
-        problems.append(Problem("model.d_model", f"{m.positional_encoding} needs an even head size "
-                        f"(d_model / n_heads), got {m.d_model} / {m.n_heads} = {m.head_dim}"))
+        problems.append(
+            Problem(
+                "model.d_model",
+                f"{m.positional_encoding} needs an even head size "
+                f"(d_model / n_heads), got {m.d_model} / {m.n_heads} = {m.head_dim}",
+            )
+        )
     if _positive_ints(m.d_model) and m.positional_encoding == "sinusoidal" and m.d_model % 2:
         problems.append(Problem("model.d_model", f"sinusoidal positions need an even d_model, got {m.d_model}"))
     if not _positive_ints(m.n_heads, m.n_kv_heads):
         return problems
     implied = {"mqa": 1, "mha": m.n_heads}.get(m.attention)
     if implied is not None and m.n_kv_heads != implied:
-        problems.append(Problem('model.n_kv_heads', f'attention "{m.attention}" means n_kv_heads = {implied}, '
-                        f"got {m.n_kv_heads} (set it to {implied}, or leave it out)"))
+        problems.append(
+            Problem(
+                "model.n_kv_heads",
+                f'attention "{m.attention}" means n_kv_heads = {implied}, '
+                f"got {m.n_kv_heads} (set it to {implied}, or leave it out)",
+            )
+        )
     elif m.attention == "gqa" and m.n_heads % m.n_kv_heads:
-        problems.append(Problem("model.n_heads", f"must be divisible by model.n_kv_heads ({m.n_kv_heads}) "
-                        f"for gqa, got {m.n_heads}"))
+        problems.append(
+            Problem("model.n_heads", f"must be divisible by model.n_kv_heads ({m.n_kv_heads}) for gqa, got {m.n_heads}")
+        )
     return problems
 
 
@@ -113,16 +124,18 @@ def _stage_problems(project: Project, name: str) -> list[Problem]:
     stage, problems = project.stage(name), []
     max_len = project.model.max_seq_len
     if _positive_ints(stage.seq_len, max_len) and stage.seq_len > max_len:
-        problems.append(Problem(f"{name}.seq_len", f"must not exceed model.max_seq_len ({max_len}), got {stage.seq_len}"))
+        problems.append(
+            Problem(f"{name}.seq_len", f"must not exceed model.max_seq_len ({max_len}), got {stage.seq_len}")
+        )
     min_lr = stage.scheduler.options.get("min_lr")
     if is_type(min_lr, float) and is_type(stage.lr, float) and 0 < stage.lr < min_lr:
         problems.append(Problem(f"{name}.scheduler.min_lr", f"must not exceed {name}.lr ({stage.lr}), got {min_lr}"))
     for i, ds in enumerate(stage.datasets):
         if not ds.path:
-            problems.append(Problem(f"{name}.datasets[{i}].path", f"required (a hub id, or a local file or folder)"))
+            problems.append(Problem(f"{name}.datasets[{i}].path", "required (a hub id, or a local file or folder)"))
     weights = [ds.weight for ds in stage.datasets if is_type(ds.weight, float)]
     if weights and not any(w > 0 for w in weights):
-        problems.append(Problem(f"{name}.datasets", f"the weights must not all be 0"))
+        problems.append(Problem(f"{name}.datasets", "the weights must not all be 0"))
     if isinstance(stage, FineTuneConfig):
         problems += _fine_tune_problems(stage, name)
     if isinstance(stage, PolicyConfig):
@@ -136,8 +149,12 @@ def _fine_tune_problems(stage: FineTuneConfig, name: str) -> list[Problem]:
     if not stage.init:
         problems.append(Problem(f"{name}.init", f"required: a stage name ({', '.join(STAGES)}) or a model directory"))
     if stage.lora.preset == "custom" and not stage.lora.target_modules:
-        problems.append(Problem(f"{name}.lora.target_modules", "the custom preset needs at least one module "
-                                'name, e.g. ["q_proj", "v_proj"]'))
+        problems.append(
+            Problem(
+                f"{name}.lora.target_modules",
+                'the custom preset needs at least one module name, e.g. ["q_proj", "v_proj"]',
+            )
+        )
     return problems
 
 
@@ -155,11 +172,10 @@ def _reward_rule_problems(rule: Any, at: str) -> list[Problem]:
     if rule_name == "regex":
         pattern = spec.get("pattern")
         if not isinstance(pattern, str) or not pattern:
-            problems.append(Problem(at, f'the regex rule needs a pattern, e.g. {{ name = "regex", pattern = "\\\\d+" }}'))
+            problems.append(Problem(at, 'the regex rule needs a pattern, e.g. { name = "regex", pattern = "\\\\d+" }'))
         else:
             try:
                 re.compile(pattern)
             except re.error as error:
                 problems.append(Problem(f"{at}.pattern", f"not a valid regular expression ({error})"))
     return problems
-

@@ -34,8 +34,10 @@ class RunLock:
         except BlockingIOError:
             os.close(fd)
             who = holder(self.path.parent)
-            raise LLMLabError(f"{self.path.parent.name}: {describe(who)}; wait for it, or stop it "
-                              f"with `llmlab stop {self.path.parent}`") from None
+            raise LLMLabError(
+                f"{self.path.parent.name}: {describe(who)}; wait for it, or stop it "
+                f"with `llmlab stop {self.path.parent}`"
+            ) from None
         record = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(record).encode(), 0)

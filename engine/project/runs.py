@@ -21,8 +21,12 @@ _RUN_NAME = re.compile(rf"^({'|'.join(STAGES)})-(\d{{8}}-\d{{6}})(?:-(\d+))?$")
 _TAIL_BYTES = 64 * 1024
 STATES = ("running", "completed", "stopped", "failed", "diverged", "died")
 # a run's last terminal event → its state; none since it (re)started: running if locked, else died
-_OUTCOMES = {"error": "failed", ("finished", "completed"): "completed", ("finished", "stopped"): "stopped",
-             ("finished", "diverged"): "diverged"}
+_OUTCOMES = {
+    "error": "failed",
+    ("finished", "completed"): "completed",
+    ("finished", "stopped"): "stopped",
+    ("finished", "diverged"): "diverged",
+}
 
 
 def create_run_dir(project: Project, stage: str) -> Path:
@@ -50,8 +54,9 @@ def list_runs(project: Project, stage: str | None = None) -> list[Path]:
     runs = project.root / RUNS_DIR
     if not runs.is_dir():
         return []
-    found = [p for p in runs.iterdir() if p.is_dir() and (m := _RUN_NAME.match(p.name))
-             and (stage is None or m[1] == stage)]
+    found = [
+        p for p in runs.iterdir() if p.is_dir() and (m := _RUN_NAME.match(p.name)) and (stage is None or m[1] == stage)
+    ]
     return sorted(found, key=_run_key)
 
 
@@ -86,18 +91,24 @@ def resolve_init(project: Project, init: str, field: str = "init") -> Path:
     if init in STAGES:
         runs = list_runs(project, init)
         if runs and not (runs[-1] / FINAL).is_dir() and run_state(runs[-1])["state"] == "diverged":
-            raise LLMLabError(f"{field}: the newest {init} run, {runs[-1].name}, diverged; resume it with a lower "
-                              f"lr (llmlab run PROJECT --stage {init} --resume --set {init}.lr=...), or set "
-                              f"{field} to a model directory")
+            raise LLMLabError(
+                f"{field}: the newest {init} run, {runs[-1].name}, diverged; resume it with a lower "
+                f"lr (llmlab run PROJECT --stage {init} --resume --set {init}.lr=...), or set "
+                f"{field} to a model directory"
+            )
         for run in reversed(runs):
             if (run / FINAL).is_dir():
                 return run / FINAL
-        raise LLMLabError(f"{field}: no finished {init} run yet (no {RUNS_DIR}/{init}-*/{FINAL}); "
-                          f"run the {init} stage first, or set {field} to a model directory")
+        raise LLMLabError(
+            f"{field}: no finished {init} run yet (no {RUNS_DIR}/{init}-*/{FINAL}); "
+            f"run the {init} stage first, or set {field} to a model directory"
+        )
     path = project.resolve(init) if init else None
     if path is None or not path.is_dir():
-        raise LLMLabError(f"{field}: {init!r} is neither a stage ({', '.join(STAGES)}) "
-                          f"nor an existing model directory{f' ({path})' if path else ''}")
+        raise LLMLabError(
+            f"{field}: {init!r} is neither a stage ({', '.join(STAGES)}) "
+            f"nor an existing model directory{f' ({path})' if path else ''}"
+        )
     return path
 
 
@@ -111,9 +122,17 @@ def run_state(run_dir: Path) -> dict:
     """
     run_dir = Path(run_dir)
     first, tail = _first_and_last_events(run_dir / METRICS_FILE)
-    state = {"state": "running", "step": None, "total_steps": (first or {}).get("total_steps"),
-             "loss": None, "eval_loss": None, "updated": tail[-1].get("time") if tail else None,
-             "message": None, "pid": None, "checkpoint": None}
+    state = {
+        "state": "running",
+        "step": None,
+        "total_steps": (first or {}).get("total_steps"),
+        "loss": None,
+        "eval_loss": None,
+        "updated": tail[-1].get("time") if tail else None,
+        "message": None,
+        "pid": None,
+        "checkpoint": None,
+    }
     for ev in tail:  # oldest to newest: later events win
         kind = ev.get("type")
         if kind == "metrics":

@@ -90,16 +90,28 @@ UNIT = Range(0, 1)
 
 # Rules for optimizer / scheduler settings, by setting name (lists are checked element-wise).
 OPTION_RULES: dict[str, Range] = {
-    "betas": FRACTION, "adamw_betas": FRACTION, "eps": POSITIVE, "eps2": POSITIVE, "d": Range(1),
-    "weight_decay": NON_NEGATIVE, "adamw_weight_decay": NON_NEGATIVE, "beta2_decay": Range(high=0),
-    "rho": POSITIVE, "hessian_update_period": AT_LEAST_1, "momentum": FRACTION, "ns_steps": AT_LEAST_1,
-    "adamw_lr": POSITIVE, "min_lr": NON_NEGATIVE, "power": POSITIVE,
+    "betas": FRACTION,
+    "adamw_betas": FRACTION,
+    "eps": POSITIVE,
+    "eps2": POSITIVE,
+    "d": Range(1),
+    "weight_decay": NON_NEGATIVE,
+    "adamw_weight_decay": NON_NEGATIVE,
+    "beta2_decay": Range(high=0),
+    "rho": POSITIVE,
+    "hessian_update_period": AT_LEAST_1,
+    "momentum": FRACTION,
+    "ns_steps": AT_LEAST_1,
+    "adamw_lr": POSITIVE,
+    "min_lr": NON_NEGATIVE,
+    "power": POSITIVE,
 }
 OPTION_CHOICES: dict[str, tuple[str, ...]] = {"adjust_lr_fn": ("original", "match_rms_adamw")}
 
 
-def setting(default: Any = None, *, rule: Range | None = None, choices: tuple[str, ...] | None = None,
-            factory: Any = None) -> Any:
+def setting(
+    default: Any = None, *, rule: Range | None = None, choices: tuple[str, ...] | None = None, factory: Any = None
+) -> Any:
     """A dataclass field whose metadata holds its rule; `factory` for mutable defaults."""
     metadata = {"rule": rule, "choices": choices}
     if factory is not None:
@@ -162,7 +174,7 @@ class OptimizerConfig:
     REGISTRY: ClassVar[dict[str, dict[str, Any]]] = OPTIMIZER_DEFAULTS
 
     @classmethod
-    def default(cls, name: str) -> "OptimizerConfig":
+    def default(cls, name: str) -> OptimizerConfig:
         return cls(name, copy.deepcopy(cls.REGISTRY[name]))
 
 
@@ -175,7 +187,7 @@ class SchedulerConfig:
     REGISTRY: ClassVar[dict[str, dict[str, Any]]] = SCHEDULER_DEFAULTS
 
     @classmethod
-    def default(cls, name: str) -> "SchedulerConfig":
+    def default(cls, name: str) -> SchedulerConfig:
         return cls(name, copy.deepcopy(cls.REGISTRY[name]))
 
 

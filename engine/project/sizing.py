@@ -8,7 +8,7 @@ memory adds weights, gradients, optimizer state and activations for bf16 autocas
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 from engine.project.schema import ModelConfig, Project, TokenizerConfig
 
@@ -106,10 +106,11 @@ def activation_elements_per_token(m: ModelConfig, vocab_size: int) -> tuple[int,
     Activation dtype, per layer: the two norm outputs the projections take (2d), q, k, v and the
     attention output (2d + 2 kv), the FFN's hidden activations (gated: gate, up and their product,
     silu(gate) being recomputed in backward; plain: pre and post act); then the final norm's
-    output (d). In fp32 whatever the autocast dtype: the residual stream each norm reads (d per norm), rmsnorm's fp32 normalized
-    copy (d more), and the log-softmax of the logits the loss keeps. Attention scores are not
-    stored (fused SDPA); alibi's additive bias can send SDPA to its math kernel (the CPU does),
-    which also keeps n_heads x seq_len weights per token per layer: not counted here.
+    output (d). In fp32 whatever the autocast dtype: the residual stream each norm reads (d per
+    norm), rmsnorm's fp32 normalized copy (d more), and the log-softmax of the logits the loss
+    keeps. Attention scores are not stored (fused SDPA); alibi's additive bias can send SDPA to
+    its math kernel (the CPU does), which also keeps n_heads x seq_len weights per token per
+    layer: not counted here.
     """
     kv = m.n_kv_heads * (m.d_model // m.n_heads)
     ffn = (3 if m.activation == "swiglu" else 2) * m.d_ff
@@ -132,8 +133,12 @@ def training_memory(project: Project, vocab_size: int, stage: str = "pretrain") 
     table = {}
     for precision, size in PRECISIONS.items():
         casts = _matmul_parameters(m, vocab_size) * size if size < 4 else 0
-        row = {"weights": 4 * params + casts, "gradients": 4 * params, "optimizer": 4 * state,
-               "activations": tokens * (act * size + loss * 4)}
+        row = {
+            "weights": 4 * params + casts,
+            "gradients": 4 * params,
+            "optimizer": 4 * state,
+            "activations": tokens * (act * size + loss * 4),
+        }
         row["total"] = sum(row.values())
         table[precision] = row
     return table

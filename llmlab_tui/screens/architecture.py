@@ -14,8 +14,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Footer, Static
 
-from engine.project import LLMLabError
-from engine.project import Problem, Project, project_from_dict, project_problems, project_to_dict
+from engine.project import LLMLabError, Problem, Project, project_from_dict, project_problems, project_to_dict
 from llmlab_tui.editing import save_sections
 from llmlab_tui.screens.base import ProjectScreen
 from llmlab_tui.summary import block_diagram, model_size, size_lines

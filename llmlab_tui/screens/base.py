@@ -11,8 +11,7 @@ from pathlib import Path
 from textual.message import Message
 from textual.screen import Screen
 
-from engine.project import LLMLabError
-from engine.project import PROJECT_FILE, Problem, Project, project_from_dict
+from engine.project import PROJECT_FILE, LLMLabError, Problem, Project, project_from_dict
 from llmlab_tui.editing import load_dict
 
 

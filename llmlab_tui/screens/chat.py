@@ -29,8 +29,12 @@ from llmlab_tui.widgets.pickers import model_picker, update_options
 JOB = "chat"
 MODES = (("chat", "chat"), ("completion", "completion"))
 # the settings row: request key, label, default, parser
-SETTINGS = (("temperature", "temp", "0.8", float), ("top_k", "top-k", "0", int), ("top_p", "top-p", "0.95", float),
-            ("max_new_tokens", "max", "128", int))
+SETTINGS = (
+    ("temperature", "temp", "0.8", float),
+    ("top_k", "top-k", "0", int),
+    ("top_p", "top-p", "0.95", float),
+    ("max_new_tokens", "max", "128", int),
+)
 
 
 class ChatScreen(ProjectScreen):
@@ -52,8 +56,9 @@ class ChatScreen(ProjectScreen):
         self.models = model_dirs(self.project) if self.project else []
         yield NavBar("chat", self.project.name if self.project else "no project")
         with Horizontal(id="chat-bar"):
-            yield model_picker([(m.title, str(m.path)) for m in self.models], "no model yet: run a stage first",
-                               "chat-model")
+            yield model_picker(
+                [(m.title, str(m.path)) for m in self.models], "no model yet: run a stage first", "chat-model"
+            )
             yield Select(MODES, value=self._default_mode(), allow_blank=False, compact=True, id="chat-mode")
         with Horizontal(id="chat-settings"):
             for key, label, default, _ in SETTINGS:
@@ -106,8 +111,11 @@ class ChatScreen(ProjectScreen):
 
     def request(self) -> dict | None:
         """The generate request for the conversation so far, or None (with a note) if a setting is bad."""
-        request = {"type": "generate", "messages": list(self.history),
-                   "chat": self.query_one("#chat-mode", Select).value == "chat"}
+        request = {
+            "type": "generate",
+            "messages": list(self.history),
+            "chat": self.query_one("#chat-mode", Select).value == "chat",
+        }
         for key, label, _, parse in SETTINGS:
             text = self.query_one(f"#chat-{key}", Input).value
             try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -63,8 +63,13 @@ class NameScreen(ModalScreen[str | None]):
             if self.templates:
                 with Horizontal(classes="field-line"):
                     yield Label("template", classes="field-label")
-                    yield Select([(t, t) for t in self.templates], value=self.templates[0], allow_blank=False,
-                                 compact=True, id="template")
+                    yield Select(
+                        [(t, t) for t in self.templates],
+                        value=self.templates[0],
+                        allow_blank=False,
+                        compact=True,
+                        id="template",
+                    )
             yield Static("", id="name-problem", classes="problems")
         yield Footer()
 

@@ -9,6 +9,8 @@ metrics.jsonl (followed live when another process still writes it).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, VerticalScroll
@@ -16,15 +18,14 @@ from textual.content import Content
 from textual.widgets import Footer, Label, ProgressBar, Select, Static, TabbedContent, TabPane
 from textual_plotext import PlotextPlot
 
-from pathlib import Path
-
 from engine.project import STAGES
 from engine.project.layout import METRICS_FILE
 from engine.project.runs import list_runs, run_stage, run_state
 from engine.worker import start_worker
 from llmlab_tui.messages import WorkerEvents, WorkerExited
 from llmlab_tui.run_view import CHARTS, RunView, report_lines
-from llmlab_tui.runner import TRAIN_JOB as JOB, FileSource
+from llmlab_tui.runner import TRAIN_JOB as JOB
+from llmlab_tui.runner import FileSource
 from llmlab_tui.screens.base import ProjectScreen
 from llmlab_tui.widgets.nav import NavBar
 
@@ -40,8 +41,10 @@ class MonitorScreen(ProjectScreen):
         Binding("x", "stop", "Stop", id="monitor.stop"),
         Binding("ctrl+s", "save_now", "Save ckpt", id="monitor.save_now"),
         Binding("r", "resume", "Resume", id="monitor.resume"),
-        *(Binding(str(i), f"tab('{tab}')", tab.title(), show=False, id=f"monitor.tab_{tab}")
-          for i, tab in enumerate(TABS, 1)),
+        *(
+            Binding(str(i), f"tab('{tab}')", tab.title(), show=False, id=f"monitor.tab_{tab}")
+            for i, tab in enumerate(TABS, 1)
+        ),
     ]
 
     def __init__(self) -> None:
@@ -55,18 +58,17 @@ class MonitorScreen(ProjectScreen):
         yield NavBar("monitor", self.project.name if self.project else "no project")
         with Horizontal(id="monitor-bar"):
             yield Label("stage", classes="field-label")
-            yield Select([(s, s) for s in STAGES], value=self.stage, allow_blank=False, compact=True,
-                         id="monitor-stage")
+            yield Select(
+                [(s, s) for s in STAGES], value=self.stage, allow_blank=False, compact=True, id="monitor-stage"
+            )
             yield Label("", id="monitor-state")
         with Horizontal(id="monitor-progress"):
             yield ProgressBar(show_eta=False, show_percentage=True, id="progress")
             yield Label("", id="progress-text")
         with TabbedContent(id="monitor-tabs"):
-            with TabPane("1 Charts", id="charts"):
-                with VerticalScroll(can_focus=False):
-                    with Grid(id="chart-grid"):
-                        for i, chart in enumerate(CHARTS):
-                            yield PlotextPlot(id=f"chart-{i}", classes="chart")
+            with TabPane("1 Charts", id="charts"), VerticalScroll(can_focus=False), Grid(id="chart-grid"):
+                for i in range(len(CHARTS)):
+                    yield PlotextPlot(id=f"chart-{i}", classes="chart")
             with TabPane("2 Samples", id="samples"):
                 yield VerticalScroll(Static(id="samples-text"))
             with TabPane("3 Log", id="log"):
@@ -125,8 +127,9 @@ class MonitorScreen(ProjectScreen):
         run = Path(self.view.run_dir) if self.view.run_dir else None
         state = run_state(run)["state"] if run is not None else None
         if state not in RESUMABLE:
-            self.notify("Nothing to resume: pick a stopped, died or diverged run (or start one with s).",
-                        severity="warning")
+            self.notify(
+                "Nothing to resume: pick a stopped, died or diverged run (or start one with s).", severity="warning"
+            )
             return
         handle = start_worker(self.project.root, run_stage(run), resume=str(run))
         self.view = RunView.from_file(run / METRICS_FILE)

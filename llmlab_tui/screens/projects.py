@@ -33,8 +33,13 @@ def templates() -> tuple[str, ...]:
 def cells(row: ProjectRow) -> tuple[str, ...]:
     if row.problem:
         return row.name, "invalid", "", "", row.problem
-    return (row.name, count(row.parameters), " ".join(row.stages_done) or "-",
-            row.last_run or "-", row.last_state or "")
+    return (
+        row.name,
+        count(row.parameters),
+        " ".join(row.stages_done) or "-",
+        row.last_run or "-",
+        row.last_state or "",
+    )
 
 
 class ProjectsScreen(Screen):
@@ -122,7 +127,7 @@ class ProjectsScreen(Screen):
             if name:
                 self.action_refresh(row.path.parent / name)
 
-        accept = lambda name, _template: duplicate_project(row.path, name)  # noqa: E731
+        accept = lambda name, _template: duplicate_project(row.path, name)
         self.app.push_screen(NameScreen(f"Duplicate {row.name} (runs stay behind) as:", accept), copied)
 
     def action_delete(self) -> None:

@@ -25,9 +25,11 @@ class QuitScreen(ModalScreen[str]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label("A run is going. Stop it with a checkpoint before quitting, or leave it running? "
-                        "(It keeps writing its metrics.jsonl; the monitor follows it when you come back.)",
-                        classes="dialog-question")
+            yield Label(
+                "A run is going. Stop it with a checkpoint before quitting, or leave it running? "
+                "(It keeps writing its metrics.jsonl; the monitor follows it when you come back.)",
+                classes="dialog-question",
+            )
             with Horizontal(classes="dialog-buttons"):
                 for answer, title in ANSWERS.items():
                     yield Button(title, id=answer, compact=True)

@@ -15,8 +15,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import ContentSwitcher, Footer, Label, Select, Static
 
-from engine.project import LLMLabError
-from engine.project import STAGES, DatasetConfig, Problem, project_problems, project_to_dict
+from engine.project import STAGES, DatasetConfig, LLMLabError, Problem, project_problems, project_to_dict
 from engine.project.overrides import NAMED, set_overrides
 from engine.project.runs import checkpoints, list_runs
 from llmlab_tui.editing import run_command, save_sections
@@ -43,8 +42,7 @@ class StagesScreen(ProjectScreen):
         yield NavBar("stages", self.project.name if self.project else "no project")
         with Horizontal(id="stage-bar"):
             yield Label("stage", classes="field-label")
-            yield Select([(s, s) for s in STAGES], value=self.stage, allow_blank=False, compact=True,
-                         id="stage-select")
+            yield Select([(s, s) for s in STAGES], value=self.stage, allow_blank=False, compact=True, id="stage-select")
         with VerticalScroll(id="stage-body", can_focus=False):
             if self.project is not None:
                 with ContentSwitcher(initial=f"form-{self.stage}", id="stage-switcher"):
@@ -54,7 +52,9 @@ class StagesScreen(ProjectScreen):
         yield Footer()
 
     def _form(self, stage: str) -> StageForm:
-        dirs = [p.relative_to(self.project.root).as_posix() for run in list_runs(self.project) for p in checkpoints(run)]
+        dirs = [
+            p.relative_to(self.project.root).as_posix() for run in list_runs(self.project) for p in checkpoints(run)
+        ]
         return StageForm(stage, self.project.stage(stage), dirs[::-1], id=f"form-{stage}")
 
     def forms(self) -> list[StageForm]:
@@ -121,7 +121,7 @@ class StagesScreen(ProjectScreen):
             self.notify("Move to a dataset's fields first, then Ctrl+R removes it.", severity="warning")
             return
         tables = form.dataset_tables()
-        await form.set_datasets(tables[:index] + tables[index + 1:])
+        await form.set_datasets(tables[:index] + tables[index + 1 :])
         self.check()
 
     def action_save(self) -> None:

@@ -48,17 +48,22 @@ class ToolsScreen(ProjectScreen):
         with VerticalScroll(id="tools-body", can_focus=False):
             yield Label("Merge LoRA adapters into a full model", classes="field-set-title")
             yield from _row("adapter", model_picker(adapters, "no adapter run yet", "merge-adapter"))
-            yield from _row("out dir", Input(placeholder="blank: beside it, <name>-merged", compact=True,
-                                             id="merge-out"))
-            yield from _row("--overwrite", Checkbox("replace an earlier merge there", compact=True,
-                                                    id="merge-overwrite"))
+            yield from _row(
+                "out dir", Input(placeholder="blank: beside it, <name>-merged", compact=True, id="merge-out")
+            )
+            yield from _row(
+                "--overwrite", Checkbox("replace an earlier merge there", compact=True, id="merge-overwrite")
+            )
             yield Button("Merge (^g)", id="merge", action="screen.merge", compact=True)
             yield Label("Export to Llama format", classes="field-set-title")
             yield from _row("model", model_picker(full, "no model yet", "export-model"))
-            yield from _row("out dir", Input(placeholder=f"blank: {EXPORT_DIR}/<run>-<checkpoint>-llama",
-                                             compact=True, id="export-out"))
-            yield from _row("--overwrite", Checkbox("replace an earlier export there", compact=True,
-                                                    id="export-overwrite"))
+            yield from _row(
+                "out dir",
+                Input(placeholder=f"blank: {EXPORT_DIR}/<run>-<checkpoint>-llama", compact=True, id="export-out"),
+            )
+            yield from _row(
+                "--overwrite", Checkbox("replace an earlier export there", compact=True, id="export-overwrite")
+            )
             yield Button("Export (^o)", id="export", action="screen.export", compact=True)
             yield Label("Tokenizer", classes="field-set-title")
             yield Label(self._tokenizer_line(), id="tokenizer-line")
@@ -87,7 +92,7 @@ class ToolsScreen(ProjectScreen):
             return ""
         config = self.project.tokenizer
         if config.source != "bpe":
-            return f"source {config.source!r}: set tokenizer.source = \"bpe\" (F2) to train one"
+            return f'source {config.source!r}: set tokenizer.source = "bpe" (F2) to train one'
         trained = project_tokenizer_file(self.project.root).is_file()
         state = "trained (train again to replace)" if trained else "not trained yet"
         return f"BPE, vocab {config.vocab_size:,}: {state}"
@@ -97,8 +102,12 @@ class ToolsScreen(ProjectScreen):
         if adapter == Select.NULL:
             self.notify("No adapter directory to merge (train a stage with LoRA first).", severity="warning")
             return
-        self.start("merge", adapter_dir=str(adapter), out_dir=self._out("#merge-out"),
-                   overwrite=self.query_one("#merge-overwrite", Checkbox).value)
+        self.start(
+            "merge",
+            adapter_dir=str(adapter),
+            out_dir=self._out("#merge-out"),
+            overwrite=self.query_one("#merge-overwrite", Checkbox).value,
+        )
 
     def action_export(self) -> None:
         model = self.query_one("#export-model", Select).value
@@ -107,8 +116,9 @@ class ToolsScreen(ProjectScreen):
             return
         path = Path(str(model))
         out = self._out("#export-out") or str(self.project.root / EXPORT_DIR / f"{path.parent.name}-{path.name}-llama")
-        self.start("export", model_dir=str(path), out_dir=out,
-                   overwrite=self.query_one("#export-overwrite", Checkbox).value)
+        self.start(
+            "export", model_dir=str(path), out_dir=out, overwrite=self.query_one("#export-overwrite", Checkbox).value
+        )
 
     def action_tokenizer(self) -> None:
         self.start("tokenizer", project_path=str(self.project.root))

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 import typing
+from collections.abc import Iterable
 from dataclasses import dataclass, fields, is_dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
@@ -83,7 +84,9 @@ class FieldRow(Vertical):
 def _editor(spec: FieldSpec, widget_id: str) -> Widget:
     if spec.choices:
         options = list(spec.choices) + ([spec.value] if spec.value not in spec.choices else [])
-        return Select([(str(o) or "(none)", o) for o in options], value=spec.value, allow_blank=False, compact=True, id=widget_id)
+        return Select(
+            [(str(o) or "(none)", o) for o in options], value=spec.value, allow_blank=False, compact=True, id=widget_id
+        )
     if isinstance(spec.value, bool):
         return Checkbox(value=spec.value, compact=True, id=widget_id)
     text = spec.value if isinstance(spec.value, str) else format_value(spec.value)
@@ -100,12 +103,13 @@ class FieldSet(Vertical):
     class Changed(Message):
         """A value in the set was edited."""
 
-        def __init__(self, field_set: "FieldSet", name: str) -> None:
+        def __init__(self, field_set: FieldSet, name: str) -> None:
             super().__init__()
             self.field_set, self.name = field_set, name
 
-    def __init__(self, specs: list[FieldSpec], prefix: str, title: str = "", table: str | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, specs: list[FieldSpec], prefix: str, title: str = "", table: str | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(classes="field-set", **kwargs)
         self.prefix, self.title, self.table = prefix, title, table
         self.rows = {spec.name: FieldRow(spec, f"{prefix}.{spec.name}") for spec in specs}

@@ -57,8 +57,12 @@ class StageForm(Vertical):
 
     def compose(self) -> ComposeResult:
         s, config = self.stage, self.config
-        yield FieldSet(dataclass_specs(config, skip=[f.name for f in fields(config) if f.name not in TRAINING_FIELDS]),
-                       s, "Training", id=f"{s}-training")
+        yield FieldSet(
+            dataclass_specs(config, skip=[f.name for f in fields(config) if f.name not in TRAINING_FIELDS]),
+            s,
+            "Training",
+            id=f"{s}-training",
+        )
         for table, named in self._named().items():
             yield self._named_set(table, named.name, named.options)
         with Vertical(id=f"{s}-datasets", classes="dataset-list"):
@@ -74,8 +78,13 @@ class StageForm(Vertical):
         return {"optimizer": self.config.optimizer, "scheduler": self.config.scheduler}
 
     def _named_set(self, table: str, name: str, options: dict[str, Any]) -> FieldSet:
-        return FieldSet(named_specs(table, name, options), f"{self.stage}.{table}", table.title(), table=table,
-                        id=f"{self.stage}-{table}")
+        return FieldSet(
+            named_specs(table, name, options),
+            f"{self.stage}.{table}",
+            table.title(),
+            table=table,
+            id=f"{self.stage}-{table}",
+        )
 
     def _picked(self, spec: FieldSpec) -> FieldSpec:
         """`init` / `reference` as a choice of stage names and model directories found in runs/."""
@@ -88,9 +97,16 @@ class StageForm(Vertical):
 
     def _dataset_sets(self, tables: list[dict]) -> list[FieldSet]:
         fractions = shares([t.get("weight") for t in tables])
-        return [FieldSet(dataclass_specs(DatasetConfig(**_known(t))), f"{self.stage}.datasets[{i}]",
-                         dataset_title(i, fractions[i]), table="datasets", id=f"{self.stage}-dataset-{i}")
-                for i, t in enumerate(tables)]
+        return [
+            FieldSet(
+                dataclass_specs(DatasetConfig(**_known(t))),
+                f"{self.stage}.datasets[{i}]",
+                dataset_title(i, fractions[i]),
+                table="datasets",
+                id=f"{self.stage}-dataset-{i}",
+            )
+            for i, t in enumerate(tables)
+        ]
 
     def show_rows(self) -> None:
         """Rows that apply to the current choices: LoRA target_modules for the custom preset only."""

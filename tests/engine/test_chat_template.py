@@ -14,9 +14,9 @@ from engine.chat_template import (
     end_of_turn_ids,
     ensure_chat_template,
 )
-from engine.project.problems import LLMLabError
 from engine.factory import build_model
 from engine.project import ModelConfig, Project
+from engine.project.problems import LLMLabError
 from engine.tokenizer import byte_tokenizer
 
 CONVERSATION = [
@@ -36,8 +36,15 @@ def tokenizer():
 
 
 def tiny_llama(vocab_size, tied):
-    config = LlamaConfig(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=2, tie_word_embeddings=tied)
+    config = LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        tie_word_embeddings=tied,
+    )
     torch.manual_seed(0)
     return LlamaForCausalLM(config)
 
@@ -99,15 +106,17 @@ def test_assistant_turns_and_their_end_of_turn_are_the_trained_spans(tokenizer):
 def test_labels_token_by_token(tokenizer):
     encoded = encode_conversation(tokenizer, CONVERSATION)
     im_end = tokenizer.convert_tokens_to_ids(IM_END)
-    assert encoded.input_ids == tokenizer(tokenizer.apply_chat_template(CONVERSATION, tokenize=False),
-                                          add_special_tokens=False)["input_ids"]
+    assert (
+        encoded.input_ids
+        == tokenizer(tokenizer.apply_chat_template(CONVERSATION, tokenize=False), add_special_tokens=False)["input_ids"]
+    )
     trained = [i for i, label in enumerate(encoded.labels) if label != IGNORE]
     # "Hello" + <|im_end|> and "4" + <|im_end|>: one byte token per character.
     assert encoded.trained_tokens == 8
     assert [encoded.input_ids[i] for i in trained] == [*b"Hello", im_end, *b"4", im_end]
     assert all(encoded.labels[i] == encoded.input_ids[i] for i in trained)
     ids = encoded.input_ids
-    hello = next(i for i in range(len(ids)) if ids[i:i + 5] == [*b"Hello"])
+    hello = next(i for i in range(len(ids)) if ids[i : i + 5] == [*b"Hello"])
     assert trained[:6] == list(range(hello, hello + 6))
     assert encoded.labels[-1] == IGNORE and not encoded.truncated
 
@@ -136,8 +145,10 @@ def test_a_tokenizer_s_own_template_is_kept_and_masked_the_same_way():
     assert not ensure_chat_template(tok)
     assert tok.chat_template == template
     spans = conversation_spans(tok, CONVERSATION[1:3])
-    assert spans == [("<|endoftext|><|header|>user\n\nHi<|eot_id|><|header|>assistant\n\n", False),
-                     ("Hello<|eot_id|>", True)]
+    assert spans == [
+        ("<|endoftext|><|header|>user\n\nHi<|eot_id|><|header|>assistant\n\n", False),
+        ("Hello<|eot_id|>", True),
+    ]
 
 
 def test_a_template_that_rewrites_earlier_turns_is_refused():

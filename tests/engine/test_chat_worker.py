@@ -23,8 +23,9 @@ def model_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("chat-model")
     torch.manual_seed(0)
     tokenizer = byte_tokenizer()
-    model = build_model(Project(model=ModelConfig(d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, d_ff=64)),
-                        tokenizer).eval()
+    model = build_model(
+        Project(model=ModelConfig(d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, d_ff=64)), tokenizer
+    ).eval()
     model.generation_config.eos_token_id = None
     model.save_pretrained(root)
     tokenizer.save_pretrained(root)
@@ -32,8 +33,13 @@ def model_dir(tmp_path_factory):
 
 
 def generate(max_new_tokens: int, prompt: str = "the cat") -> dict:
-    return {"type": "generate", "messages": [{"role": "user", "content": prompt}], "chat": False,
-            "max_new_tokens": max_new_tokens, "temperature": 0}
+    return {
+        "type": "generate",
+        "messages": [{"role": "user", "content": prompt}],
+        "chat": False,
+        "max_new_tokens": max_new_tokens,
+        "temperature": 0,
+    }
 
 
 class Sink(list):

@@ -60,8 +60,9 @@ def test_a_state_holding_code_is_refused_naming_the_file(tmp_path, danger):
         load_trainer_state(tmp_path)
     (line,) = caught.value.lines
     assert line.startswith(f"{tmp_path / TRAINER_STATE}: holds objects that are not tensors or plain Python values (")
-    assert line.endswith("); it is not loaded, since loading it could run code. "
-                         "Resume from another checkpoint or start a new run")
+    assert line.endswith(
+        "); it is not loaded, since loading it could run code. Resume from another checkpoint or start a new run"
+    )
     assert f"(torch refused {'random.Random' if danger == 'class' else 'getattr'});" in line  # the global refused
     assert "Weights only load failed" not in line and "\n" not in line
     assert not marker.exists()

@@ -14,14 +14,14 @@ from engine.data import (
     CHUNK_DOCS,
     TEXT,
     Mixture,
-    token_mixture,
     load_source,
     pretraining_data,
     split_heldout,
+    token_mixture,
 )
 from engine.packing import PackedBatches
-from engine.project.problems import LLMLabError
 from engine.project import DatasetConfig, Project, StageConfig
+from engine.project.problems import LLMLabError
 from engine.tokenizer import byte_tokenizer
 
 DOCS = [f"document {i}: {'héllo wörld ' * (i % 7)}end" for i in range(50)]
@@ -54,7 +54,10 @@ def test_load_source_reads_jsonl_csv_parquet_txt_and_folders(tmp_path):
     write_jsonl(tmp_path / "folder" / "2.jsonl", rows[2:])
     for name in ("a.jsonl", "a.csv", "a.parquet", "folder"):
         assert load_source(DatasetConfig(path=name), tmp_path)["text"] == DOCS[:5], name
-    assert load_source(DatasetConfig(path="a.txt"), tmp_path)["text"] == ["first paragraph\nstill first", "second paragraph\n"]
+    assert load_source(DatasetConfig(path="a.txt"), tmp_path)["text"] == [
+        "first paragraph\nstill first",
+        "second paragraph\n",
+    ]
 
 
 def test_load_source_renames_columns_and_streams(tmp_path):
@@ -211,7 +214,10 @@ def test_state_dict_resume_gives_identical_batches(tmp_path):
         resumed = make()
         resumed.load_state_dict(torch.load(io.BytesIO(buffer.getvalue()), weights_only=True))
         following, again = [next(packer) for _ in range(60)], [next(resumed) for _ in range(60)]
-        assert all(torch.equal(a.input_ids, b.input_ids) and torch.equal(a.targets, b.targets) for a, b in zip(following, again))
+        assert all(
+            torch.equal(a.input_ids, b.input_ids) and torch.equal(a.targets, b.targets)
+            for a, b in zip(following, again)
+        )
         assert resumed.source_token_counts == packer.source_token_counts
 
 
@@ -229,11 +235,20 @@ def test_ranks_split_the_global_batch():
 def test_pretraining_data_builds_train_and_fixed_eval_batches(tmp_path):
     write_jsonl(tmp_path / "a.jsonl", [{"text": t} for t in DOCS])
     (tmp_path / "b.txt").write_text("\n\n".join(DOCS))
-    project = Project(root=tmp_path, seed=3, pretrain=StageConfig(seq_len=8, batch_size=2, eval_batches=4, datasets=[
-        DatasetConfig(path="a.jsonl", weight=3.0, eval_fraction=0.2),
-        DatasetConfig(path="unused.jsonl", weight=0.0),
-        DatasetConfig(path="b.txt", weight=1.0, eval_fraction=0.2),
-    ]))
+    project = Project(
+        root=tmp_path,
+        seed=3,
+        pretrain=StageConfig(
+            seq_len=8,
+            batch_size=2,
+            eval_batches=4,
+            datasets=[
+                DatasetConfig(path="a.jsonl", weight=3.0, eval_fraction=0.2),
+                DatasetConfig(path="unused.jsonl", weight=0.0),
+                DatasetConfig(path="b.txt", weight=1.0, eval_fraction=0.2),
+            ],
+        ),
+    )
     data = pretraining_data(project, byte_tokenizer())
     assert data.names == ["a.jsonl", "b.txt"] and data.weights == [0.75, 0.25]
     assert len(data.eval) == 4 and data.eval[0].input_ids.shape == (2, 8)

@@ -19,8 +19,9 @@ FIELDS = dict(steps=4, eval_every=2, sample_every=0, save_every=0, lr=1e-2, grad
 
 
 def _rank_main(rank: int, project: str, port: int) -> None:
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2",
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    os.environ.update(
+        RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+    )
     worker.run(project, "pretrain", ["pretrain.batch_size=2"], device="cpu")
     torch.distributed.destroy_process_group()
 

@@ -11,11 +11,11 @@ import pytest
 from engine import formats
 from engine.cli import main as cli
 from engine.demo_data import (
+    FILLERS,
     QUESTIONS,
     ROWS,
     SPLITS,
     STATEMENTS,
-    FILLERS,
     answer_in_format,
     answer_start,
     demo_files,
@@ -146,8 +146,12 @@ def test_ensure_demo_data_writes_only_missing_named_files(tmp_path):
     root = new_project("mine", "demo", tmp_path)
     project = load_project(root)
     written = ensure_demo_data(project)
-    named = {project.resolve(p) for stage in ("pretrain", "sft", "dpo", "ppo", "grpo")
-             for ds in project.stage(stage).datasets for p in (ds.path, ds.eval_split)}
+    named = {
+        project.resolve(p)
+        for stage in ("pretrain", "sft", "dpo", "ppo", "grpo")
+        for ds in project.stage(stage).datasets
+        for p in (ds.path, ds.eval_split)
+    }
     assert set(written) == named == set(demo_files(root / "data").values())
     expected = generate_demo_data(tmp_path / "fresh", project.seed)
     assert (root / "data" / "sft" / "train.jsonl").read_bytes() == expected["sft_train"].read_bytes()

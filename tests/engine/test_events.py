@@ -23,7 +23,12 @@ def test_unknown_types_levels_and_statuses_are_refused():
 
 
 def test_helpers_fill_their_fields():
-    assert ev.log("hello", "warning") | {"time": 0} == {"type": "log", "time": 0, "level": "warning", "message": "hello"}
+    assert ev.log("hello", "warning") | {"time": 0} == {
+        "type": "log",
+        "time": 0,
+        "level": "warning",
+        "message": "hello",
+    }
     assert ev.error("boom", "Traceback...")["traceback"] == "Traceback..."
     assert ev.finished("stopped", {"steps": 3})["report"] == {"steps": 3}
 

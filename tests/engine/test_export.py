@@ -7,16 +7,24 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
 
 from engine.cli import main
-from engine.project.problems import LLMLabError
 from engine.export import export
 from engine.factory import build_model
 from engine.project import ModelConfig, Project
+from engine.project.problems import LLMLabError
 from engine.tokenizer import byte_tokenizer
 
 
 def saved_model(path, **fields):
-    shape = dict(d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, d_ff=48, max_seq_len=64, yarn_factor=4.0,
-                 yarn_original_max_seq_len=16)
+    shape = dict(
+        d_model=32,
+        n_layers=2,
+        n_heads=4,
+        n_kv_heads=2,
+        d_ff=48,
+        max_seq_len=64,
+        yarn_factor=4.0,
+        yarn_original_max_seq_len=16,
+    )
     torch.manual_seed(0)
     tokenizer = byte_tokenizer()
     model = build_model(Project(model=ModelConfig(**{**shape, **fields})), tokenizer).eval()
@@ -27,8 +35,11 @@ def saved_model(path, **fields):
 
 @pytest.mark.parametrize(
     "fields",
-    [{"positional_encoding": "rope"}, {"positional_encoding": "yarn"},
-     {"positional_encoding": "rope", "bias": True, "tie_embeddings": False, "attention": "mqa"}],
+    [
+        {"positional_encoding": "rope"},
+        {"positional_encoding": "yarn"},
+        {"positional_encoding": "rope", "bias": True, "tie_embeddings": False, "attention": "mqa"},
+    ],
     ids=["rope", "yarn", "rope-bias-untied-mqa"],
 )
 def test_llama_export_gives_the_same_logits(tmp_path, fields):
@@ -97,8 +108,10 @@ def test_export_into_the_run_folder_is_refused_and_deletes_nothing(tmp_path, cap
     for extra in ((), ("--overwrite",)):
         code, out, err = export_cli(capsys, run / "final", run, *extra)
         assert (code, out) == (2, "")
-        assert err == f"--out: {run} holds {run / 'final'}, which llmlab export --format llama reads from; " \
-                      "choose a folder outside it\n"
+        assert (
+            err == f"--out: {run} holds {run / 'final'}, which llmlab export --format llama reads from; "
+            "choose a folder outside it\n"
+        )
     assert contents(run) == before
 
 
@@ -109,8 +122,10 @@ def test_export_into_a_folder_with_other_files_is_refused(tmp_path, capsys):
     for extra in ((), ("--overwrite",)):
         code, _, err = export_cli(capsys, run / "final", tmp_path / "mine", *extra)
         assert code == 2
-        assert err == (f"--out: {tmp_path / 'mine'} is not empty and was not written by llmlab export --format llama "
-                       "(it holds notes.txt); choose an empty or new folder\n")
+        assert err == (
+            f"--out: {tmp_path / 'mine'} is not empty and was not written by llmlab export --format llama "
+            "(it holds notes.txt); choose an empty or new folder\n"
+        )
     assert contents(tmp_path / "mine") == ["notes.txt"]
     code, _, err = export_cli(capsys, run / "final", run / "final" / "llama")
     assert code == 2 and "is inside" in err and not (run / "final" / "llama").exists()
@@ -124,8 +139,10 @@ def test_export_replaces_an_earlier_export_only_with_overwrite(tmp_path, capsys)
     assert ".llmlab-output.json" in first and "model.safetensors" in first
     code, _, err = export_cli(capsys, run / "final", out)
     assert code == 2
-    assert err == (f"--out: {out} holds an earlier output of llmlab export --format llama; --overwrite replaces it, "
-                   "or choose a new folder\n")
+    assert err == (
+        f"--out: {out} holds an earlier output of llmlab export --format llama; --overwrite replaces it, "
+        "or choose a new folder\n"
+    )
     (out / "model.safetensors").write_bytes(b"stale")
     assert export_cli(capsys, run / "final", out, "--overwrite")[:2] == (0, f"wrote {out}\n")
     assert contents(out) == first and (out / "model.safetensors").stat().st_size > 5

@@ -6,12 +6,12 @@ import pytest
 import torch
 
 from engine import project as schema
-from engine.project.problems import LLMLabError
 from engine.factory import build_model, load_model, model_config
 from engine.layers import ACTIVATIONS, NORMALIZATIONS
 from engine.model import LLMLabForCausalLM
 from engine.positions import POSITIONAL_ENCODINGS
 from engine.project import ModelConfig, Project
+from engine.project.problems import LLMLabError
 from engine.tokenizer import byte_tokenizer
 
 
@@ -28,19 +28,40 @@ def test_attention_sets_the_key_value_heads(attention, kv_heads):
 
 
 def test_model_config_uses_hugging_face_names():
-    m = ModelConfig(positional_encoding="yarn", normalization="layernorm", activation="gelu", d_model=64,
-                    n_layers=3, n_heads=4, d_ff=96, max_seq_len=256, dropout=0.1, bias=True,
-                    tie_embeddings=False, rope_theta=500.0, yarn_factor=4.0, yarn_original_max_seq_len=64,
-                    init_std=0.01)
+    m = ModelConfig(
+        positional_encoding="yarn",
+        normalization="layernorm",
+        activation="gelu",
+        d_model=64,
+        n_layers=3,
+        n_heads=4,
+        d_ff=96,
+        max_seq_len=256,
+        dropout=0.1,
+        bias=True,
+        tie_embeddings=False,
+        rope_theta=500.0,
+        yarn_factor=4.0,
+        yarn_original_max_seq_len=64,
+        init_std=0.01,
+    )
     config = model_config(m, 258, eos_token_id=256, pad_token_id=257)
     assert (config.vocab_size, config.hidden_size, config.num_hidden_layers, config.num_attention_heads) == (
-        320, 64, 3, 4)
+        320,
+        64,
+        3,
+        4,
+    )
     assert (config.intermediate_size, config.max_position_embeddings, config.hidden_act) == (96, 256, "gelu")
     assert (config.positional_encoding, config.normalization, config.dropout) == ("yarn", "layernorm", 0.1)
     assert config.attention_bias and config.mlp_bias and not config.tie_word_embeddings
     assert config.initializer_range == 0.01 and config.rope_theta == 500.0
-    assert config.rope_scaling == {"rope_type": "yarn", "rope_theta": 500.0, "factor": 4.0,
-                                   "original_max_position_embeddings": 64}
+    assert config.rope_scaling == {
+        "rope_type": "yarn",
+        "rope_theta": 500.0,
+        "factor": 4.0,
+        "original_max_position_embeddings": 64,
+    }
     assert (config.eos_token_id, config.pad_token_id) == (256, 257)
 
 

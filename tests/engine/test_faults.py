@@ -111,8 +111,7 @@ def _kill_somewhere(child, run_parent: Path, rng: random.Random, in_a_write: boo
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_sigkill_anywhere_leaves_a_died_run_that_resumes_to_the_unbroken_losses(seed, tmp_path, forkserver,
-                                                                               unbroken):
+def test_sigkill_anywhere_leaves_a_died_run_that_resumes_to_the_unbroken_losses(seed, tmp_path, forkserver, unbroken):
     template, expected = unbroken
     project = tmp_path / "p"
     shutil.copytree(template, project)
@@ -160,13 +159,13 @@ def test_a_second_resume_of_a_live_run_is_refused_naming_the_first(tmp_path, unb
 
 def _mount_tmpfs(path: Path, size: str) -> bool:
     path.mkdir(parents=True)
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                            capture_output=True)
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
     return result.returncode == 0
 
 
-def test_a_full_disk_is_one_line_leaves_nothing_corrupt_and_resumes_once_there_is_space(tmp_path, unbroken,
-                                                                                       monkeypatch, capsys):
+def test_a_full_disk_is_one_line_leaves_nothing_corrupt_and_resumes_once_there_is_space(
+    tmp_path, unbroken, monkeypatch, capsys
+):
     template, _ = unbroken
     disk = tmp_path / "disk"
     mounted = _mount_tmpfs(disk, "1500k")
@@ -176,8 +175,12 @@ def test_a_full_disk_is_one_line_leaves_nothing_corrupt_and_resumes_once_there_i
     sets = ["--set", "pretrain.steps=400"]
     try:
         if mounted:
-            result = subprocess.run([sys.executable, "-m", "engine", "run", str(project), "--stage", "pretrain", *sets],
-                                    capture_output=True, text=True, timeout=300)
+            result = subprocess.run(
+                [sys.executable, "-m", "engine", "run", str(project), "--stage", "pretrain", *sets],
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
             code, err = result.returncode, result.stderr
         else:  # no tmpfs here: the checkpoint writes fail as on a full disk, after two of them
             real, calls = __import__("torch").save, []
@@ -202,8 +205,22 @@ def test_a_full_disk_is_one_line_leaves_nothing_corrupt_and_resumes_once_there_i
         assert checkpoint is not None and load_trainer_state(checkpoint)["step"] >= 1
         if mounted:
             subprocess.run(["mount", "-o", "remount,size=256m", str(disk)], check=True)
-        assert main(["run", str(project), "--stage", "pretrain", "--resume", "--set", "pretrain.steps=20",
-                     "--set", "pretrain.save_every=0"]) == 0
+        assert (
+            main(
+                [
+                    "run",
+                    str(project),
+                    "--stage",
+                    "pretrain",
+                    "--resume",
+                    "--set",
+                    "pretrain.steps=20",
+                    "--set",
+                    "pretrain.save_every=0",
+                ]
+            )
+            == 0
+        )
         assert run_state(run)["state"] == "completed"
         assert read_events(run / METRICS_FILE).skipped == 0
     finally:
@@ -215,8 +232,18 @@ def test_an_exploding_lr_ends_diverged_with_exit_3_and_the_next_stage_refuses_it
     template, _ = unbroken
     project = tmp_path / "p"
     shutil.copytree(template, project)
-    sets = ["--set", "pretrain.lr=1e3", "--set", "pretrain.warmup_steps=0", "--set", "pretrain.grad_clip=0",
-            "--set", "pretrain.steps=60", "--set", "pretrain.save_every=5"]
+    sets = [
+        "--set",
+        "pretrain.lr=1e3",
+        "--set",
+        "pretrain.warmup_steps=0",
+        "--set",
+        "pretrain.grad_clip=0",
+        "--set",
+        "pretrain.steps=60",
+        "--set",
+        "pretrain.save_every=5",
+    ]
     assert main(["run", str(project), "--stage", "pretrain", *sets]) == 3
     out = capsys.readouterr().out
     assert "diverged: pretrain: training diverged at step" in out and "Try a lower pretrain.lr" in out

@@ -2,7 +2,6 @@
 
 import pytest
 
-from engine.project.problems import LLMLabError
 from engine.formats import (
     Preference,
     PromptRow,
@@ -14,6 +13,7 @@ from engine.formats import (
     to_preference,
     to_prompt,
 )
+from engine.project.problems import LLMLabError
 
 
 def m(role, content):
@@ -24,11 +24,23 @@ def m(role, content):
     ("row", "name", "expected"),
     [
         (
-            {"messages": [m("system", "Be brief."), m("user", "Hi"), m("assistant", "Hello"),
-                          m("user", "2+2?"), m("assistant", "4")]},
+            {
+                "messages": [
+                    m("system", "Be brief."),
+                    m("user", "Hi"),
+                    m("assistant", "Hello"),
+                    m("user", "2+2?"),
+                    m("assistant", "4"),
+                ]
+            },
             "messages",
-            [m("system", "Be brief."), m("user", "Hi"), m("assistant", "Hello"), m("user", "2+2?"),
-             m("assistant", "4")],
+            [
+                m("system", "Be brief."),
+                m("user", "Hi"),
+                m("assistant", "Hello"),
+                m("user", "2+2?"),
+                m("assistant", "4"),
+            ],
         ),
         (
             {"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hey"}]},
@@ -46,8 +58,11 @@ def m(role, content):
             "alpaca",
             [m("user", "Translate\n\nchat"), m("assistant", "cat")],
         ),
-        ({"instruction": "Name a color", "input": "", "output": "red"}, "alpaca",
-         [m("user", "Name a color"), m("assistant", "red")]),
+        (
+            {"instruction": "Name a color", "input": "", "output": "red"},
+            "alpaca",
+            [m("user", "Name a color"), m("assistant", "red")],
+        ),
     ],
 )
 def test_each_sft_format_becomes_its_conversation(row, name, expected):
@@ -72,8 +87,15 @@ def test_a_bad_role_is_refused_with_its_position():
 
 
 def oasst_row(mid, parent, role, text, rank=None, lang="en", deleted=False):
-    return {"message_id": mid, "parent_id": parent, "role": role, "text": text, "rank": rank,
-            "lang": lang, "deleted": deleted}
+    return {
+        "message_id": mid,
+        "parent_id": parent,
+        "role": role,
+        "text": text,
+        "rank": rank,
+        "lang": lang,
+        "deleted": deleted,
+    }
 
 
 def test_oasst_tree_becomes_best_ranked_paths():
@@ -135,10 +157,13 @@ def test_hh_rlhf_pairs_split_at_the_shared_prompt():
 
 def test_implicit_preference_message_lists_split_after_the_last_shared_user_turn():
     prompt = [m("user", "Q"), m("assistant", "A"), m("user", "Q2")]
-    row = {"chosen": prompt + [m("assistant", "Same start, good")],
-           "rejected": prompt + [m("assistant", "Same start, bad")]}
-    assert to_preference(row) == Preference(prompt, [m("assistant", "Same start, good")],
-                                            [m("assistant", "Same start, bad")])
+    row = {
+        "chosen": prompt + [m("assistant", "Same start, good")],
+        "rejected": prompt + [m("assistant", "Same start, bad")],
+    }
+    assert to_preference(row) == Preference(
+        prompt, [m("assistant", "Same start, good")], [m("assistant", "Same start, bad")]
+    )
 
 
 def test_parse_hh_keeps_a_leading_text_as_user():

@@ -7,10 +7,10 @@ from peft.tuners.tuners_utils import BaseTuner
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from engine.chat_template import IM_END, IM_START, ensure_chat_template
-from engine.project.problems import LLMLabError
 from engine.factory import build_model, load_adapter, load_model
 from engine.lora import apply_lora, merge, parameter_counts, target_modules
 from engine.project import LoraConfig, ModelConfig, Project
+from engine.project.problems import LLMLabError
 from engine.tokenizer import byte_tokenizer
 
 N_LAYERS = 2
@@ -18,16 +18,29 @@ N_LAYERS = 2
 
 def tiny(activation="swiglu", tie=True):
     torch.manual_seed(0)
-    project = Project(model=ModelConfig(d_model=32, n_layers=N_LAYERS, n_heads=2, n_kv_heads=1, d_ff=64,
-                                        max_seq_len=64, activation=activation, tie_embeddings=tie))
+    project = Project(
+        model=ModelConfig(
+            d_model=32,
+            n_layers=N_LAYERS,
+            n_heads=2,
+            n_kv_heads=1,
+            d_ff=64,
+            max_seq_len=64,
+            activation=activation,
+            tie_embeddings=tie,
+        )
+    )
     tokenizer = byte_tokenizer()
     return build_model(project, tokenizer), tokenizer
 
 
 def adapted(model):
     """Short names of the modules that carry LoRA adapters."""
-    return {name.rsplit(".", 1)[-1] for name, module in model.named_modules() if hasattr(module, "lora_A")
-            and name.rsplit(".", 1)[-1] not in ("lora_A", "lora_B")}
+    return {
+        name.rsplit(".", 1)[-1]
+        for name, module in model.named_modules()
+        if hasattr(module, "lora_A") and name.rsplit(".", 1)[-1] not in ("lora_A", "lora_B")
+    }
 
 
 @pytest.mark.parametrize(
@@ -99,8 +112,9 @@ def trained_adapter(request, tmp_path):
     model, tokenizer = load_model(base_dir), AutoTokenizer.from_pretrained(base_dir)
     assert ensure_chat_template(tokenizer, model)
     new_ids = tokenizer.convert_tokens_to_ids([IM_START, IM_END])
-    peft_model = apply_lora(model, LoraConfig(enabled=True, preset="attention_only", dropout=0.0),
-                            new_token_ids=new_ids)
+    peft_model = apply_lora(
+        model, LoraConfig(enabled=True, preset="attention_only", dropout=0.0), new_token_ids=new_ids
+    )
     rows_before = peft_model.get_input_embeddings().weight.detach().clone()
     train_steps(peft_model)
     adapter_dir = tmp_path / "final"
@@ -124,8 +138,11 @@ def test_adapter_dir_loads_with_peft_and_with_load_adapter(trained_adapter):
     # the new chat-token rows trained; the other embedding rows did not
     trained = peft_model.get_base_model().get_input_embeddings()
     torch.testing.assert_close(trained.weight[:258], rows_before[:258])
-    deltas = [m.trainable_tokens_delta["default"] for m in peft_model.modules() if hasattr(m, "trainable_tokens_delta")
-              and "default" in m.trainable_tokens_delta]
+    deltas = [
+        m.trainable_tokens_delta["default"]
+        for m in peft_model.modules()
+        if hasattr(m, "trainable_tokens_delta") and "default" in m.trainable_tokens_delta
+    ]
     assert deltas and not torch.allclose(deltas[0], rows_before[new_ids])
     plain = PeftModel.from_pretrained(load_model(base_dir), adapter_dir)
     assert torch.allclose(logits(plain, PROBE), expected, atol=1e-6, rtol=0)
@@ -145,8 +162,10 @@ def test_merged_model_gives_the_adapter_model_logits(trained_adapter):
     merged = AutoModelForCausalLM.from_pretrained(report.out_dir)
     assert (logits(merged, PROBE) - logits(peft_model, PROBE)).abs().max() <= 1e-5
     tokenizer = AutoTokenizer.from_pretrained(report.out_dir)
-    assert tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False) == \
-        "<|im_start|>user\nhi<|im_end|>\n"
+    assert (
+        tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False)
+        == "<|im_start|>user\nhi<|im_end|>\n"
+    )
     assert new_ids[1] in merged.generation_config.eos_token_id
 
 
@@ -162,8 +181,11 @@ def test_merge_refuses_a_merge_that_changes_the_logits(trained_adapter, monkeypa
 
     monkeypatch.setattr(BaseTuner, "merge_and_unload", corrupt)
     out = tmp_path / "merged"
-    with pytest.raises(LLMLabError, match=r"merge: the merged model's logits differ from the adapter model's by up to "
-                                          r"[0-9.e-]+ \(tolerance 0.0001\); nothing was written"):
+    with pytest.raises(
+        LLMLabError,
+        match=r"merge: the merged model's logits differ from the adapter model's by up to "
+        r"[0-9.e-]+ \(tolerance 0.0001\); nothing was written",
+    ):
         merge(adapter_dir, out)
     assert not out.exists()
 

@@ -24,10 +24,23 @@ ATOL = 1e-5
 def tiny(positional_encoding="rope", normalization="rmsnorm", attention="gqa", activation="swiglu", seed=0, **fields):
     """A 2-layer, 32-wide model; yarn stretches a 16-token context 2x."""
     torch.manual_seed(seed)
-    shape = dict(d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, d_ff=48, max_seq_len=32, yarn_factor=2.0,
-                 yarn_original_max_seq_len=16)
-    model_cfg = ModelConfig(positional_encoding=positional_encoding, normalization=normalization,
-                            attention=attention, activation=activation, **{**shape, **fields})
+    shape = dict(
+        d_model=32,
+        n_layers=2,
+        n_heads=4,
+        n_kv_heads=2,
+        d_ff=48,
+        max_seq_len=32,
+        yarn_factor=2.0,
+        yarn_original_max_seq_len=16,
+    )
+    model_cfg = ModelConfig(
+        positional_encoding=positional_encoding,
+        normalization=normalization,
+        attention=attention,
+        activation=activation,
+        **{**shape, **fields},
+    )
     return LLMLabForCausalLM(model_config(model_cfg, VOCAB, pad_token_id=0)).eval()
 
 
@@ -73,13 +86,23 @@ def test_cached_decoding_equals_full_forward(parts):
 
 
 def generate_logits(model, ids, mask=None, new=10):
-    out = model.generate(ids, attention_mask=mask, max_new_tokens=new, do_sample=False, output_logits=True,
-                         return_dict_in_generate=True, eos_token_id=None, pad_token_id=0)
+    out = model.generate(
+        ids,
+        attention_mask=mask,
+        max_new_tokens=new,
+        do_sample=False,
+        output_logits=True,
+        return_dict_in_generate=True,
+        eos_token_id=None,
+        pad_token_id=0,
+    )
     return out.sequences, torch.stack(out.logits, dim=1)  # (B, T+new), (B, new, V)
 
 
-PE_NORM_ACT = [(pe, "layernorm" if pe == "sinusoidal" else "rmsnorm", "mqa" if pe == "alibi" else "gqa")
-               for pe in POSITIONAL_ENCODINGS]
+PE_NORM_ACT = [
+    (pe, "layernorm" if pe == "sinusoidal" else "rmsnorm", "mqa" if pe == "alibi" else "gqa")
+    for pe in POSITIONAL_ENCODINGS
+]
 
 
 @pytest.mark.parametrize("pe, norm, attention", PE_NORM_ACT)
@@ -133,7 +156,7 @@ def test_sampling_settings_and_eos():
 @torch.no_grad()
 def test_fused_causal_path_without_padding():
     """No mask is built (SDPA's own causal kernel) unless alibi, padding or a multi-token cached step needs one."""
-    build = lambda pe, mask, q, past: tiny(pe).model.attention_mask(mask, q, past, "cpu", torch.float32)  # noqa: E731
+    build = lambda pe, mask, q, past: tiny(pe).model.attention_mask(mask, q, past, "cpu", torch.float32)
     assert build("rope", None, 8, 0) is None and build("rope", None, 1, 7) is None
     assert build("rope", None, 3, 5).shape == (3, 8)
     assert build("alibi", None, 8, 0).shape == (4, 8, 8)
@@ -148,14 +171,25 @@ def test_init_scales_residual_projections():
             expected = std / 4 if isinstance(module, ResidualProjection) else std  # sqrt(2 * 8) = 4
             assert module.weight.std().item() == pytest.approx(expected, rel=0.05), name
     assert {n.split(".")[-1] for n, m in model.named_modules() if isinstance(m, ResidualProjection)} == {
-        "o_proj", "down_proj"}
+        "o_proj",
+        "down_proj",
+    }
 
 
 def test_module_names_and_tied_embeddings():
     model = tiny()
     names = {name for name, _ in model.named_parameters()}
-    for part in ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj",
-                 "mlp.up_proj", "mlp.down_proj", "input_layernorm", "post_attention_layernorm"):
+    for part in (
+        "self_attn.q_proj",
+        "self_attn.k_proj",
+        "self_attn.v_proj",
+        "self_attn.o_proj",
+        "mlp.gate_proj",
+        "mlp.up_proj",
+        "mlp.down_proj",
+        "input_layernorm",
+        "post_attention_layernorm",
+    ):
         assert f"model.layers.1.{part}.weight" in names
     assert "model.embed_tokens.weight" in names and "model.norm.weight" in names
     assert model.lm_head.weight is model.model.embed_tokens.weight
@@ -188,8 +222,12 @@ def test_gradient_checkpointing_gives_the_same_gradients():
     assert torch.allclose(grads[0], grads[1], atol=1e-6)
 
 
-SAVED = [("sinusoidal", "layernorm", "mha", "gelu"), ("rope", "rmsnorm", "gqa", "swiglu"),
-         ("alibi", "layernorm", "mqa", "leaky_relu"), ("yarn", "rmsnorm", "gqa", "relu")]
+SAVED = [
+    ("sinusoidal", "layernorm", "mha", "gelu"),
+    ("rope", "rmsnorm", "gqa", "swiglu"),
+    ("alibi", "layernorm", "mqa", "leaky_relu"),
+    ("yarn", "rmsnorm", "gqa", "relu"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -211,8 +249,14 @@ def test_save_load_round_trip(saved_models):
     ids, saved = saved_models
     for path, expected in saved:
         files = {p.name for p in path.iterdir()}
-        assert {"config.json", "model.safetensors", "generation_config.json", "model.py", "layers.py",
-                "positions.py"} <= files
+        assert {
+            "config.json",
+            "model.safetensors",
+            "generation_config.json",
+            "model.py",
+            "layers.py",
+            "positions.py",
+        } <= files
         config = json.loads((path / "config.json").read_text())
         assert config["model_type"] == "llmlab"
         assert config["auto_map"]["AutoModelForCausalLM"] == "model.LLMLabForCausalLM"
@@ -241,8 +285,7 @@ def test_plain_transformers_loads_a_saved_model_without_engine(saved_models, tmp
             print(path.rsplit("/", 1)[-1], diff)
         """
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=240,
-                            cwd=tmp_path)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=240, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.split("\n")
     diffs = dict(line.split() for line in lines if line.strip())

@@ -9,13 +9,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.project.problems import LLMLabError
 from engine.factory import build_model
 from engine.optim import (
-    OPTIMIZER_DEFAULTS, SCHEDULES, BUILDERS, Composite, before_step, build_optimizer, build_scheduler,
-    gauss_newton_bartlett, lr_at,
+    BUILDERS,
+    OPTIMIZER_DEFAULTS,
+    SCHEDULES,
+    Composite,
+    before_step,
+    build_optimizer,
+    build_scheduler,
+    gauss_newton_bartlett,
+    lr_at,
 )
 from engine.project import SCHEDULER_DEFAULTS, ModelConfig, OptimizerConfig, Project, SchedulerConfig
+from engine.project.problems import LLMLabError
 from engine.tokenizer import byte_tokenizer
 
 VOCAB = 16
@@ -121,15 +128,24 @@ def test_every_optimizer_with_every_schedule_lowers_the_loss(name, scheduler):
 # schedules
 
 
-@pytest.mark.parametrize(("name", "options", "expected"), [
-    # lr 1e-3, warmup 10, total 110, min_lr 1e-4; worked by hand at steps 0, 9, 10, 35, 110, 500
-    ("none", {}, [1e-3 / 11, 1e-3 * 10 / 11, 1e-3, 1e-3, 1e-3, 1e-3]),
-    ("cosine", {"min_lr": 1e-4},  # step 35: progress 1/4, 1e-4 + 0.5·(1 + cos(π/4))·9e-4
-     [1e-3 / 11, 1e-3 * 10 / 11, 1e-3, 1e-4 + 0.5 * (1 + math.sqrt(0.5)) * 9e-4, 1e-4, 1e-4]),
-    ("linear", {"min_lr": 1e-4}, [1e-3 / 11, 1e-3 * 10 / 11, 1e-3, 7.75e-4, 1e-4, 1e-4]),
-    ("polynomial", {"power": 2.0, "min_lr": 1e-4},  # 1e-4 + 9e-4·(3/4)²
-     [1e-3 / 11, 1e-3 * 10 / 11, 1e-3, 6.0625e-4, 1e-4, 1e-4]),
-])
+@pytest.mark.parametrize(
+    ("name", "options", "expected"),
+    [
+        # lr 1e-3, warmup 10, total 110, min_lr 1e-4; worked by hand at steps 0, 9, 10, 35, 110, 500
+        ("none", {}, [1e-3 / 11, 1e-3 * 10 / 11, 1e-3, 1e-3, 1e-3, 1e-3]),
+        (
+            "cosine",
+            {"min_lr": 1e-4},  # step 35: progress 1/4, 1e-4 + 0.5·(1 + cos(π/4))·9e-4
+            [1e-3 / 11, 1e-3 * 10 / 11, 1e-3, 1e-4 + 0.5 * (1 + math.sqrt(0.5)) * 9e-4, 1e-4, 1e-4],
+        ),
+        ("linear", {"min_lr": 1e-4}, [1e-3 / 11, 1e-3 * 10 / 11, 1e-3, 7.75e-4, 1e-4, 1e-4]),
+        (
+            "polynomial",
+            {"power": 2.0, "min_lr": 1e-4},  # 1e-4 + 9e-4·(3/4)²
+            [1e-3 / 11, 1e-3 * 10 / 11, 1e-3, 6.0625e-4, 1e-4, 1e-4],
+        ),
+    ],
+)
 def test_lr_at_equals_the_formulas(name, options, expected):
     got = [lr_at(step, 1e-3, name, options, 10, 110) for step in (0, 9, 10, 35, 110, 500)]
     assert got == pytest.approx(expected, rel=1e-12)
@@ -263,11 +279,15 @@ def test_gauss_newton_bartlett_is_unbiased_for_the_hessian_diagonal():
     assert samples.mean(0).tolist() == pytest.approx((p * (1 - p)).tolist(), abs=0.04)
 
 
-@pytest.mark.parametrize("batch", [
-    {"labels": torch.tensor([[0, -100, -100, 3]])},  # HF labels: position 2 predicts labels[3]
-    {"targets": torch.tensor([[-100, -100, -100, 3]])},  # pretraining targets, aligned
-    {"attention_mask": torch.tensor([[1, 1, 0, 0]])},  # position 0 predicts the attended token 1
-], ids=["labels", "targets", "attention_mask"])
+@pytest.mark.parametrize(
+    "batch",
+    [
+        {"labels": torch.tensor([[0, -100, -100, 3]])},  # HF labels: position 2 predicts labels[3]
+        {"targets": torch.tensor([[-100, -100, -100, 3]])},  # pretraining targets, aligned
+        {"attention_mask": torch.tensor([[1, 1, 0, 0]])},  # position 0 predicts the attended token 1
+    ],
+    ids=["labels", "targets", "attention_mask"],
+)
 def test_gauss_newton_bartlett_counts_only_trained_positions(batch):
     model = Bias()
     batch = {"input_ids": torch.zeros(1, 4, dtype=torch.long), **batch}
@@ -289,9 +309,19 @@ def llmlab_model(**fields):
     return build_model(Project(model=ModelConfig(**{**shape, **fields})), byte_tokenizer())
 
 
-PROJECTIONS = {f"model.layers.{i}.{proj}.weight" for i in (0, 1) for proj in (
-    "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-    "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")}
+PROJECTIONS = {
+    f"model.layers.{i}.{proj}.weight"
+    for i in (0, 1)
+    for proj in (
+        "self_attn.q_proj",
+        "self_attn.k_proj",
+        "self_attn.v_proj",
+        "self_attn.o_proj",
+        "mlp.gate_proj",
+        "mlp.up_proj",
+        "mlp.down_proj",
+    )
+}
 
 
 @pytest.mark.parametrize("tie", [True, False])
@@ -309,7 +339,8 @@ def test_adamw_on_the_llmlab_model_decays_the_projections_only():
     decay, no_decay = group_names(build_optimizer(llmlab_model(), OptimizerConfig.default("adamw"), 1e-3))
     assert decay == PROJECTIONS
     assert no_decay == {"model.embed_tokens.weight", "model.norm.weight"} | {
-        f"model.layers.{i}.{norm}.weight" for i in (0, 1) for norm in ("input_layernorm", "post_attention_layernorm")}
+        f"model.layers.{i}.{norm}.weight" for i in (0, 1) for norm in ("input_layernorm", "post_attention_layernorm")
+    }
 
 
 def test_sophia_trains_the_llmlab_model_on_pretraining_batches():

@@ -70,7 +70,9 @@ def test_tables_grow_past_max_positions_with_the_same_values():
 
 def llama_rotary(rope_parameters: dict, head_dim: int = 16, heads: int = 4, max_len: int = 32):
     llama = LlamaConfig(
-        hidden_size=head_dim * heads, num_attention_heads=heads, max_position_embeddings=max_len,
+        hidden_size=head_dim * heads,
+        num_attention_heads=heads,
+        max_position_embeddings=max_len,
         rope_parameters=rope_parameters,
     )
     return LlamaRotaryEmbedding(llama)
@@ -96,8 +98,9 @@ def test_rope_matches_transformers(theta):
 )
 def test_yarn_frequencies_match_transformers(head_dim, theta, factor, original):
     params = {"rope_type": "yarn", "rope_theta": theta, "factor": factor, "original_max_position_embeddings": original}
-    llama = LlamaConfig(hidden_size=head_dim * 2, num_attention_heads=2, max_position_embeddings=original * 4,
-                        rope_parameters=params)
+    llama = LlamaConfig(
+        hidden_size=head_dim * 2, num_attention_heads=2, max_position_embeddings=original * 4, rope_parameters=params
+    )
     expected_freq, expected_factor = ROPE_INIT_FUNCTIONS["yarn"](llama)
     inv_freq, attention_factor = yarn_frequencies(head_dim, theta, factor, original)
     assert torch.allclose(inv_freq, expected_freq, rtol=1e-6, atol=0)

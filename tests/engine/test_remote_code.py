@@ -19,7 +19,7 @@ from transformers import AutoTokenizer
 from engine.cli import main
 from engine.factory import build_model, load_adapter, load_model
 from engine.lora import apply_lora, merge
-from engine.project import LoraConfig, LLMLabError, ModelConfig, Project, load_project
+from engine.project import LLMLabError, LoraConfig, ModelConfig, Project, load_project
 from engine.project_tokenizer import project_tokenizer
 from engine.rewards import RewardModel
 from engine.tokenizer import byte_tokenizer, load_tokenizer
@@ -62,7 +62,8 @@ def plant_tokenizer(folder, marker, stock_class: bool = False) -> None:
         config["tokenizer_class"] = "PlantedTokenizer"
     config_file.write_text(json.dumps(config))
     (folder / "planted.py").write_text(
-        module_source(marker, [("PlantedTokenizer", "transformers.PreTrainedTokenizerFast")]))
+        module_source(marker, [("PlantedTokenizer", "transformers.PreTrainedTokenizerFast")])
+    )
 
 
 def plant_model_config(folder, marker, auto_class: str, stock_type: bool = False) -> None:
@@ -198,8 +199,15 @@ def reward_dir(tmp_path):
     from transformers import LlamaConfig, LlamaForSequenceClassification
 
     tokenizer = byte_tokenizer()
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                         num_attention_heads=2, num_labels=1, pad_token_id=tokenizer.pad_token_id)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_labels=1,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     path = tmp_path / "reward"
     LlamaForSequenceClassification(config).save_pretrained(path)
     tokenizer.save_pretrained(path)

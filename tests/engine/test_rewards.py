@@ -16,7 +16,12 @@ def test_extract_number_handles_gsm8k_and_sentences():
 
 @pytest.mark.parametrize(
     "response, answer, expected",
-    [("The answer is 12.", "12", 1.0), ("The answer is 13.", "12", 0.0), ("it is blue", "Blue", 0.0), ("Blue.", "blue", 1.0)],
+    [
+        ("The answer is 12.", "12", 1.0),
+        ("The answer is 13.", "12", 0.0),
+        ("it is blue", "Blue", 0.0),
+        ("Blue.", "blue", 1.0),
+    ],
 )
 def test_exact_match(response, answer, expected):
     assert build_rule("exact_match")(response, answer) == expected
@@ -24,7 +29,10 @@ def test_exact_match(response, answer, expected):
 
 def test_regex_length_and_weights_combine():
     reward = Reward(
-        [build_rule({"name": "regex", "pattern": r"^The answer is", "weight": 0.5}), build_rule({"name": "length", "target": 4})]
+        [
+            build_rule({"name": "regex", "pattern": r"^The answer is", "weight": 0.5}),
+            build_rule({"name": "length", "target": 4}),
+        ]
     )
     scores = reward(["p", "p"], ["The answer is 7.", "seven"], [None, None])
     assert torch.allclose(scores, torch.tensor([0.5 + 1.0, 0.0 + 0.25]))
@@ -55,12 +63,22 @@ def tiny_reward_model(tmp_path_factory):
         ["what is two plus two", "the answer is four", "hello there friend"] * 3,
         trainers.WordPieceTrainer(vocab_size=120, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]),
     )
-    raw.post_processor = processors.BertProcessing(("[SEP]", raw.token_to_id("[SEP]")), ("[CLS]", raw.token_to_id("[CLS]")))
-    tokenizer = BertTokenizerFast(tokenizer_object=raw, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]")
+    raw.post_processor = processors.BertProcessing(
+        ("[SEP]", raw.token_to_id("[SEP]")), ("[CLS]", raw.token_to_id("[CLS]"))
+    )
+    tokenizer = BertTokenizerFast(
+        tokenizer_object=raw, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]"
+    )
     tokenizer.save_pretrained(path)
     config = DebertaV2Config(
-        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=64, num_labels=1, pad_token_id=tokenizer.pad_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        num_labels=1,
+        pad_token_id=tokenizer.pad_token_id,
     )
     torch.manual_seed(0)
     DebertaV2ForSequenceClassification(config).save_pretrained(path)

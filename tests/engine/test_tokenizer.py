@@ -3,8 +3,9 @@
 import huggingface_hub.constants
 import pytest
 
-from engine.project.problems import LLMLabError
 from engine.project import DatasetConfig, Project, StageConfig, TokenizerConfig
+from engine.project.problems import LLMLabError
+from engine.project_tokenizer import project_tokenizer
 from engine.tokenizer import (
     EOS_TOKEN,
     MIN_VOCAB_SIZE,
@@ -14,10 +15,11 @@ from engine.tokenizer import (
     token_byte_lengths,
     train_bpe,
 )
-from engine.project_tokenizer import project_tokenizer
 
 TEXT = "Héllo, wörld! 日本語のテキスト 🙂\n\ttabs  and  spaces\r\n" + "naïve café " * 3
-CORPUS = [f"The quick brown fox {i} jumps over the lazy dog. Pack my box with five dozen liquor jugs." for i in range(200)]
+CORPUS = [
+    f"The quick brown fox {i} jumps over the lazy dog. Pack my box with five dozen liquor jugs." for i in range(200)
+]
 
 
 def test_byte_tokenizer_ids_are_the_utf8_bytes_and_round_trip():
@@ -52,9 +54,7 @@ def test_train_bpe_reaches_the_vocab_size_round_trips_and_loads_like_a_hub_id(tm
 def test_train_bpe_refuses_a_vocab_smaller_than_bytes_and_specials(tmp_path):
     with pytest.raises(LLMLabError) as error:
         train_bpe(CORPUS, vocab_size=257, out_dir=tmp_path / "tok")
-    assert error.value.lines == [
-        "tokenizer.vocab_size: must be at least 258 (256 bytes + 2 special tokens), got 257"
-    ]
+    assert error.value.lines == ["tokenizer.vocab_size: must be at least 258 (256 bytes + 2 special tokens), got 257"]
     assert not (tmp_path / "tok").exists()
 
 
@@ -71,7 +71,9 @@ def test_an_unknown_hub_id_names_the_field(tmp_path, monkeypatch):
     with pytest.raises(LLMLabError) as error:
         load_tokenizer("no-such-org/no-such-tokenizer-here", tmp_path)
     [line] = error.value.lines
-    assert line.startswith("tokenizer.source: cannot load 'no-such-org/no-such-tokenizer-here' (a directory or a hub id): ")
+    assert line.startswith(
+        "tokenizer.source: cannot load 'no-such-org/no-such-tokenizer-here' (a directory or a hub id): "
+    )
 
 
 def test_a_missing_local_directory_is_not_looked_up_on_the_hub(tmp_path):
@@ -100,7 +102,9 @@ def test_project_tokenizer_trains_bpe_from_pretraining_text_once(tmp_path):
 
 def test_project_tokenizer_trains_on_train_text_files(tmp_path):
     (tmp_path / "words.jsonl").write_text("\n".join(f'{{"text": "{line}"}}' for line in CORPUS))
-    project = Project(root=tmp_path, tokenizer=TokenizerConfig(source="bpe", vocab_size=270, train_text=["words.jsonl"]))
+    project = Project(
+        root=tmp_path, tokenizer=TokenizerConfig(source="bpe", vocab_size=270, train_text=["words.jsonl"])
+    )
     assert len(project_tokenizer(project)) == 270
 
 

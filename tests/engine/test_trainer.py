@@ -10,12 +10,12 @@ import torch
 from engine import worker
 from engine.checkpoints import TRAINER_STATE
 from engine.device import Precision
-from engine.project.problems import LLMLabError
 from engine.events import read_events
 from engine.factory import build_model
 from engine.objectives import build_objective
 from engine.objectives.base import ObjectiveContext
 from engine.project import OPTIMIZER_DEFAULTS, load_project
+from engine.project.problems import LLMLabError
 from engine.project.runs import METRICS_FILE, list_runs
 from engine.tokenizer import byte_tokenizer
 from engine.trainer import Trainer
@@ -26,9 +26,17 @@ def make_trainer(directory, emit=None, control=None, **pretrain) -> Trainer:
     project = load_project(make_project(directory, **pretrain))
     tokenizer = byte_tokenizer()
     torch.manual_seed(0)
-    ctx = ObjectiveContext(project=project, stage="pretrain", config=project.pretrain, tokenizer=tokenizer,
-                           model=build_model(project, tokenizer), device=torch.device("cpu"),
-                           precision=Precision("fp32", "cpu"), seed=project.seed, run_dir=directory / "run")
+    ctx = ObjectiveContext(
+        project=project,
+        stage="pretrain",
+        config=project.pretrain,
+        tokenizer=tokenizer,
+        model=build_model(project, tokenizer),
+        device=torch.device("cpu"),
+        precision=Precision("fp32", "cpu"),
+        seed=project.seed,
+        run_dir=directory / "run",
+    )
     return Trainer(ctx, build_objective(ctx), emit, control)
 
 
@@ -73,8 +81,15 @@ def test_no_clipping_when_grad_clip_is_zero(tmp_path):
 def test_every_optimizer_lowers_the_loss_through_the_loop(tmp_path, name):
     events = Recorder()
     lr = {"lion": 3e-3, "muon": 2e-2, "adafactor": 1e-1}.get(name, 1e-2)
-    trainer = make_trainer(tmp_path, emit=events.put, steps=25, eval_every=0, lr=lr, warmup_steps=2,
-                           optimizer={"name": name, **({"adamw_lr": 1e-2} if name == "muon" else {})})
+    trainer = make_trainer(
+        tmp_path,
+        emit=events.put,
+        steps=25,
+        eval_every=0,
+        lr=lr,
+        warmup_steps=2,
+        optimizer={"name": name, **({"adamw_lr": 1e-2} if name == "muon" else {})},
+    )
     report = trainer.run()
     losses = [e["loss"] for e in events.of("metrics")]
     assert len(losses) == 25 and report["steps"] == 25

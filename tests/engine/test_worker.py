@@ -20,7 +20,7 @@ def first_event(handle, kind: str, seen: list) -> dict:
 
 def test_importing_the_worker_does_not_import_torch():
     code = "import sys, engine.worker, engine.events; sys.exit('torch' in sys.modules)"
-    assert os.system(f"{sys.executable} -c \"{code}\"") == 0
+    assert os.system(f'{sys.executable} -c "{code}"') == 0
 
 
 def test_an_exception_arrives_as_an_error_event_with_its_traceback(tmp_path):

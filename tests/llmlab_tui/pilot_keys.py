@@ -3,8 +3,8 @@ a condition instead of sleeping."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from llmlab_tui.app import LabApp
 
@@ -44,7 +44,7 @@ async def choose(pilot, widget_id: str, value: str, key: str = "tab") -> None:
 async def run_palette(pilot, query: str) -> None:
     """Open the command palette, type `query`, and run the first command found."""
     await pilot.press("ctrl+p", *query)
-    commands = lambda: pilot.app.screen.query("CommandList")  # noqa: E731
+    commands = lambda: pilot.app.screen.query("CommandList")
     await wait_for(pilot, lambda: commands() and commands().first().option_count)
     await pilot.press("enter")
 

@@ -17,7 +17,7 @@ async def test_starts_on_projects_and_refuses_project_screens_without_one(projec
         await pilot.press("f2")
         await wait_for(pilot, lambda: app._notifications)
         assert isinstance(app.screen, ProjectsScreen)
-        assert "Open a project first" in list(app._notifications)[0].message
+        assert "Open a project first" in next(iter(app._notifications)).message
 
 
 async def test_function_keys_switch_screens_and_escape_goes_back(projects_dir):

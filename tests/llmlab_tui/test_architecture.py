@@ -88,8 +88,12 @@ async def test_tokenizer_bpe_shows_vocab_size_and_sizes_follow(projects_dir):
 
 
 async def test_choices_offered_are_the_engines_tuples(projects_dir):
-    expected = {"positional_encoding": schema.POSITIONAL_ENCODINGS, "normalization": schema.NORMALIZATIONS,
-                "attention": schema.ATTENTIONS, "activation": schema.ACTIVATIONS}
+    expected = {
+        "positional_encoding": schema.POSITIONAL_ENCODINGS,
+        "normalization": schema.NORMALIZATIONS,
+        "attention": schema.ATTENTIONS,
+        "activation": schema.ACTIVATIONS,
+    }
     app = app_on(projects_dir / "alpha", projects_dir)
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await _open(pilot)
@@ -99,8 +103,18 @@ async def test_choices_offered_are_the_engines_tuples(projects_dir):
 
 
 def test_block_diagram_follows_the_choices():
-    m = ModelConfig(positional_encoding="alibi", normalization="layernorm", attention="mha", n_kv_heads=8,
-                    activation="gelu", d_model=64, d_ff=256, n_layers=2, n_heads=4, tie_embeddings=False)
+    m = ModelConfig(
+        positional_encoding="alibi",
+        normalization="layernorm",
+        attention="mha",
+        n_kv_heads=8,
+        activation="gelu",
+        d_model=64,
+        d_ff=256,
+        n_layers=2,
+        n_heads=4,
+        tie_embeddings=False,
+    )
     lines = block_diagram(m)
     assert lines[1].startswith("┌ block × 2 ")
     assert "│ x + Attn(LayerNorm(x))" in lines[2]

@@ -53,8 +53,9 @@ class ScriptedChat(QueueSource):
             stop = request == "stop" or request.get("type") == "stop"
             stopped = True
             break
-        self.queue.put({"type": "reply", "text": text, "tokens": len(text.split()), "tokens_per_s": 50.0,
-                        "stopped": stopped})
+        self.queue.put(
+            {"type": "reply", "text": text, "tokens": len(text.split()), "tokens_per_s": 50.0, "stopped": stopped}
+        )
         return stop
 
 

@@ -10,8 +10,6 @@ HEAVY = ("torch", "transformers", "datasets", "peft")
 
 
 def test_importing_the_app_loads_no_torch():
-    code = ("import sys, llmlab_tui.app, llmlab_tui.__main__; "
-            f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))")
+    code = f"import sys, llmlab_tui.app, llmlab_tui.__main__; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == ""
-

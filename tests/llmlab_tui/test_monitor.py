@@ -8,20 +8,36 @@ import threading
 from pathlib import Path
 
 from engine.project.run_lock import RunLock
-from llmlab_tui.runner import QueueSource
 from llmlab_tui.runner import TRAIN_JOB as JOB
+from llmlab_tui.runner import QueueSource
 from llmlab_tui.screens.monitor import MonitorScreen
 from llmlab_tui.screens.quit import QuitScreen
 from tests.llmlab_tui.pilot_keys import app_on, run_palette, wait_for
 
-STARTED = {"type": "started", "stage": "pretrain", "run_dir": "r", "device": "cpu", "precision": "fp32",
-           "parameters": 1000, "start_step": 0, "total_steps": 20_000}
+STARTED = {
+    "type": "started",
+    "stage": "pretrain",
+    "run_dir": "r",
+    "device": "cpu",
+    "precision": "fp32",
+    "parameters": 1000,
+    "start_step": 0,
+    "total_steps": 20_000,
+}
 REPORT = {"wall_time_s": 3.0, "steps": 20_000, "tokens_seen": 1, "train_loss": 1.0, "eval_loss": 2.0, "bpb": 3.25}
 
 
 def metrics(step: int) -> dict:
-    return {"type": "metrics", "step": step, "loss": 5.0 / step, "lr": 1e-3, "grad_norm": 1.0,
-            "tokens_per_s": 10.0, "tokens_seen": step, "eta_s": 1.0}
+    return {
+        "type": "metrics",
+        "step": step,
+        "loss": 5.0 / step,
+        "lr": 1e-3,
+        "grad_norm": 1.0,
+        "tokens_per_s": 10.0,
+        "tokens_seen": step,
+        "eta_s": 1.0,
+    }
 
 
 async def open_monitor(pilot) -> MonitorScreen:
@@ -48,7 +64,7 @@ async def test_a_flood_of_events_is_coalesced_and_keys_still_work(projects_dir: 
         await wait_for(pilot, lambda: monitor.view.step > 0)
         for tab in ("log", "summary", "charts"):  # keys are handled while events stream in
             await pilot.press(str(("charts", "samples", "log", "summary").index(tab) + 1))
-            await wait_for(pilot, lambda: monitor.query_one("#monitor-tabs").active == tab)
+            await wait_for(pilot, lambda tab=tab: monitor.query_one("#monitor-tabs").active == tab)
         await wait_for(pilot, lambda: monitor.view.state == "completed", tries=2000, delay=0.05)
         await wait_for(pilot, lambda: monitor.drawn == monitor.view.version, delay=0.1)
         assert monitor.view.series[("metrics", "loss")].count == 20_000
@@ -67,8 +83,11 @@ def write_run(project: Path, name: str, events: list[dict]) -> Path:
 
 async def test_reopening_shows_the_last_run_and_follows_one_still_running(projects_dir: Path):
     project = projects_dir / "alpha"
-    write_run(project, "pretrain-20250101-000000", [STARTED, metrics(1), metrics(2),
-                                                    {"type": "finished", "status": "completed", "report": REPORT}])
+    write_run(
+        project,
+        "pretrain-20250101-000000",
+        [STARTED, metrics(1), metrics(2), {"type": "finished", "status": "completed", "report": REPORT}],
+    )
     live = write_run(project, "sft-20250102-000000", [{**STARTED, "stage": "sft"}, metrics(1)])
     app = app_on(project, projects_dir)
     with RunLock(live.parent):  # the process that trains it, as far as anyone can tell
@@ -81,8 +100,12 @@ async def _follow_the_live_run(app, live: Path) -> None:
         await wait_for(pilot, lambda: monitor.view.step == 1, delay=0.05)
         assert (monitor.view.stage, monitor.view.state) == ("sft", "running")
         with open(live, "a") as f:  # the process that still writes it goes on
-            f.write(json.dumps(metrics(2)) + "\n" + json.dumps({"type": "finished", "status": "stopped",
-                                                                "report": REPORT}) + "\n")
+            f.write(
+                json.dumps(metrics(2))
+                + "\n"
+                + json.dumps({"type": "finished", "status": "stopped", "report": REPORT})
+                + "\n"
+            )
         await wait_for(pilot, lambda: monitor.view.state == "stopped", delay=0.05)
         assert [x for x in monitor.view.series[("metrics", "loss")].points()[0]] == [1, 2]
         await wait_for(pilot, lambda: "step 2/20,000" in str(monitor.query_one("#progress-text").render()))
@@ -170,8 +193,13 @@ async def test_a_torn_line_in_the_middle_of_metrics_jsonl_does_not_stop_the_moni
     project = projects_dir / "alpha"
     path = write_run(project, "pretrain-20250101-000000", [STARTED, metrics(1)])
     with open(path, "a") as f:  # a full disk tore a line, then a resume appended after it
-        f.write('{"type": "metrics", "st\n' + json.dumps(metrics(2)) + "\n"
-                + json.dumps({"type": "finished", "status": "stopped", "report": REPORT}) + "\n")
+        f.write(
+            '{"type": "metrics", "st\n'
+            + json.dumps(metrics(2))
+            + "\n"
+            + json.dumps({"type": "finished", "status": "stopped", "report": REPORT})
+            + "\n"
+        )
     app = app_on(project, projects_dir)
     async with app.run_test(size=(80, 24)) as pilot:
         monitor = await open_monitor(pilot)

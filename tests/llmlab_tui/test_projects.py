@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from engine.project.problems import LLMLabError
 from engine.project import load_project, new_project
-from engine.project.sizing import padded_vocab_size, parameter_count, tokenizer_vocab_size
+from engine.project.problems import LLMLabError
 from engine.project.run_lock import RunLock
+from engine.project.sizing import padded_vocab_size, parameter_count, tokenizer_vocab_size
 from llmlab_tui.catalog import delete_project, duplicate_project, list_projects
 from llmlab_tui.screens.architecture import ArchitectureScreen
 from llmlab_tui.screens.confirm import ConfirmScreen, NameScreen
@@ -26,8 +26,12 @@ def _fake_run(project_dir, name, *events):
 
 def test_listing_shows_size_stages_done_and_last_run(projects_dir):
     alpha = projects_dir / "alpha"
-    _fake_run(alpha, "pretrain-20260101-120000", {"type": "started", "total_steps": 10},
-              {"type": "finished", "status": "completed"})
+    _fake_run(
+        alpha,
+        "pretrain-20260101-120000",
+        {"type": "started", "total_steps": 10},
+        {"type": "finished", "status": "completed"},
+    )
     _fake_run(alpha, "sft-20260102-120000", {"type": "started"}, {"type": "error", "message": "boom"})
     (projects_dir / "broken").mkdir()
     (projects_dir / "broken" / "project.toml").write_text("[model]\nd_model = 'wide'\n")

@@ -6,13 +6,32 @@ import json
 
 from llmlab_tui.run_view import CHARTS, RunView, Series, duration, report_lines
 
-STARTED = {"type": "started", "stage": "pretrain", "run_dir": "/p/runs/pretrain-1", "device": "cpu",
-           "precision": "fp32", "parameters": 28832, "start_step": 0, "total_steps": 8, "resumed": False}
+STARTED = {
+    "type": "started",
+    "stage": "pretrain",
+    "run_dir": "/p/runs/pretrain-1",
+    "device": "cpu",
+    "precision": "fp32",
+    "parameters": 28832,
+    "start_step": 0,
+    "total_steps": 8,
+    "resumed": False,
+}
 
 
 def metrics(step: int, **extra) -> dict:
-    return {"type": "metrics", "time": 0.0, "step": step, "loss": 6.0 - step / 10, "lr": 1e-3, "grad_norm": 1.5,
-            "tokens_per_s": 100.0, "tokens_seen": 128 * step, "eta_s": 65.0, **extra}
+    return {
+        "type": "metrics",
+        "time": 0.0,
+        "step": step,
+        "loss": 6.0 - step / 10,
+        "lr": 1e-3,
+        "grad_norm": 1.5,
+        "tokens_per_s": 100.0,
+        "tokens_seen": 128 * step,
+        "eta_s": 65.0,
+        **extra,
+    }
 
 
 def test_series_thins_itself_and_keeps_the_last_point():
@@ -27,9 +46,16 @@ def test_series_thins_itself_and_keeps_the_last_point():
 def test_events_fold_into_charts_progress_samples_log_and_report():
     view = RunView()
     shares = {"a.txt": {"share": 0.75, "weight": 3.0}, "b.txt": {"share": 0.25, "weight": 1.0}}
-    view.apply([STARTED, metrics(1), metrics(2, shares=shares), {"type": "eval", "step": 2, "loss": 5.5, "bpb": 7.9},
-                {"type": "sample", "step": 2, "samples": [{"prompt": "", "text": "the cat"}]},
-                {"type": "log", "level": "warning", "message": "loss spike"}])
+    view.apply(
+        [
+            STARTED,
+            metrics(1),
+            metrics(2, shares=shares),
+            {"type": "eval", "step": 2, "loss": 5.5, "bpb": 7.9},
+            {"type": "sample", "step": 2, "samples": [{"prompt": "", "text": "the cat"}]},
+            {"type": "log", "level": "warning", "message": "loss spike"},
+        ]
+    )
     assert view.state == "running" and view.version == 1
     assert view.progress_text() == "step 2/8 · 256 tokens · ETA 1m 05s"
     loss = view.chart_lines(CHARTS[0])
@@ -37,13 +63,26 @@ def test_events_fold_into_charts_progress_samples_log_and_report():
     assert view.chart_lines(next(c for c in CHARTS if c.title == "reward")) == []
     assert view.shares == shares and view.samples == [{"prompt": "", "text": "the cat"}]
     assert list(view.log)[-1] == ("warning", "loss spike")
-    report = {"wall_time_s": 72.4, "steps": 8, "tokens_seen": 1024, "train_loss": 4.99619, "eval_loss": 5.0059,
-              "bpb": 7.3077, "eval": {"ppl": 149.3}}
+    report = {
+        "wall_time_s": 72.4,
+        "steps": 8,
+        "tokens_seen": 1024,
+        "train_loss": 4.99619,
+        "eval_loss": 5.0059,
+        "bpb": 7.3077,
+        "eval": {"ppl": 149.3},
+    }
     view.apply([{"type": "finished", "status": "completed", "report": report}])
     assert view.state == "completed" and view.version == 2
-    assert report_lines(view.report) == [("wall time", "1m 12s"), ("steps", "8"), ("tokens", "1,024"),
-                                         ("train loss", "4.996"), ("eval loss", "5.006"), ("bits per byte", "7.308"),
-                                         ("eval.ppl", "149.3")]
+    assert report_lines(view.report) == [
+        ("wall time", "1m 12s"),
+        ("steps", "8"),
+        ("tokens", "1,024"),
+        ("train loss", "4.996"),
+        ("eval loss", "5.006"),
+        ("bits per byte", "7.308"),
+        ("eval.ppl", "149.3"),
+    ]
 
 
 def test_an_error_event_fails_the_run_with_its_traceback():

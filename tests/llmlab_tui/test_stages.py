@@ -5,11 +5,18 @@ plus the pure editing helpers (the preview's --set lines replay through engine.p
 from __future__ import annotations
 
 import tomllib
-
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from engine import project as schema
-from engine.project import OPTIMIZER_DEFAULTS, Project, apply_overrides, load_project, project_from_dict, project_to_dict
+from engine.project import (
+    OPTIMIZER_DEFAULTS,
+    Project,
+    apply_overrides,
+    load_project,
+    project_from_dict,
+    project_to_dict,
+)
 from engine.project.overrides import format_value, parse_value, set_overrides
 from llmlab_tui.editing import shares
 from llmlab_tui.screens.stages import StagesScreen
@@ -36,7 +43,7 @@ async def test_changing_the_optimizer_shows_its_fields_and_saves_them(projects_d
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await _open(pilot)
         await choose(pilot, "pretrain-optimizer-name", "muon")
-        rows = lambda: screen.query_one("#pretrain-optimizer").rows  # noqa: E731
+        rows = lambda: screen.query_one("#pretrain-optimizer").rows
         await wait_for(pilot, lambda: list(rows()) == ["name", *OPTIMIZER_DEFAULTS["muon"]])
         assert [s.table for s in screen.current_form().sets()][:3] == [None, "optimizer", "scheduler"]
         await type_into(pilot, "pretrain-optimizer-momentum", "0.9")
@@ -49,7 +56,9 @@ async def test_changing_the_optimizer_shows_its_fields_and_saves_them(projects_d
     assert load_project(alpha).pretrain.optimizer.options == {**OPTIMIZER_DEFAULTS["muon"], "momentum": 0.9}
     written = _toml(alpha)["pretrain"]["optimizer"]  # muon's defaults stay implied, the old adamw settings go
     assert {key: written[key] for key in ("name", "momentum")} == {"name": "muon", "momentum": 0.9}
-    assert all(value == OPTIMIZER_DEFAULTS["muon"][key] for key, value in written.items() if key not in ("name", "momentum"))
+    assert all(
+        value == OPTIMIZER_DEFAULTS["muon"][key] for key, value in written.items() if key not in ("name", "momentum")
+    )
 
 
 async def test_a_rule_across_fields_blocks_saving(projects_dir):
@@ -78,7 +87,7 @@ async def test_datasets_add_weights_and_shares(projects_dir):
         await wait_for(pilot, lambda: screen.query(f"#{new}"))
         await type_into(pilot, f"pretrain-datasets-{count}-path", "more.txt")
         await type_into(pilot, f"pretrain-datasets-{count}-weight", str(3.0 * count))
-        title = lambda: str(screen.query_one(f"#{new} .field-set-title").render())  # noqa: E731
+        title = lambda: str(screen.query_one(f"#{new} .field-set-title").render())
         await wait_for(pilot, lambda: title().endswith("share 75%"))
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: len(_toml(alpha)["pretrain"]["datasets"]) == count + 1)
@@ -107,13 +116,19 @@ async def test_sft_lora_panel_and_choices_equal_the_engines(projects_dir):
 
 
 def test_format_and_parse_are_inverse():
-    for value in [1, 2.5e-4, "a \"quoted\" text", True, [0.9, 0.95], {"name": "regex", "pattern": "\\d+"}, []]:
+    for value in [1, 2.5e-4, 'a "quoted" text', True, [0.9, 0.95], {"name": "regex", "pattern": "\\d+"}, []]:
         assert parse_value(format_value(value)) == value
 
 
-stage_changes = st.fixed_dictionaries({}, optional={
-    "steps": st.integers(1, 10**6), "seq_len": st.integers(1, 4096),
-    "lr": st.floats(1e-6, 1.0), "sample_prompt": st.text(max_size=8)})
+stage_changes = st.fixed_dictionaries(
+    {},
+    optional={
+        "steps": st.integers(1, 10**6),
+        "seq_len": st.integers(1, 4096),
+        "lr": st.floats(1e-6, 1.0),
+        "sample_prompt": st.text(max_size=8),
+    },
+)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -121,9 +136,12 @@ stage_changes = st.fixed_dictionaries({}, optional={
 def test_preview_sets_replay_through_the_engine(changes, optimizer):
     """The --set lines, applied by engine.project to the saved file, give the edited project."""
     saved = project_to_dict(Project())
-    stage = {**saved["pretrain"], **changes,
-             "optimizer": {"name": optimizer, **OPTIMIZER_DEFAULTS[optimizer], "weight_decay": 0.5},
-             "datasets": [{"path": "a.txt", "weight": 2.0}]}
+    stage = {
+        **saved["pretrain"],
+        **changes,
+        "optimizer": {"name": optimizer, **OPTIMIZER_DEFAULTS[optimizer], "weight_decay": 0.5},
+        "datasets": [{"path": "a.txt", "weight": 2.0}],
+    }
     sets = set_overrides(saved["pretrain"], stage, "pretrain")
     assert project_from_dict(apply_overrides(saved, sets)) == project_from_dict({**saved, "pretrain": stage})
 

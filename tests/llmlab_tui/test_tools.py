@@ -68,8 +68,8 @@ async def test_merging_again_needs_the_overwrite_box(tmp_path: Path):
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("f6")
         await wait_for(pilot, lambda: isinstance(app.screen, ToolsScreen) and app.screen.project)
-        output = lambda: str(app.screen.query_one("#tool-output").render())  # noqa: E731
-        idle = lambda: not app.runner.running("tool")  # noqa: E731
+        output = lambda: str(app.screen.query_one("#tool-output").render())
+        idle = lambda: not app.runner.running("tool")
         await pilot.press("ctrl+g")
         await wait_for(pilot, lambda: "merge: done" in output() and idle(), **SLOW)
         assert f"out_dir: {merged}" in output() and (merged / ".llmlab-output.json").is_file()
@@ -81,6 +81,7 @@ async def test_merging_again_needs_the_overwrite_box(tmp_path: Path):
         assert app.screen.query_one("#merge-overwrite").value
         await pilot.press("ctrl+g")
         await wait_for(pilot, lambda: "merge: done" in output(), **SLOW)
+
 
 async def test_the_buttons_run_the_actions_of_their_keys(projects_dir: Path):
     app = app_on(projects_dir / "alpha", projects_dir)
@@ -107,7 +108,7 @@ async def test_the_sft_preview_shows_the_format_and_marks_the_reply(tmp_path: Pa
         await choose(pilot, "stage-select", "sft", key="shift+tab")
         await pilot.press("ctrl+o")
         await wait_for(pilot, lambda: isinstance(app.screen, PreviewScreen))
-        text = lambda: str(app.screen.query_one("#preview-text").render())  # noqa: E731
+        text = lambda: str(app.screen.query_one("#preview-text").render())
         await wait_for(pilot, lambda: "format:" in text() or "Error" in text(), **SLOW)
         assert "── chat.jsonl (format: " in text() and "hello there" in text()
         await pilot.press("escape")
@@ -115,8 +116,14 @@ async def test_the_sft_preview_shows_the_format_and_marks_the_reply(tmp_path: Pa
 
 
 def test_trained_spans_are_marked():
-    example = {"source": "a.jsonl", "format": "messages", "label": "", "truncated": True, "note": "",
-               "spans": [["user: hi\n", False], ["hello", True]]}
+    example = {
+        "source": "a.jsonl",
+        "format": "messages",
+        "label": "",
+        "truncated": True,
+        "note": "",
+        "spans": [["user: hi\n", False], ["hello", True]],
+    }
     content = examples_content([example])
     assert content.plain == "── a.jsonl (format: messages, truncated at seq_len)\nuser: hi\nhello\n\n"
     start = content.plain.index("hello")

@@ -21,7 +21,8 @@ def test_train_sides_start_equal():
     sides = {side: train.Trainee(side, config, train.SIZES["tiny"], torch.device("cpu")) for side in train.SIDES}
     sides["reference"].model.load_state_dict(sides["ours"].model.state_dict())
     assert sum(p.numel() for p in sides["ours"].model.parameters()) == sum(
-        p.numel() for p in sides["reference"].model.parameters())
+        p.numel() for p in sides["reference"].model.parameters()
+    )
     losses = {}
     for side, trainee in sides.items():
         losses[side] = next_token_loss(trainee.model, **trainee.batch)
@@ -35,8 +36,16 @@ def test_train_sides_start_equal():
 def test_train_json(capsys):
     result = run_json(capsys, "train", "--size", "tiny", "--rounds", "1", "--no-memory", "--device", "cpu")
     assert result["bench"] == "train" and result["precision"] == "fp32"
-    assert result["shape"] == {"d_model": 64, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2, "d_ff": 128,
-                               "vocab_size": 256, "seq_len": 32, "batch_size": 2}
+    assert result["shape"] == {
+        "d_model": 64,
+        "n_layers": 2,
+        "n_heads": 4,
+        "n_kv_heads": 2,
+        "d_ff": 128,
+        "vocab_size": 256,
+        "seq_len": 32,
+        "batch_size": 2,
+    }
     for side in train.SIDES:
         assert result[side]["tokens_per_s"] > 0 and len(result[side]["round_seconds"]) == 1
         assert result[side]["mfu"] is None  # no peak FLOPs on a CPU without LLMLAB_PEAK_FLOPS

@@ -70,11 +70,18 @@ def test_fast_overrides_are_valid_sets_of_the_stage():
 
 
 def _result() -> dict:
-    return {"measures": [json.loads(json.dumps(vars(m))) for m in (
-        Measure("sft", "assistant loss", 3.0, 0.5, False),
-        Measure("sft", "answers in format", 0.0, 0.75, True),
-        Measure("dpo", "preference accuracy vs chance", 0.5, 0.4, True),
-    )], "seconds": {"sft": 65.2, "dpo": 5.0}, "total_seconds": 70.2}
+    return {
+        "measures": [
+            json.loads(json.dumps(vars(m)))
+            for m in (
+                Measure("sft", "assistant loss", 3.0, 0.5, False),
+                Measure("sft", "answers in format", 0.0, 0.75, True),
+                Measure("dpo", "preference accuracy vs chance", 0.5, 0.4, True),
+            )
+        ],
+        "seconds": {"sft": 65.2, "dpo": 5.0},
+        "total_seconds": 70.2,
+    }
 
 
 def test_the_table_shows_time_once_per_stage_and_the_verdicts():

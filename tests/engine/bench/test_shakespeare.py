@@ -12,7 +12,12 @@ def test_the_recipe_is_nanogpts_cpu_recipe():
     model, stage = RECIPE["model"], RECIPE["pretrain"]
     assert (model["n_layers"], model["n_heads"], model["d_model"], model["dropout"]) == (4, 4, 128, 0.0)
     assert (stage["seq_len"], stage["batch_size"], stage["steps"], stage["lr"], stage["warmup_steps"]) == (
-        64, 12, 2000, 1e-3, 100)
+        64,
+        12,
+        2000,
+        1e-3,
+        100,
+    )
     assert stage["optimizer"] == {"name": "adamw", "betas": [0.9, 0.99], "weight_decay": 0.1}
     assert stage["scheduler"] == {"name": "cosine", "min_lr": 1e-4} and stage["eval_every"] == 250
 
@@ -34,9 +39,11 @@ def test_a_missing_file_is_named():
 
 def test_time_to_target_is_the_first_evaluation_at_or_below_it():
     seen = _EvalLosses()
-    for ev in [{"type": "started", "time": 100.0, "precision": "fp32"},
-               {"type": "eval", "time": 110.0, "step": 250, "loss": 2.0},
-               {"type": "eval", "time": 130.0, "step": 500, "loss": 1.89},
-               {"type": "eval", "time": 150.0, "step": 750, "loss": 1.7}]:
+    for ev in [
+        {"type": "started", "time": 100.0, "precision": "fp32"},
+        {"type": "eval", "time": 110.0, "step": 250, "loss": 2.0},
+        {"type": "eval", "time": 130.0, "step": 500, "loss": 1.89},
+        {"type": "eval", "time": 150.0, "step": 750, "loss": 1.7},
+    ]:
         seen.put(ev)
     assert seen.seconds_to_target == 30.0 and seen.losses == {250: 2.0, 500: 1.89, 750: 1.7}

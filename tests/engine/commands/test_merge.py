@@ -76,14 +76,20 @@ def test_merge_never_deletes_what_it_did_not_write(tmp_path, capsys):
     before = contents(tmp_path)
     for extra in ((), ("--overwrite",)):
         assert merge_cli(capsys, adapters, "--out", run, *extra)[2] == (
-            f"--out: {run} holds {adapters}, which llmlab merge reads from; choose a folder outside it\n")
+            f"--out: {run} holds {adapters}, which llmlab merge reads from; choose a folder outside it\n"
+        )
         assert merge_cli(capsys, adapters, "--out", adapters, *extra)[2] == (
-            f"--out: {adapters} is the folder llmlab merge reads from; choose another folder\n")
+            f"--out: {adapters} is the folder llmlab merge reads from; choose another folder\n"
+        )
         assert merge_cli(capsys, adapters, "--out", tmp_path / "base", *extra)[2] == (
-            f"--out: {tmp_path / 'base'} is the folder llmlab merge reads from; choose another folder\n")
+            f"--out: {tmp_path / 'base'} is the folder llmlab merge reads from; choose another folder\n"
+        )
         code, _, err = merge_cli(capsys, adapters, "--out", tmp_path / "mine", *extra)
-        assert (code, err) == (2, f"--out: {tmp_path / 'mine'} is not empty and was not written by llmlab merge "
-                                  "(it holds notes.txt); choose an empty or new folder\n")
+        assert (code, err) == (
+            2,
+            f"--out: {tmp_path / 'mine'} is not empty and was not written by llmlab merge "
+            "(it holds notes.txt); choose an empty or new folder\n",
+        )
     assert contents(tmp_path) == before
 
 
@@ -94,15 +100,23 @@ def test_merge_replaces_an_earlier_merge_only_with_overwrite(tmp_path, capsys, m
     first = contents(merged)
     assert ".llmlab-output.json" in first
     code, _, err = merge_cli(capsys, adapters)
-    assert (code, err) == (2, f"--out: {merged} holds an earlier output of llmlab merge; --overwrite replaces it, "
-                              "or choose a new folder\n")
+    assert (code, err) == (
+        2,
+        f"--out: {merged} holds an earlier output of llmlab merge; --overwrite replaces it, or choose a new folder\n",
+    )
     assert merge_cli(capsys, adapters, "--overwrite")[0] == 0
     assert contents(merged) == first
     assert main(["export", str(merged), "--format", "llama", "--out", str(tmp_path / "mine"), "--overwrite"]) == 0
-    assert merge_cli(capsys, adapters, "--out", tmp_path / "mine", "--overwrite")[1:] == ("", (
-        f"--out: {tmp_path / 'mine'} was written by llmlab export --format llama, not llmlab merge; "
-        "choose an empty or new folder\n"))
+    assert merge_cli(capsys, adapters, "--out", tmp_path / "mine", "--overwrite")[1:] == (
+        "",
+        (
+            f"--out: {tmp_path / 'mine'} was written by llmlab export --format llama, not llmlab merge; "
+            "choose an empty or new folder\n"
+        ),
+    )
     monkeypatch.chdir(adapters)  # `llmlab merge .` from inside the adapter folder: its sibling by default
-    assert merge_cli(capsys, ".", "--out", ".")[2] == f"--out: . ({adapters}) is the current folder; choose a new folder\n"
+    assert (
+        merge_cli(capsys, ".", "--out", ".")[2] == f"--out: . ({adapters}) is the current folder; choose a new folder\n"
+    )
     assert merge_cli(capsys, ".", "--overwrite")[0] == 0
     assert contents(merged) == first

@@ -44,7 +44,9 @@ def test_new_refuses_to_overwrite(tmp_path, capsys):
 
 
 def test_validate_prints_one_line_per_problem_and_exits_2(tmp_path, capsys):
-    root = project_dir(tmp_path, {"model": {"d_model": 100, "attention": "mqa", "n_kv_heads": 2}, "pretrain": {"lr": 0}})
+    root = project_dir(
+        tmp_path, {"model": {"d_model": 100, "attention": "mqa", "n_kv_heads": 2}, "pretrain": {"lr": 0}}
+    )
     assert main(["validate", str(root)]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
@@ -59,14 +61,29 @@ def test_validate_with_overrides(tmp_path, capsys):
     root = project_dir(tmp_path, {})
     assert main(["validate", str(root), "--set", "pretrain.steps=0"]) == 2
     assert capsys.readouterr().err == "pretrain.steps: must be at least 1, got 0\n"
-    assert main(["validate", str(root), "--set", "pretrain.steps=20", "--set", "model.attention=mqa",
-                 "--set", "model.n_kv_heads=1"]) == 0
+    assert (
+        main(
+            [
+                "validate",
+                str(root),
+                "--set",
+                "pretrain.steps=20",
+                "--set",
+                "model.attention=mqa",
+                "--set",
+                "model.n_kv_heads=1",
+            ]
+        )
+        == 0
+    )
     assert main(["validate", str(root), "--set", "pretrain.nope=1"]) == 2
     assert capsys.readouterr().err.startswith("--set pretrain.nope: unknown setting (known in pretrain: steps")
 
 
 def test_an_old_key_is_named_with_its_new_name(tmp_path, capsys):
-    root = project_dir(tmp_path, {"ppo": {"ppo_epochs": 2, "cliprange": 0.1}, "grpo": {"beta": 0.04, "epsilon_high": 0.28}})
+    root = project_dir(
+        tmp_path, {"ppo": {"ppo_epochs": 2, "cliprange": 0.1}, "grpo": {"beta": 0.04, "epsilon_high": 0.28}}
+    )
     assert main(["validate", str(root)]) == 2
     assert capsys.readouterr().err.splitlines() == [
         "ppo.ppo_epochs: renamed to ppo.epochs",
@@ -87,7 +104,10 @@ def test_validate_syntax_error(tmp_path, capsys):
 def test_info_lists_runs_with_their_state(tmp_path, capsys):
     root = project_dir(tmp_path, {"tokenizer": {"source": "bytes"}})
     run = create_run_dir(Project(root=root), "pretrain")
-    events = [{"type": "started", "time": 1.0, "total_steps": 50}, {"type": "metrics", "time": 2.0, "step": 10, "loss": 2.5}]
+    events = [
+        {"type": "started", "time": 1.0, "total_steps": 50},
+        {"type": "metrics", "time": 2.0, "step": 10, "loss": 2.5},
+    ]
     (run / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
     with RunLock(run):
         assert main(["info", str(root), "--stage", "sft"]) == 0
@@ -101,8 +121,13 @@ def test_info_lists_runs_with_their_state(tmp_path, capsys):
 # --- property test: random damage never produces a traceback ---------------------------------
 
 JUNK = st.one_of(
-    st.integers(-10**6, 10**6), st.floats(allow_nan=True, allow_infinity=True), st.booleans(),
-    st.text(max_size=8), st.lists(st.integers(-3, 3), max_size=3), st.just({}), st.just({"x": 1}),
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    st.text(max_size=8),
+    st.lists(st.integers(-3, 3), max_size=3),
+    st.just({}),
+    st.just({"x": 1}),
     st.sampled_from(["rope", "gqa", "muon", "custom", "regex", "bytes", "sft", "none", ""]),
 )
 

@@ -38,16 +38,23 @@ def test_sft_preview_marks_the_replies_and_names_the_format(tmp_path, capsys):
 def test_alpaca_rows_with_all_tokens_trained(tmp_path):
     root = project(tmp_path, "sft", [{"instruction": "Add", "input": "1 2", "output": "3"}], assistant_only=False)
     (example,) = preview_examples(load_project(root), "sft")
-    assert example == Example("data.jsonl", "alpaca", (
-        ("<|im_start|>user\nAdd\n\n1 2<|im_end|>\n<|im_start|>assistant\n3<|im_end|>\n", True),), False)
+    assert example == Example(
+        "data.jsonl",
+        "alpaca",
+        (("<|im_start|>user\nAdd\n\n1 2<|im_end|>\n<|im_start|>assistant\n3<|im_end|>\n", True),),
+        False,
+    )
 
 
 def test_dpo_pairs_and_rl_prompts(tmp_path):
     root = project(tmp_path, "dpo", [{"prompt": "Q", "chosen": "good", "rejected": "bad"}])
     chosen, rejected = preview_examples(load_project(root), "dpo")
     prompt = "<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n"
-    assert (chosen.label, chosen.format, chosen.spans) == ("chosen", "prompt_chosen_rejected",
-                                                           ((prompt, False), ("good<|im_end|>", True), ("\n", False)))
+    assert (chosen.label, chosen.format, chosen.spans) == (
+        "chosen",
+        "prompt_chosen_rejected",
+        ((prompt, False), ("good<|im_end|>", True), ("\n", False)),
+    )
     assert rejected.label == "rejected" and rejected.spans[1] == ("bad<|im_end|>", True)
     (tmp_path / "p").rename(tmp_path / "dpo")
     root = project(tmp_path, "grpo", [{"prompt": "2+2?", "answer": "4"}])

@@ -39,8 +39,14 @@ def make_context(tmp_path):
         torch.manual_seed(0)
         model = build_model(project, tokenizer)
         return ObjectiveContext(
-            project=project, stage=stage, config=project.stage(stage), tokenizer=tokenizer, model=model,
-            device=torch.device("cpu"), precision=Precision("fp32", "cpu"), seed=0,
+            project=project,
+            stage=stage,
+            config=project.stage(stage),
+            tokenizer=tokenizer,
+            model=model,
+            device=torch.device("cpu"),
+            precision=Precision("fp32", "cpu"),
+            seed=0,
         )
 
     return make

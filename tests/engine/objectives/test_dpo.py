@@ -20,8 +20,15 @@ def preference_rows(n: int, seed: int = 0) -> list[dict]:
 
 def test_dpo_loss_is_ln2_at_the_start_and_heldout_accuracy_rises(make_context):
     ctx = make_context(
-        "dpo", preference_rows(60), steps=30, batch_size=8, lr=3e-3, warmup_steps=0, beta=0.5,
-        optimizer={"name": "adamw", "weight_decay": 0.0}, scheduler={"name": "none"},
+        "dpo",
+        preference_rows(60),
+        steps=30,
+        batch_size=8,
+        lr=3e-3,
+        warmup_steps=0,
+        beta=0.5,
+        optimizer={"name": "adamw", "weight_decay": 0.0},
+        scheduler={"name": "none"},
     )
     objective = DPOObjective(ctx)
     before = objective.evaluate()

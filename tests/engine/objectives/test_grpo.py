@@ -9,9 +9,18 @@ PROMPTS = [{"prompt": "say 7", "answer": "7"} for _ in range(40)]
 
 
 def grpo_context(make_context, **fields):
-    settings = dict(steps=25, batch_size=4, group_size=8, mini_batch_size=32, max_new_tokens=3, lr=3e-3,
-                    warmup_steps=0, reward_rules=["exact_match"], optimizer={"name": "adamw", "weight_decay": 0.0},
-                    scheduler={"name": "none"})
+    settings = dict(
+        steps=25,
+        batch_size=4,
+        group_size=8,
+        mini_batch_size=32,
+        max_new_tokens=3,
+        lr=3e-3,
+        warmup_steps=0,
+        reward_rules=["exact_match"],
+        optimizer={"name": "adamw", "weight_decay": 0.0},
+        scheduler={"name": "none"},
+    )
     settings.update(fields)
     return make_context("grpo", PROMPTS, **settings)
 
@@ -24,7 +33,9 @@ def test_grpo_raises_the_exact_match_reward(make_context):
     rewards = [m["reward"] for m in metrics]
     assert sum(rewards[-5:]) / 5 > sum(rewards[:5]) / 5 + 0.2
     assert objective.evaluate()["reward"] > before
-    assert {"reward_std", "zero_variance_groups", "entropy", "clip_fraction", "response_length", "truncated"} <= set(metrics[0])
+    assert {"reward_std", "zero_variance_groups", "entropy", "clip_fraction", "response_length", "truncated"} <= set(
+        metrics[0]
+    )
 
 
 def test_grpo_with_lora_changes_adapter_weights_only(make_context):

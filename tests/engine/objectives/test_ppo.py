@@ -8,9 +8,20 @@ PROMPTS = [{"prompt": "say 7", "answer": "7"} for _ in range(40)]
 
 def test_ppo_raises_the_exact_match_reward(make_context, tmp_path):
     ctx = make_context(
-        "ppo", PROMPTS, steps=30, batch_size=16, mini_batch_size=16, epochs=2, max_new_tokens=3, lr=3e-3,
-        warmup_steps=0, kl_coef=0.01, vf_coef=0.1, reward_rules=["exact_match"],
-        optimizer={"name": "adamw", "weight_decay": 0.0}, scheduler={"name": "none"},
+        "ppo",
+        PROMPTS,
+        steps=30,
+        batch_size=16,
+        mini_batch_size=16,
+        epochs=2,
+        max_new_tokens=3,
+        lr=3e-3,
+        warmup_steps=0,
+        kl_coef=0.01,
+        vf_coef=0.1,
+        reward_rules=["exact_match"],
+        optimizer={"name": "adamw", "weight_decay": 0.0},
+        scheduler={"name": "none"},
     )
     objective = PPOObjective(ctx)
     metrics = train(ctx, objective)

@@ -19,25 +19,45 @@ from engine.tokenizer import byte_tokenizer
 
 def write_corpus(path, letters: str, paragraphs: int = 200) -> str:
     rng = random.Random(path.name)
-    path.write_text("\n\n".join("".join(rng.choice(letters) for _ in range(rng.randint(10, 60)))
-                                for _ in range(paragraphs)))
+    path.write_text(
+        "\n\n".join("".join(rng.choice(letters) for _ in range(rng.randint(10, 60))) for _ in range(paragraphs))
+    )
     return path.name
 
 
 @pytest.fixture
 def objective(tmp_path):
-    datasets = [{"path": write_corpus(tmp_path / "a.txt", "abc "), "weight": 2.0, "eval_fraction": 0.1},
-                {"path": write_corpus(tmp_path / "b.txt", "xyz "), "weight": 1.0, "eval_fraction": 0.1}]
-    project = project_from_dict({
-        "seed": 0, "tokenizer": {"source": "bytes"},
-        "model": {"d_model": 32, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2, "d_ff": 64, "max_seq_len": 256},
-        "pretrain": {"batch_size": 3, "seq_len": 16, "eval_batches": 2, "sample_prompt": "ab", "datasets": datasets},
-    }, tmp_path)
+    datasets = [
+        {"path": write_corpus(tmp_path / "a.txt", "abc "), "weight": 2.0, "eval_fraction": 0.1},
+        {"path": write_corpus(tmp_path / "b.txt", "xyz "), "weight": 1.0, "eval_fraction": 0.1},
+    ]
+    project = project_from_dict(
+        {
+            "seed": 0,
+            "tokenizer": {"source": "bytes"},
+            "model": {"d_model": 32, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2, "d_ff": 64, "max_seq_len": 256},
+            "pretrain": {
+                "batch_size": 3,
+                "seq_len": 16,
+                "eval_batches": 2,
+                "sample_prompt": "ab",
+                "datasets": datasets,
+            },
+        },
+        tmp_path,
+    )
     tokenizer = byte_tokenizer()
     torch.manual_seed(0)
-    ctx = ObjectiveContext(project=project, stage="pretrain", config=project.pretrain, tokenizer=tokenizer,
-                           model=build_model(project, tokenizer), device=torch.device("cpu"),
-                           precision=Precision("fp32", "cpu"), seed=0)
+    ctx = ObjectiveContext(
+        project=project,
+        stage="pretrain",
+        config=project.pretrain,
+        tokenizer=tokenizer,
+        model=build_model(project, tokenizer),
+        device=torch.device("cpu"),
+        precision=Precision("fp32", "cpu"),
+        seed=0,
+    )
     return build_objective(ctx)
 
 
@@ -55,8 +75,12 @@ def test_loss_is_the_cross_entropy_of_the_next_token(objective):
 def test_evaluate_gives_loss_perplexity_and_bits_per_byte(objective):
     with torch.no_grad():
         measures = objective.evaluate()
-        nll = sum(F.cross_entropy(objective.module(input_ids=b.input_ids).logits.flatten(0, 1), b.targets.flatten(),
-                                  reduction="sum").item() for b in objective.data.eval)
+        nll = sum(
+            F.cross_entropy(
+                objective.module(input_ids=b.input_ids).logits.flatten(0, 1), b.targets.flatten(), reduction="sum"
+            ).item()
+            for b in objective.data.eval
+        )
     tokens = sum(b.targets.numel() for b in objective.data.eval)
     num_bytes = sum(b.num_bytes for b in objective.data.eval)
     assert len(objective.data.eval) == 2 and num_bytes < tokens  # EOS tokens stand for no bytes

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from engine.chat_template import IGNORE
-from engine.project.problems import LLMLabError
 from engine.objectives.sft import SFTObjective
+from engine.project.problems import LLMLabError
 from tests.engine.objectives.helpers import WORDS, train
 
 TOKEN = {word: i for i, word in enumerate(WORDS)}
@@ -28,8 +28,15 @@ def pick_rows(n, seed=0):
     return rows
 
 
-SETTINGS = dict(steps=4, batch_size=2, seq_len=32, lr=3e-3, warmup_steps=0, scheduler={"name": "none"},
-                optimizer={"name": "adamw", "weight_decay": 0.0})
+SETTINGS = dict(
+    steps=4,
+    batch_size=2,
+    seq_len=32,
+    lr=3e-3,
+    warmup_steps=0,
+    scheduler={"name": "none"},
+    optimizer={"name": "adamw", "weight_decay": 0.0},
+)
 ONE_ROW = [{"prompt": "pick 3", "completion": "say 3"}] * 10
 CONVERSATION = [IM_START, *ids("user", "pick", "3"), IM_END, IM_START, *ids("assistant", "say", "3"), IM_END]
 
@@ -59,8 +66,11 @@ def test_truncation_is_counted_and_a_context_without_replies_is_refused(make_con
     assert batch["truncated"] == 1.0
     assert objective.evaluate()["truncated_total"] == 2.0
     _, objective = sft(make_context, ONE_ROW, seq_len=6)
-    with pytest.raises(LLMLabError, match=r"sft.seq_len: conversations are cut before their first assistant token "
-                                          r"at 6 tokens; raise seq_len"):
+    with pytest.raises(
+        LLMLabError,
+        match=r"sft.seq_len: conversations are cut before their first assistant token "
+        r"at 6 tokens; raise seq_len",
+    ):
         objective.next_batch()
 
 
@@ -88,9 +98,11 @@ def test_sft_learns_the_reply_format_and_stops_at_the_end_of_the_turn(make_conte
         prompt = [{"role": "user", "content": "pick 7 2"}]  # not a training row: the rows' a, b come from seed 0
         assert {"prompt": "pick 7 2", "completion": "say 2"} not in pick_rows(96)
         reply = objective.answer(prompt)
-        full = objective.module.generate(input_ids=torch.tensor([[IM_START, *ids("user", "pick", "7", "2"), IM_END,
-                                                                   IM_START, TOKEN["assistant"]]]),
-                                         max_new_tokens=10, do_sample=False)
+        full = objective.module.generate(
+            input_ids=torch.tensor([[IM_START, *ids("user", "pick", "7", "2"), IM_END, IM_START, TOKEN["assistant"]]]),
+            max_new_tokens=10,
+            do_sample=False,
+        )
     assert reply.split()[0] == "say" and len(reply.split()) == 2 and reply.split()[1].isdigit(), reply
     assert full[0, -1].item() == IM_END and full.shape[1] < 7 + 10  # stopped at its end-of-turn token
 
@@ -112,9 +124,8 @@ def test_lora_sft_changes_adapter_weights_only_and_saves_adapters(make_context, 
 
 def sft_project(tmp_path):
     """A pretrained tiny project (bytes tokenizer, no chat template) with a LoRA [sft] stage."""
-    import tomllib
-
     import tomli_w
+    import tomllib
 
     from engine import worker
     from tests.engine.objectives.helpers import write_jsonl
@@ -123,8 +134,17 @@ def sft_project(tmp_path):
     root = make_project(tmp_path / "p", steps=3, eval_every=0)
     data = tomllib.loads((root / "project.toml").read_text())
     data["sft"] = {
-        "init": "pretrain", "steps": 6, "batch_size": 2, "seq_len": 48, "lr": 1e-2, "warmup_steps": 0,
-        "eval_every": 3, "eval_batches": 1, "sample_every": 3, "save_every": 3, "sample_prompt": "pick 1 2",
+        "init": "pretrain",
+        "steps": 6,
+        "batch_size": 2,
+        "seq_len": 48,
+        "lr": 1e-2,
+        "warmup_steps": 0,
+        "eval_every": 3,
+        "eval_batches": 1,
+        "sample_every": 3,
+        "save_every": 3,
+        "sample_prompt": "pick 1 2",
         "datasets": [{"path": write_jsonl(root / "sft.jsonl", pick_rows(30)), "eval_fraction": 0.1}],
         "lora": {"enabled": True, "preset": "all", "dropout": 0.1},
     }
@@ -160,6 +180,20 @@ def test_lora_sft_run_resumes_exactly_and_merges_into_a_chat_model(tmp_path, cap
     assert (final / "adapter_model.safetensors").is_file() and not (final / "model.safetensors").exists()
     assert main(["merge", str(final)]) == 0
     capsys.readouterr()
-    assert main(["generate", str(final.with_name("final-merged")), "--chat", "--prompt", "pick 1 2",
-                 "--max-new-tokens", "4", "--temperature", "0"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                str(final.with_name("final-merged")),
+                "--chat",
+                "--prompt",
+                "pick 1 2",
+                "--max-new-tokens",
+                "4",
+                "--temperature",
+                "0",
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().out

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import difflib
 import shutil
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 from engine.project import OPTIMIZER_DEFAULTS, TEMPLATES_DIR, load_project, project_to_dict, save_project
 
@@ -42,8 +42,9 @@ def test_changing_one_field_changes_that_one_line_and_keeps_its_comment(tmp_path
     save_project(project)
     after = (root / "project.toml").read_text()
     old, new = _changed_lines(before, after)
-    assert old.startswith("-steps = ") and new == old.replace(f"= {project.pretrain.steps - 1}",
-                                                                   f"= {project.pretrain.steps}").replace("-", "+", 1)
+    assert old.startswith("-steps = ") and new == old.replace(
+        f"= {project.pretrain.steps - 1}", f"= {project.pretrain.steps}"
+    ).replace("-", "+", 1)
     assert load_project(root) == project
 
 
@@ -51,7 +52,9 @@ def test_a_default_the_file_leaves_out_is_written_only_when_it_changes(tmp_path)
     (tmp_path / "project.toml").write_text('# my notes\nname = "p"\n\n[model]\nd_model = 64  # small\nn_heads = 4\n')
     project = load_project(tmp_path)
     save_project(project)
-    assert (tmp_path / "project.toml").read_text() == '# my notes\nname = "p"\n\n[model]\nd_model = 64  # small\nn_heads = 4\n'
+    assert (
+        tmp_path / "project.toml"
+    ).read_text() == '# my notes\nname = "p"\n\n[model]\nd_model = 64  # small\nn_heads = 4\n'
     project.model.dropout = 0.1
     project.pretrain.optimizer.options["weight_decay"] = 0.0
     save_project(project)
@@ -68,7 +71,9 @@ def test_another_optimizer_drops_the_old_settings_and_leaves_its_defaults_implie
     project.pretrain.optimizer.options["weight_decay"] = 0.2
     save_project(project)
     assert tomllib.loads((tmp_path / "project.toml").read_text())["pretrain"]["optimizer"] == {
-        "name": "lion", "betas": OPTIMIZER_DEFAULTS["lion"]["betas"], "weight_decay": 0.2,
+        "name": "lion",
+        "betas": OPTIMIZER_DEFAULTS["lion"]["betas"],
+        "weight_decay": 0.2,
     }
     assert load_project(tmp_path) == project
 
@@ -80,7 +85,10 @@ def test_datasets_added_and_removed_in_place(tmp_path):
     project.sft.datasets = [first, type(first)(path="more.jsonl", weight=2.0)]
     save_project(project)
     assert load_project(root) == project
-    assert tomllib.loads((root / "project.toml").read_text())["sft"]["datasets"][1] == {"path": "more.jsonl", "weight": 2.0}
+    assert tomllib.loads((root / "project.toml").read_text())["sft"]["datasets"][1] == {
+        "path": "more.jsonl",
+        "weight": 2.0,
+    }
     project.sft.datasets = [first]
     save_project(project)
     assert load_project(root) == project

@@ -32,7 +32,11 @@ def refusal(path, **kwargs) -> str:
 def test_a_new_folder_is_written_with_its_marker(tmp_path):
     write(tmp_path / "a" / "out", sources=[tmp_path / "model"])
     marker = json.loads((tmp_path / "a" / "out" / OUTPUT_MARKER).read_text())
-    assert marker == {"written_by": BY, "sources": [str(tmp_path / "model")], "files": ["config.json", "sub/weights.bin"]}
+    assert marker == {
+        "written_by": BY,
+        "sources": [str(tmp_path / "model")],
+        "files": ["config.json", "sub/weights.bin"],
+    }
     assert read_marker(tmp_path / "a" / "out") == marker
     assert read_marker(tmp_path) is None
 
@@ -49,17 +53,26 @@ def test_a_folder_holding_other_things_is_refused_by_name(tmp_path):
         (run / name).mkdir(parents=True)
     (run / "metrics.jsonl").write_text("{}\n")
     (run / "project.toml").write_text("")
-    assert refusal(run) == (f"--out: {run} is not empty and was not written by {BY} (it holds final/, "
-                            "metrics.jsonl, project.toml, step-000004/, ...); choose an empty or new folder")
+    assert refusal(run) == (
+        f"--out: {run} is not empty and was not written by {BY} (it holds final/, "
+        "metrics.jsonl, project.toml, step-000004/, ...); choose an empty or new folder"
+    )
     assert refusal(run, overwrite=True).startswith(f"--out: {run} is not empty and was not written by {BY}")
-    assert sorted(p.name for p in run.iterdir()) == ["final", "metrics.jsonl", "project.toml", "step-000004",
-                                                     "step-000008"]
+    assert sorted(p.name for p in run.iterdir()) == [
+        "final",
+        "metrics.jsonl",
+        "project.toml",
+        "step-000004",
+        "step-000008",
+    ]
 
 
 def test_an_earlier_output_is_replaced_only_with_overwrite(tmp_path):
     out = tmp_path / "out"
     write(out, files=("old.bin",))
-    assert refusal(out) == f"--out: {out} holds an earlier output of {BY}; --overwrite replaces it, or choose a new folder"
+    assert (
+        refusal(out) == f"--out: {out} holds an earlier output of {BY}; --overwrite replaces it, or choose a new folder"
+    )
     assert (out / "old.bin").is_file()
     write(out, overwrite=True)
     assert sorted(p.name for p in out.iterdir()) == [OUTPUT_MARKER, "config.json", "sub"]
@@ -73,13 +86,15 @@ def test_an_earlier_output_with_things_added_is_refused(tmp_path):
     (out / "sub" / "more.bin").write_text("mine")
     assert refusal(out, overwrite=True) == (
         f"--out: {out} holds an earlier output of {BY} and things it did not write (notes.txt, sub/more.bin); "
-        "move them out or choose a new folder")
+        "move them out or choose a new folder"
+    )
 
 
 def test_another_commands_output_is_refused(tmp_path):
     write(tmp_path / "merged", by="llmlab merge")
     assert refusal(tmp_path / "merged", overwrite=True) == (
-        f"--out: {tmp_path / 'merged'} was written by llmlab merge, not {BY}; choose an empty or new folder")
+        f"--out: {tmp_path / 'merged'} was written by llmlab merge, not {BY}; choose an empty or new folder"
+    )
 
 
 def test_the_current_folder_and_dot_are_refused_with_a_line(tmp_path, monkeypatch):
@@ -95,9 +110,11 @@ def test_sources_and_files_are_refused(tmp_path):
     (tmp_path / "file").write_text("")
     assert refusal(model, sources=[model]) == f"--out: {model} is the folder {BY} reads from; choose another folder"
     assert refusal(tmp_path / "run", sources=[model]) == (
-        f"--out: {tmp_path / 'run'} holds {model}, which {BY} reads from; choose a folder outside it")
+        f"--out: {tmp_path / 'run'} holds {model}, which {BY} reads from; choose a folder outside it"
+    )
     assert refusal(model / "llama", sources=[model]) == (
-        f"--out: {model / 'llama'} is inside {model}, which {BY} reads from; choose a folder outside it")
+        f"--out: {model / 'llama'} is inside {model}, which {BY} reads from; choose a folder outside it"
+    )
     assert refusal(tmp_path / "file") == f"--out: {tmp_path / 'file'} is a file, not a folder; choose a new folder"
     assert refusal("/").endswith("is the root of the filesystem; choose a new folder")
 

@@ -7,12 +7,18 @@ import os
 
 import pytest
 
-from engine.project import runs
-from engine.project.run_lock import RunLock
+from engine.project import Project, runs
 from engine.project.problems import LLMLabError
-from engine.project import Project
+from engine.project.run_lock import RunLock
 from engine.project.runs import (
-    checkpoints, create_run_dir, latest_checkpoint, latest_run, list_runs, resolve_init, run_stage, run_state,
+    checkpoints,
+    create_run_dir,
+    latest_checkpoint,
+    latest_run,
+    list_runs,
+    resolve_init,
+    run_stage,
+    run_state,
 )
 
 
@@ -28,8 +34,11 @@ def frozen_clock(monkeypatch):
 
 def test_run_dirs_are_unique_within_one_second(project, frozen_clock):
     made = [create_run_dir(project, "pretrain") for _ in range(11)]
-    assert [p.name for p in made[:3]] == ["pretrain-20250102-030405", "pretrain-20250102-030405-2",
-                                          "pretrain-20250102-030405-3"]
+    assert [p.name for p in made[:3]] == [
+        "pretrain-20250102-030405",
+        "pretrain-20250102-030405-2",
+        "pretrain-20250102-030405-3",
+    ]
     assert len(set(made)) == 11 and all(p.is_dir() and not any(p.iterdir()) for p in made)
     assert list_runs(project) == made  # -10 and -11 sort after -9
     assert latest_run(project, "pretrain") == made[-1]
@@ -48,7 +57,10 @@ def test_list_runs_by_stage_and_ignores_strangers(project):
         (base / name).mkdir(parents=True)
     (base / "sft-20250101-000009").write_text("a file, not a run")
     assert [p.name for p in list_runs(project)] == [
-        "pretrain-20241231-235959", "sft-20250101-000000", "pretrain-20250101-000001"]
+        "pretrain-20241231-235959",
+        "sft-20250101-000000",
+        "pretrain-20250101-000001",
+    ]
     assert [p.name for p in list_runs(project, "pretrain")] == ["pretrain-20241231-235959", "pretrain-20250101-000001"]
 
 
@@ -65,13 +77,19 @@ def test_checkpoints_in_step_order_then_final(tmp_path):
 
 def test_resolve_init_by_stage_takes_the_newest_finished_run(project):
     base = project.root / "runs"
-    for name in ("pretrain-20250101-000000/final", "pretrain-20250102-000000/final", "pretrain-20250103-000000/step-000100"):
+    for name in (
+        "pretrain-20250101-000000/final",
+        "pretrain-20250102-000000/final",
+        "pretrain-20250103-000000/step-000100",
+    ):
         (base / name).mkdir(parents=True)
     assert resolve_init(project, "pretrain") == base / "pretrain-20250102-000000" / "final"
     with pytest.raises(LLMLabError) as error:
         resolve_init(project, "sft", field="dpo.init")
-    assert error.value.lines == ["dpo.init: no finished sft run yet (no runs/sft-*/final); "
-                                    "run the sft stage first, or set dpo.init to a model directory"]
+    assert error.value.lines == [
+        "dpo.init: no finished sft run yet (no runs/sft-*/final); "
+        "run the sft stage first, or set dpo.init to a model directory"
+    ]
 
 
 def test_resolve_init_by_path(project, tmp_path_factory):
@@ -81,8 +99,10 @@ def test_resolve_init_by_path(project, tmp_path_factory):
     assert resolve_init(project, str(elsewhere)) == elsewhere
     with pytest.raises(LLMLabError) as error:
         resolve_init(project, "models/nope", field="sft.init")
-    assert error.value.lines == [f"sft.init: 'models/nope' is neither a stage (pretrain, sft, dpo, ppo, grpo) "
-                                    f"nor an existing model directory ({project.root / 'models' / 'nope'})"]
+    assert error.value.lines == [
+        f"sft.init: 'models/nope' is neither a stage (pretrain, sft, dpo, ppo, grpo) "
+        f"nor an existing model directory ({project.root / 'models' / 'nope'})"
+    ]
 
 
 def write_events(run_dir, events, tail: str = ""):
@@ -93,20 +113,33 @@ def write_events(run_dir, events, tail: str = ""):
 STARTED = {"type": "started", "time": 1.0, "total_steps": 100}
 
 
-@pytest.mark.parametrize("last,state", [
-    ({"type": "finished", "time": 9.0, "status": "completed", "report": {}}, "completed"),
-    ({"type": "finished", "time": 9.0, "status": "stopped", "report": {}}, "stopped"),
-    ({"type": "finished", "time": 9.0, "status": "diverged", "report": {}, "message": "nan"}, "diverged"),
-    ({"type": "error", "time": 9.0, "message": "boom", "traceback": "..."}, "failed"),
-    ({"type": "sample", "time": 9.0, "step": 20, "samples": []}, "died"),  # no end, and nobody holds the lock
-])
+@pytest.mark.parametrize(
+    "last,state",
+    [
+        ({"type": "finished", "time": 9.0, "status": "completed", "report": {}}, "completed"),
+        ({"type": "finished", "time": 9.0, "status": "stopped", "report": {}}, "stopped"),
+        ({"type": "finished", "time": 9.0, "status": "diverged", "report": {}, "message": "nan"}, "diverged"),
+        ({"type": "error", "time": 9.0, "message": "boom", "traceback": "..."}, "failed"),
+        ({"type": "sample", "time": 9.0, "step": 20, "samples": []}, "died"),  # no end, and nobody holds the lock
+    ],
+)
 def test_run_state_from_the_last_events(tmp_path, last, state):
-    events = [STARTED, {"type": "metrics", "time": 2.0, "step": 10, "loss": 3.0},
-              {"type": "eval", "time": 3.0, "step": 10, "loss": 3.5}, {"type": "metrics", "time": 4.0, "step": 20, "loss": 2.0}]
+    events = [
+        STARTED,
+        {"type": "metrics", "time": 2.0, "step": 10, "loss": 3.0},
+        {"type": "eval", "time": 3.0, "step": 10, "loss": 3.5},
+        {"type": "metrics", "time": 4.0, "step": 20, "loss": 2.0},
+    ]
     write_events(tmp_path, events + [last], tail='{"type": "metr')  # a line cut short by a crash
     got = run_state(tmp_path)
     assert (got["state"], got["step"], got["total_steps"], got["loss"], got["eval_loss"], got["updated"]) == (
-        state, 20, 100, 2.0, 3.5, 9.0)
+        state,
+        20,
+        100,
+        2.0,
+        3.5,
+        9.0,
+    )
     assert got["message"] == {"failed": "boom", "diverged": "nan"}.get(state)
 
 
@@ -119,8 +152,15 @@ def test_a_run_whose_lock_is_held_is_running_and_names_its_process(tmp_path):
 
 
 def test_a_resumed_run_is_running_again(tmp_path):
-    write_events(tmp_path, [STARTED, {"type": "finished", "time": 2.0, "status": "stopped", "report": {}},
-                            {**STARTED, "time": 3.0}, {"type": "metrics", "time": 4.0, "step": 51, "loss": 1.5}])
+    write_events(
+        tmp_path,
+        [
+            STARTED,
+            {"type": "finished", "time": 2.0, "status": "stopped", "report": {}},
+            {**STARTED, "time": 3.0},
+            {"type": "metrics", "time": 4.0, "step": 51, "loss": 1.5},
+        ],
+    )
     with RunLock(tmp_path):
         assert run_state(tmp_path)["state"] == "running"
     assert run_state(tmp_path)["state"] == "died"
@@ -144,6 +184,14 @@ def test_run_state_reads_only_the_tail_of_a_long_log(tmp_path):
 
 
 def test_run_state_of_an_empty_run(tmp_path):
-    assert run_state(tmp_path) == {"state": "died", "step": None, "total_steps": None, "loss": None,
-                                   "eval_loss": None, "updated": None, "message": None, "pid": None,
-                                   "checkpoint": None}
+    assert run_state(tmp_path) == {
+        "state": "died",
+        "step": None,
+        "total_steps": None,
+        "loss": None,
+        "eval_loss": None,
+        "updated": None,
+        "message": None,
+        "pid": None,
+        "checkpoint": None,
+    }

@@ -8,8 +8,14 @@ import pytest
 
 from engine.project import ModelConfig, Project, project_from_dict
 from engine.project.sizing import (
-    BYTE_VOCAB, activation_elements_per_token, flops_per_token, padded_vocab_size, parameter_count,
-    parameter_shapes, tokenizer_vocab_size, training_memory,
+    BYTE_VOCAB,
+    activation_elements_per_token,
+    flops_per_token,
+    padded_vocab_size,
+    parameter_count,
+    parameter_shapes,
+    tokenizer_vocab_size,
+    training_memory,
 )
 
 TINY = dict(d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, d_ff=48, max_seq_len=64)
@@ -26,8 +32,10 @@ def test_parameter_count_by_hand():
 
 
 def test_positions_have_no_parameters():
-    counts = {pe: parameter_count(ModelConfig(**TINY, positional_encoding=pe), 64)
-              for pe in ("sinusoidal", "rope", "alibi", "yarn")}
+    counts = {
+        pe: parameter_count(ModelConfig(**TINY, positional_encoding=pe), 64)
+        for pe in ("sinusoidal", "rope", "alibi", "yarn")
+    }
     assert len(set(counts.values())) == 1
 
 
@@ -49,7 +57,9 @@ def test_byte_vocab_matches_the_byte_tokenizer():
 
 
 def tiny_project(optimizer: str) -> Project:
-    return project_from_dict({"model": TINY, "pretrain": {"batch_size": 2, "seq_len": 16, "optimizer": {"name": optimizer}}})
+    return project_from_dict(
+        {"model": TINY, "pretrain": {"batch_size": 2, "seq_len": 16, "optimizer": {"name": optimizer}}}
+    )
 
 
 def test_training_memory_by_hand():
@@ -58,16 +68,23 @@ def test_training_memory_by_hand():
     # per token, activation dtype: layers 2 x (4 x 32 + 2 x 16 + 3 x 48) + the final norm's output 32;
     # fp32: 5 norms x (residual input + rmsnorm's normalized copy) x 32 + the loss's 64 log-probs
     assert activation_elements_per_token(ModelConfig(**TINY), 64) == (640, 384)
-    assert table["fp32"] == {"weights": 4 * n, "gradients": 4 * n, "optimizer": 8 * n,
-                             "activations": 32 * (640 + 384) * 4, "total": 16 * n + 32 * 4096}
+    assert table["fp32"] == {
+        "weights": 4 * n,
+        "gradients": 4 * n,
+        "optimizer": 8 * n,
+        "activations": 32 * (640 + 384) * 4,
+        "total": 16 * n + 32 * 4096,
+    }
     assert table["bf16"]["weights"] == 4 * n + 2 * matmul  # fp32 master + autocast's bf16 copies
     assert table["bf16"]["activations"] == 32 * (640 * 2 + 384 * 4)
 
 
 def test_optimizer_state_per_optimizer():
     n = 17568
-    state = {name: training_memory(tiny_project(name), 64)["fp32"]["optimizer"] // 4
-             for name in ("adamw", "lion", "sophia", "adafactor", "muon")}
+    state = {
+        name: training_memory(tiny_project(name), 64)["fp32"]["optimizer"] // 4
+        for name in ("adamw", "lion", "sophia", "adafactor", "muon")
+    }
     assert state["lion"] == n and state["sophia"] == 2 * n
     hidden = 2 * (3072 + 4608)  # Muon's matrices: one momentum each; the rest AdamW's two moments
     assert state["muon"] == hidden + 2 * (n - hidden)
@@ -86,8 +103,14 @@ def test_shapes_equal_the_real_model():
         ("layernorm", "rmsnorm"), ("mha", "mqa", "gqa"), ("gelu", "swiglu"), (False, True), (False, True)
     ):
         kv_heads = {"mha": 4, "mqa": 1, "gqa": 2}[attention]
-        m = ModelConfig(**{**TINY, "n_kv_heads": kv_heads}, normalization=norm, attention=attention,
-                        activation=activation, bias=bias, tie_embeddings=tie)
+        m = ModelConfig(
+            **{**TINY, "n_kv_heads": kv_heads},
+            normalization=norm,
+            attention=attention,
+            activation=activation,
+            bias=bias,
+            tie_embeddings=tie,
+        )
         model = LLMLabForCausalLM(factory.model_config(m, 300))
         real = {name: tuple(p.shape) for name, p in model.named_parameters()}
         assert real == dict(parameter_shapes(m, padded_vocab_size(300))), (norm, attention, activation, bias, tie)
@@ -100,8 +123,16 @@ def test_activation_estimate_is_near_what_autograd_saves(activation, normalizati
     factory = pytest.importorskip("engine.factory")
     from engine.model import LLMLabForCausalLM
 
-    m = ModelConfig(d_model=64, n_layers=2, n_heads=4, n_kv_heads=2, d_ff=192, max_seq_len=128,
-                    activation=activation, normalization=normalization)
+    m = ModelConfig(
+        d_model=64,
+        n_layers=2,
+        n_heads=4,
+        n_kv_heads=2,
+        d_ff=192,
+        max_seq_len=128,
+        activation=activation,
+        normalization=normalization,
+    )
     model = LLMLabForCausalLM(factory.model_config(m, 500))
     weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
     saved: dict[int, int] = {}
