@@ -15,12 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from engine.bench.common import cpu_name
 
 DEMO = Path(__file__).resolve().parents[1] / "projects" / "demo"
 HEAVY = ("torch", "transformers", "datasets", "peft")
@@ -132,15 +133,6 @@ def main(argv: list[str] | None = None) -> int:
     verdict = "ok" if worst < TARGET_SECONDS else f"above the {TARGET_SECONDS:.0f} s target"
     print(f"first paint: {worst:.2f} s ({verdict})")
     return 0
-
-
-def cpu_name() -> str:
-    """The CPU's model name (Linux), else what `platform` knows."""
-    try:
-        with open("/proc/cpuinfo") as info:
-            return next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
 
 
 def _table(headers: list[str], rows: list[list]) -> str:

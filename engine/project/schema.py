@@ -166,29 +166,30 @@ class DatasetConfig:
 
 
 @dataclass
-class OptimizerConfig:
-    """`name` plus that optimizer's own settings (defaults filled in)."""
+class NamedSettings:
+    """`name` plus that one's own settings (defaults filled in), from a registry of names → defaults."""
 
-    name: str = "adamw"
-    options: dict[str, Any] = field(default_factory=lambda: copy.deepcopy(OPTIMIZER_DEFAULTS["adamw"]))
-    REGISTRY: ClassVar[dict[str, dict[str, Any]]] = OPTIMIZER_DEFAULTS
+    name: str
+    options: dict[str, Any]
+    REGISTRY: ClassVar[dict[str, dict[str, Any]]] = {}
 
     @classmethod
-    def default(cls, name: str) -> OptimizerConfig:
+    def default(cls, name: str) -> NamedSettings:
         return cls(name, copy.deepcopy(cls.REGISTRY[name]))
 
 
 @dataclass
-class SchedulerConfig:
-    """`name` plus that scheduler's own settings (defaults filled in)."""
+class OptimizerConfig(NamedSettings):
+    name: str = "adamw"
+    options: dict[str, Any] = field(default_factory=lambda: copy.deepcopy(OPTIMIZER_DEFAULTS["adamw"]))
+    REGISTRY: ClassVar[dict[str, dict[str, Any]]] = OPTIMIZER_DEFAULTS
 
+
+@dataclass
+class SchedulerConfig(NamedSettings):
     name: str = "cosine"
     options: dict[str, Any] = field(default_factory=lambda: copy.deepcopy(SCHEDULER_DEFAULTS["cosine"]))
     REGISTRY: ClassVar[dict[str, dict[str, Any]]] = SCHEDULER_DEFAULTS
-
-    @classmethod
-    def default(cls, name: str) -> SchedulerConfig:
-        return cls(name, copy.deepcopy(cls.REGISTRY[name]))
 
 
 @dataclass
