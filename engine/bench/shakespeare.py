@@ -21,6 +21,7 @@ from pathlib import Path
 import tomli_w
 
 from engine.bench import common
+from engine.commands import add_overrides
 
 DATA = Path("..") / "shared" / "data" / "tinyshakespeare.txt"
 TARGET_LOSS = 1.89
@@ -65,14 +66,7 @@ RECIPE = {
 def register(subparsers) -> None:
     parser = subparsers.add_parser("shakespeare", help="nanoGPT's CPU recipe on tiny Shakespeare (val loss, wall time)")
     parser.add_argument("path", nargs="?", help=f"tinyshakespeare.txt (default: {DATA} from the repo or the CWD)")
-    parser.add_argument(
-        "--set",
-        dest="sets",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a field of the bench project, e.g. pretrain.steps=200",
-    )
+    add_overrides(parser, "pretrain.steps=200")
     parser.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when present, else cpu")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")

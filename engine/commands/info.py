@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from engine.commands import add_overrides
 from engine.project import STAGES, Project, load_project, sizing
 from engine.project.runs import list_runs, run_stage, run_state
 
@@ -12,14 +13,7 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("info", help="model size, FLOPs per token, training memory and runs")
     parser.add_argument("project", help="a project directory or its project.toml")
     parser.add_argument("--stage", default="pretrain", choices=STAGES, help="the stage to size memory for")
-    parser.add_argument(
-        "--set",
-        dest="sets",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a field, e.g. --set model.n_layers=8 (repeatable)",
-    )
+    add_overrides(parser, "model.n_layers=8")
     parser.set_defaults(func=run)
 
 

@@ -12,6 +12,7 @@ import itertools
 import sys
 from dataclasses import dataclass
 
+from engine.commands import add_overrides
 from engine.project import STAGES, load_project
 
 PREVIEW_ROWS = 2000  # rows read from each dataset (enough for a few oasst trees)
@@ -35,14 +36,7 @@ def register(subparsers) -> None:
     parser.add_argument("project", help="a project directory or its project.toml")
     parser.add_argument("--stage", default="sft", choices=STAGES[1:], help="the stage whose datasets to show")
     parser.add_argument("-n", "--examples", type=int, default=3, help="examples per dataset")
-    parser.add_argument(
-        "--set",
-        dest="sets",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a field, e.g. --set sft.seq_len=128 (repeatable)",
-    )
+    add_overrides(parser, "sft.seq_len=128")
     parser.set_defaults(func=run)
 
 

@@ -11,6 +11,7 @@ import queue
 import signal
 import sys
 
+from engine.commands import add_overrides
 from engine.device import DEVICES
 from engine.project import STAGES
 from engine.project.problems import Diverged
@@ -22,14 +23,7 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("run", help="train one stage of a project")
     parser.add_argument("project", help="project directory or its project.toml")
     parser.add_argument("--stage", required=True, choices=STAGES)
-    parser.add_argument(
-        "--set",
-        dest="sets",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a project field for this run, e.g. pretrain.steps=20",
-    )
+    add_overrides(parser, "pretrain.steps=20")
     parser.add_argument(
         "--resume",
         nargs="?",

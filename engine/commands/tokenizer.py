@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from engine.commands import add_overrides
 from engine.project import load_project
 from engine.project.layout import TOKENIZER_DIR
 from engine.project.problems import LLMLabError
@@ -12,14 +13,7 @@ def register(subparsers) -> None:
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     train = actions.add_parser("train", help="train tokenizer.vocab_size BPE tokens on the project's text")
     train.add_argument("project", help="a project directory or its project.toml")
-    train.add_argument(
-        "--set",
-        dest="sets",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a field, e.g. --set tokenizer.vocab_size=8192 (repeatable)",
-    )
+    add_overrides(train, "tokenizer.vocab_size=8192")
     train.set_defaults(func=run)
 
 

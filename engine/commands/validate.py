@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
+from engine.commands import add_overrides
 from engine.project import load_project
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("validate", help="check a project's project.toml (exit 0 when valid, 2 if not)")
     parser.add_argument("project", help="a project directory or its project.toml")
-    parser.add_argument(
-        "--set",
-        dest="sets",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a field, e.g. --set pretrain.steps=20 (repeatable)",
-    )
+    add_overrides(parser, "pretrain.steps=20")
     parser.set_defaults(func=run)
 
 
