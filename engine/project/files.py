@@ -8,6 +8,7 @@ written whole. Every write is atomic.
 from __future__ import annotations
 
 import re
+import tomllib
 import typing
 from dataclasses import is_dataclass
 from pathlib import Path
@@ -15,7 +16,6 @@ from typing import Any
 
 import tomli_w
 import tomlkit
-import tomllib
 from tomlkit.exceptions import TOMLKitError
 
 from engine.project.codec import field_types, from_dict, project_to_dict

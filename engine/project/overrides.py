@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import copy
 import re
+import tomllib
 import typing
 from dataclasses import is_dataclass
 from typing import Any
 
 import tomli_w
-import tomllib
 
 from engine.project.codec import field_types, toml_fields
 from engine.project.problems import LLMLabError, Problem

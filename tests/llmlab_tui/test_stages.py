@@ -5,6 +5,7 @@ plus the pure editing helpers (the preview's --set lines replay through engine.p
 from __future__ import annotations
 
 import tomllib
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -124,8 +124,9 @@ def test_lora_sft_changes_adapter_weights_only_and_saves_adapters(make_context, 
 
 def sft_project(tmp_path):
     """A pretrained tiny project (bytes tokenizer, no chat template) with a LoRA [sft] stage."""
-    import tomli_w
     import tomllib
+
+    import tomli_w
 
     from engine import worker
     from tests.engine.objectives.helpers import write_jsonl

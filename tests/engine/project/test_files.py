@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import difflib
 import shutil
+import tomllib
 from pathlib import Path
 
 import pytest
-import tomllib
 
 from engine.project import OPTIMIZER_DEFAULTS, TEMPLATES_DIR, load_project, project_to_dict, save_project
 

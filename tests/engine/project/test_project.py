@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import copy
 import os
+import tomllib
 from pathlib import Path
 
 import pytest
-import tomllib
 
 from engine.project import (
     OPTIMIZER_DEFAULTS,
