@@ -103,8 +103,14 @@ def merged_start(model: torch.nn.Module) -> torch.nn.Module:
     """A starting model loaded from an adapter directory (an un-merged LoRA run named by `init`),
     merged in memory, so a stage continues from exactly the weights that run produced; new
     adapters then train on top (their adapter_config names the earlier adapter directory as base,
-    which `load_adapter` merges again on loading). Any other model is returned as is."""
-    return model.merge_and_unload() if isinstance(model, PeftModel) else model
+    which `load_adapter` merges again on loading). Any other model is returned as is.
+
+    peft loads the adapters frozen and `merge_and_unload` keeps the base frozen, so every weight
+    is made trainable again, as a model loaded from a full directory is: a full stage trains all
+    of them, and `apply_lora` freezes them again for a LoRA stage."""
+    if not isinstance(model, PeftModel):
+        return model
+    return model.merge_and_unload().requires_grad_(True)
 
 
 def trainable_module(ctx, new_token_ids: list[int] | None = None) -> torch.nn.Module:

@@ -3,10 +3,18 @@
 The inference side "knows nothing" of rewards or losses: it turns prompt token lists into a
 `Rollout` (prompt left-padded, response right-padded, one batched `generate` call with the KV
 cache), and turns a rollout back into per-token log-probabilities under any model.
+
+Both run the model without dropout (eval mode, restored after): sampling, the rollout's old
+log-probs, values and reference log-probs, and the loss's new log-probs alike, as TRL's PPO
+does. The clipped ratio compares the same function before and after an update; with dropout in
+either pass the first epoch's ratio would differ from 1 by noise alone (LoRA's dropout 0.05
+gave a mean |ratio - 1| of 0.04), and the KL to the reference would be noisy too.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -42,6 +50,17 @@ class Rollout:
             self.truncated[index],
             [self.responses[i] for i in index.tolist()],
         )
+
+
+@contextmanager
+def no_dropout(model: torch.nn.Module) -> Iterator[None]:
+    """`model` in eval mode (no dropout; gradients still flow), its train/eval mode restored after."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
 
 
 def left_pad(sequences: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -86,10 +105,8 @@ def sample_rollouts(
         use_cache=True,
         **sampling,
     )
-    was_training = model.training
-    model.eval()
-    output = model.generate(input_ids=prompt_ids, attention_mask=prompt_mask, generation_config=config)
-    model.train(was_training)
+    with no_dropout(model):
+        output = model.generate(input_ids=prompt_ids, attention_mask=prompt_mask, generation_config=config)
     response = output[:, prompt_ids.shape[1] :]
     mask, truncated = response_mask(response, stop_ids)
     attention = torch.cat([prompt_mask.repeat_interleave(repeats, dim=0), torch.ones_like(response)], dim=1)
@@ -100,18 +117,21 @@ def sample_rollouts(
 def score_tokens(
     model, rollout: Rollout, temperature: float = 1.0, with_entropy: bool = False, with_hidden: bool = False
 ):
-    """Per-token log-probabilities of the response (B, R) under `model`, at the sampling temperature.
+    """Per-token log-probabilities of the response (B, R) under `model`, at the sampling temperature,
+    without dropout (see the module docstring; with gradients unless the caller turns them off).
 
     Optionally also the per-token entropy and the last hidden states at the positions that
     predict each response token (for a value head).
     """
     position_ids = (rollout.attention_mask.cumsum(-1) - 1).clamp(min=0)
-    output = model(
-        input_ids=rollout.input_ids,
-        attention_mask=rollout.attention_mask,
-        position_ids=position_ids,
-        output_hidden_states=with_hidden,
-    )
+    with no_dropout(model):
+        output = model(
+            input_ids=rollout.input_ids,
+            attention_mask=rollout.attention_mask,
+            position_ids=position_ids,
+            output_hidden_states=with_hidden,
+            use_cache=False,
+        )
     start = rollout.prompt_length - 1
     logits = output.logits[:, start:-1] / max(temperature, 1e-5)
     labels = rollout.response_ids.masked_fill(rollout.response_mask == 0, -100)

@@ -1,70 +1,120 @@
-"""Assembling a run (engine/setup.py), through `llmlab run`: resume is never silently different.
-A changed model or tokenizer is refused field by field; training settings that change are applied
-and recorded; a completed run continues only with more steps, keeping its old final as a step."""
+"""Every stage after pretraining trains from every kind of starting model, with LoRA and without.
+
+The matrix of issue #13: sft, dpo, ppo, grpo × init (a full run, an un-merged LoRA run, its merged
+folder) × LoRA on/off. The starting model comes through `starting_model`, as in a run; two
+optimizer steps later a full stage has changed every weight (all of them trainable), a LoRA
+stage only its new adapters (and, in PPO, the value head).
+"""
 
 from __future__ import annotations
 
-import json
-import tomllib
+import pytest
+import torch
 
-from engine.checkpoints import load_trainer_state
-from engine.cli import main
-from engine.events import read_events
-from engine.project.layout import METRICS_FILE, RESUMES_FILE
-from tests.tiny_project import make_project
+from engine import device as dev
+from engine.device import Precision
+from engine.factory import build_model
+from engine.lora import apply_lora, merge
+from engine.objectives import build_objective
+from engine.objectives.base import ObjectiveContext
+from engine.project import LoraConfig, project_from_dict
+from engine.setup import starting_model
+from tests.engine.objectives.helpers import DIGITS_DIR, digit_tokenizer, train, write_jsonl
+
+MODEL = {"d_model": 32, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2, "d_ff": 64, "max_seq_len": 64}
+COMMON = dict(
+    steps=2,
+    lr=1e-2,
+    warmup_steps=0,
+    eval_every=0,
+    sample_every=0,
+    scheduler={"name": "none"},
+    optimizer={"name": "adamw", "weight_decay": 0.0},
+)
+ROLLOUT = dict(max_new_tokens=3, temperature=1.0, reward_rules=[{"name": "regex", "pattern": "[0-4]"}])
+STAGES = {
+    "sft": (
+        [{"prompt": f"pick {d} 3", "completion": f"say {d}"} for d in range(10)] * 2,
+        dict(batch_size=2, seq_len=32),
+    ),
+    "dpo": ([{"prompt": f"pick {d}", "chosen": "1", "rejected": "8"} for d in range(10)] * 2, dict(batch_size=2)),
+    "ppo": (
+        [{"prompt": "say 3", "answer": "3"}] * 20,
+        dict(ROLLOUT, batch_size=8, mini_batch_size=8, epochs=1, kl_coef=0.05),
+    ),
+    "grpo": (
+        [{"prompt": "say 3", "answer": "3"}] * 20,
+        dict(ROLLOUT, batch_size=2, group_size=8, mini_batch_size=16, epochs=1, kl_coef=0.05),
+    ),
+}
 
 
-def _run(project, *sets: str, resume: bool = False) -> int:
-    args = ["run", str(project), "--stage", "pretrain", *(f"--set={s}" for s in sets)]
-    return main(args + (["--resume"] if resume else []))
+@pytest.fixture(scope="module")
+def inits(tmp_path_factory):
+    """{kind: folder}: a full model, an un-merged LoRA run on it (adapters trained), its merge."""
+    root = tmp_path_factory.mktemp("inits")
+    tokenizer = digit_tokenizer()
+    tokenizer.save_pretrained(root / DIGITS_DIR)
+    project = project_from_dict({"seed": 0, "tokenizer": {"source": DIGITS_DIR}, "model": MODEL}, root)
+    torch.manual_seed(0)
+    model = build_model(project, tokenizer)
+    model.save_pretrained(root / "full")
+    tokenizer.save_pretrained(root / "full")
+    model.name_or_path = str(root / "full")
+    adapted = apply_lora(model, LoraConfig(enabled=True, preset="all", dropout=0.0))
+    with torch.no_grad():  # trained adapters: the merged weights differ from the base
+        for name, param in adapted.named_parameters():
+            if "lora_B" in name:
+                param.normal_(std=0.05)
+    adapted.save_pretrained(root / "adapter")
+    tokenizer.save_pretrained(root / "adapter")
+    merged = merge(root / "adapter").out_dir
+    return {"full": root / "full", "adapter": root / "adapter", "merged": merged}
 
 
-def test_a_resume_refuses_a_changed_model_one_line_each_and_applies_training_changes(tmp_path, capsys):
-    project = make_project(tmp_path / "p", steps=6, eval_every=0, save_every=2)
-    assert _run(project, "pretrain.steps=4") == 0  # completed at step 4
-    [run] = (project / "runs").iterdir()
-    capsys.readouterr()
-    assert _run(project, "pretrain.steps=8", "model.n_layers=6", "model.d_model=128", resume=True) == 2
-    assert capsys.readouterr().err.splitlines() == [
-        "model.d_model: the run was trained with 32; a resume cannot change it (now 128): "
-        "start a new run instead, or set it back",
-        "model.n_layers: the run was trained with 2; a resume cannot change it (now 6): "
-        "start a new run instead, or set it back",
-    ]
-    assert (run / "final").is_dir() and not (run / RESUMES_FILE).exists()  # nothing was touched
-
-    assert _run(project, "pretrain.steps=8", "pretrain.lr=1e-3", resume=True) == 0
-    [line] = [json.loads(text) for text in (run / RESUMES_FILE).read_text().splitlines()]
-    assert line["step"] == 4
-    assert line["changes"] == {"pretrain.steps": [4, 8], "pretrain.lr": [0.003, 0.001]}
-    trained = tomllib.loads((run / "project.toml").read_text())["pretrain"]
-    assert (trained["steps"], trained["lr"]) == (8, 1e-3)  # the run folder says what it trained
-    assert (run / "step-000004").is_dir()  # the old final, kept as the checkpoint of its step
-    assert load_trainer_state(run / "final")["step"] == 8
-    started = [e for e in read_events(run / METRICS_FILE) if e["type"] == "started"]
-    assert [(e["start_step"], e["total_steps"]) for e in started] == [(0, 4), (4, 8)]
-
-
-def test_continuing_a_completed_run_needs_more_steps(tmp_path, capsys):
-    project = make_project(tmp_path / "p", steps=3, eval_every=0)
-    assert _run(project) == 0
-    [run] = (project / "runs").iterdir()
-    capsys.readouterr()
-    assert _run(project, resume=True) == 2
-    assert capsys.readouterr().err == (
-        f"pretrain.steps: {run.name} completed all 3 steps; continuing it needs more (e.g. --set pretrain.steps=6)\n"
+def context(tmp_path, stage: str, init, lora: bool) -> ObjectiveContext:
+    rows, fields = STAGES[stage]
+    digit_tokenizer().save_pretrained(tmp_path / DIGITS_DIR)
+    data = write_jsonl(tmp_path / f"{stage}.jsonl", rows)
+    table = dict(COMMON, **fields, init=str(init), datasets=[{"path": data, "eval_fraction": 0.1}])
+    table["lora"] = {"enabled": lora, "preset": "minimal", "dropout": 0.0}
+    settings = {"seed": 0, "tokenizer": {"source": DIGITS_DIR}, "model": MODEL, stage: table}
+    project = project_from_dict(settings, tmp_path)
+    config = project.stage(stage)
+    torch.manual_seed(0)
+    tokenizer, model = starting_model(project, stage, config, None, torch.device("cpu"), dev.Distributed())
+    return ObjectiveContext(
+        project=project,
+        stage=stage,
+        config=config,
+        tokenizer=tokenizer,
+        model=model,
+        device=torch.device("cpu"),
+        precision=Precision("fp32", "cpu"),
+        seed=0,
     )
-    assert (run / "final").is_dir() and not (run / "step-000003").exists()
 
 
-def test_resume_names_a_run_folder_and_refuses_one_of_another_stage(tmp_path, capsys):
-    project = make_project(tmp_path / "p", steps=4, eval_every=0, save_every=2)
-    assert _run(project, "pretrain.steps=2") == 0
-    assert _run(project, "pretrain.steps=2") == 0
-    first, second = sorted((project / "runs").iterdir())
-    assert main(["run", str(project), "--stage", "pretrain", "--resume", str(first)]) == 0
-    assert load_trainer_state(first / "final")["step"] == 4
-    assert load_trainer_state(second / "final")["step"] == 2  # the newest run was left alone
-    capsys.readouterr()
-    assert main(["run", str(project), "--stage", "sft", "--resume", str(first)]) == 2
-    assert capsys.readouterr().err == f"--resume: {first.name} is not a sft run (its stage: pretrain)\n"
+def is_adapter(name: str) -> bool:
+    return "lora_" in name or "trainable_tokens" in name or name.startswith("value_head.")
+
+
+@pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
+@pytest.mark.parametrize("init", ["full", "adapter", "merged"])
+@pytest.mark.parametrize("stage", list(STAGES))
+def test_every_stage_trains_from_every_starting_model(inits, tmp_path, stage, init, lora):
+    ctx = context(tmp_path, stage, inits[init], lora)
+    objective = build_objective(ctx)
+    module = objective.module
+    before = {name: p.detach().clone() for name, p in module.named_parameters()}
+    trainable = {name for name, p in module.named_parameters() if p.requires_grad}
+    metrics = train(ctx, objective)
+    assert len(metrics) == COMMON["steps"]
+    changed = {name for name, p in module.named_parameters() if not torch.equal(p, before[name])}
+    if lora:
+        assert trainable == {name for name in before if is_adapter(name)}
+        lora_weights = {name for name in before if "lora_" in name}
+        assert lora_weights and lora_weights <= changed <= trainable
+    else:
+        assert trainable == set(before)  # every base weight trains again after an adapter merge
+        assert changed == trainable
