@@ -15,6 +15,7 @@ from engine.project import sizing
 from engine.project.codec import BAD, coerce, field_types, is_type, join, option_type
 from engine.project.problems import Problem
 from engine.project.schema import (
+    MAX_SEQ_LEN,
     OPTION_CHOICES,
     OPTION_RULES,
     REWARD_RULE_OPTIONS,
@@ -240,6 +241,17 @@ def _gib(n: float) -> str:
     return f"{n / 2**30:,.1f} GiB"
 
 
+def _position_table_bytes(m: ModelConfig) -> int:
+    """The fp32 tables the model builds max_seq_len long: sinusoids (d_model), RoPE's cos and sin."""
+    if not (_positive_ints(m.max_seq_len) and m.max_seq_len <= MAX_SEQ_LEN):
+        return 0  # the range rule says so
+    if m.positional_encoding == "sinusoidal":
+        return 4 * m.max_seq_len * m.d_model
+    if m.positional_encoding in ("rope", "yarn"):
+        return 4 * 2 * m.max_seq_len * m.head_dim
+    return 0
+
+
 def _size_problems(project: Project, memory: int | None = None) -> list[Problem]:
     """A model whose fp32 weights alone exceed this machine's system memory cannot be built (it is
     built in system memory before it moves to a GPU). GPU memory cannot be known without torch, so
@@ -255,8 +267,17 @@ def _size_problems(project: Project, memory: int | None = None) -> list[Problem]
     params += m.n_layers * (sizing.parameter_count(replace(m, n_layers=1), vocab) - params)
     memory = _system_memory() if memory is None else memory
     weights = 4 * params
-    if memory is None or weights <= memory:
+    if memory is None or weights + _position_table_bytes(m) <= memory:
         return []
+    if weights <= memory:
+        return [
+            Problem(
+                "model.max_seq_len",
+                f"{m.max_seq_len} makes the {m.positional_encoding} position tables "
+                f"{_gib(_position_table_bytes(m))}, more than this machine's {_gib(memory)} of system memory "
+                "with the weights; make it smaller",
+            )
+        ]
     state = weights * 2  # gradients + at least one optimizer moment, before activations
     return [
         Problem(

@@ -30,6 +30,7 @@ REWARD_RULES = ("exact_match", "regex", "length")
 # What each reward rule's table accepts beside `name` and `weight` (engine/rewards.py's RULE_OPTIONS).
 REWARD_RULE_OPTIONS: dict[str, tuple[str, ...]] = {"exact_match": (), "regex": ("pattern",), "length": ("target",)}
 SEED_RANGE = (0, 2**32 - 1)  # numpy's seeding takes 32 bits
+MAX_SEQ_LEN = 2**20  # the position tables are built this long: beyond, a size to refuse up front
 
 # Each optimizer's own settings, flat in [stage.optimizer] beside `name`. engine/optim.py maps
 # them onto torch / pytorch-optimizer; keep these names stable.
@@ -141,13 +142,13 @@ class ModelConfig:
     n_heads: int = setting(8, rule=AT_LEAST_1)
     n_kv_heads: int = setting(2, rule=AT_LEAST_1)  # left out: 1 for mqa, n_heads for mha
     d_ff: int = setting(768, rule=AT_LEAST_1)
-    max_seq_len: int = setting(512, rule=Range(1, 2**20))  # the position tables are built this long
+    max_seq_len: int = setting(512, rule=Range(1, MAX_SEQ_LEN))
     dropout: float = setting(0.0, rule=FRACTION)
     bias: bool = False
     tie_embeddings: bool = True
     rope_theta: float = setting(10000.0, rule=Range(1, 1e12))  # below 1 the frequencies overflow
     yarn_factor: float = setting(4.0, rule=Range(1, low_open=True))
-    yarn_original_max_seq_len: int = setting(128, rule=Range(1, 2**20))
+    yarn_original_max_seq_len: int = setting(128, rule=Range(1, MAX_SEQ_LEN))
     init_std: float = setting(0.02, rule=Range(0, 1, low_open=True))
 
     @property

@@ -107,3 +107,13 @@ def test_the_closed_form_parameter_count_matches_sizing():
     [problem] = _size_problems(project, memory=1)
     count = sizing.parameter_count(project.model, sizing.padded_vocab_size(project.tokenizer.vocab_size))
     assert f"is {count:,} parameters" in problem.message
+
+
+def test_position_tables_past_system_memory_are_refused_by_max_seq_len():
+    project = with_(
+        model__positional_encoding="sinusoidal", model__max_seq_len=2**20, model__d_model=4096, model__n_heads=8
+    )
+    weights = [p for p in _size_problems(project, memory=2**60)]
+    assert weights == []
+    [problem] = _size_problems(project, memory=14 * 2**30)  # the table alone: 2^20 x 4096 x 4 bytes = 16 GiB
+    assert problem.field == "model.max_seq_len" and "16.0 GiB" in problem.message
