@@ -16,7 +16,10 @@ served after, in order; a `cancel` that arrives when nothing is generating is ig
 
 With `chat` the conversation goes through the tokenizer's chat template (multi-turn); without it
 the last message's content is the text to continue (base models). A bad request gets an `error`
-event and the worker keeps serving; a failure to load the model ends it.
+event and the worker keeps serving; a failure to load the model ends it. A sampling setting that
+is not a finite number in its range, or a prompt that fills the model's context, is a bad request;
+a `max_new_tokens` past the context is clamped to what it leaves, said by a warning `log` event
+before the reply and by the `reply` event's `note`.
 """
 
 from __future__ import annotations
@@ -74,17 +77,22 @@ class ChatModel:
         from transformers import StoppingCriteriaList
 
         from engine.chat_template import end_of_turn_ids
-        from engine.generation import sampling_config
+        from engine.generation import context_length, fit_context, sampling_config, sampling_problems
 
         chat = bool(request.get("chat", True))
         eos = list(dict.fromkeys([*end_of_turn_ids(self.tokenizer), self.tokenizer.eos_token_id])) if chat else None
         sampling = {key: request[key] for key in SAMPLING_KEYS if key in request}
-        config = sampling_config(
-            self.model.generation_config, int(request.get("max_new_tokens", 128)), eos_token_ids=eos, **sampling
-        )
+        requested = request.get("max_new_tokens", 128)
+        problems = sampling_problems(dict(max_new_tokens=requested, **sampling))
+        if problems:
+            raise LLMLabError(problems)
         ids = self.prompt(request.get("messages", []), chat)
         if not ids:
             raise LLMLabError("prompt: it encodes to no tokens; give some text")
+        max_new_tokens, note = fit_context(len(ids), requested, context_length(self.model))
+        if note:
+            emit(ev.log(note, "warning"))
+        config = sampling_config(self.model.generation_config, max_new_tokens, eos_token_ids=eos, **sampling)
         ids = torch.tensor([ids], dtype=torch.long, device=self.device)
         check = control.criteria(ids.device) if control is not None else None
         start = time.perf_counter()
@@ -105,6 +113,7 @@ class ChatModel:
             tokens=len(new),
             tokens_per_s=len(new) / seconds if seconds else 0.0,
             stopped=bool(check is not None and check.stopped),
+            **({"note": note} if note else {}),
         )
 
 

@@ -7,12 +7,52 @@ and its tokenizer and streams a completion to stdout (`llmlab generate`).
 
 from __future__ import annotations
 
+import math
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import AutoTokenizer, GenerationConfig, TextStreamer
 
-from engine.project.problems import LLMLabError
+from engine.project.problems import LLMLabError, Problem
+
+
+def plain_name(key: str) -> str:
+    """A sampling setting as the app's chat requests name it (`temperature`)."""
+    return key
+
+
+def flag_name(key: str) -> str:
+    """A sampling setting as `llmlab generate` spells it (`--temperature`)."""
+    return "--" + key.replace("_", "-")
+
+
+def _finite(value: Any, integer: bool = False) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
+        return False
+    return integer or math.isfinite(value)
+
+
+# each setting: (whole numbers only, the rule it must meet, the line that says so)
+SAMPLING_RULES: dict[str, tuple[bool, Callable[[float], bool], str]] = {
+    "max_new_tokens": (True, lambda v: v >= 1, "must be a whole number, at least 1"),
+    "temperature": (False, lambda v: v >= 0, "must be >= 0 (0 is greedy), a finite number"),
+    "top_k": (True, lambda v: v >= 0, "must be a whole number >= 0 (0 keeps every token)"),
+    "top_p": (False, lambda v: 0 < v <= 1, "must be in (0, 1]"),
+    "repetition_penalty": (False, lambda v: v > 0, "must be > 0 (1 is none), a finite number"),
+}
+
+
+def sampling_problems(settings: dict[str, Any], name: Callable[[str], str] = plain_name) -> list[Problem]:
+    """A Problem for each setting that is not a finite number in its range (nan, inf, -1, "x")."""
+    problems = []
+    for key, value in settings.items():
+        integer, allowed, rule = SAMPLING_RULES[key]
+        if not (_finite(value, integer) and allowed(value)):
+            problems.append(Problem(name(key), f"{rule}, got {value!r}"))
+    return problems
 
 
 def sampling_config(
@@ -23,19 +63,20 @@ def sampling_config(
     top_p: float = 1.0,
     repetition_penalty: float = 1.0,
     eos_token_ids: list[int] | None = None,
+    name: Callable[[str], str] = plain_name,
 ) -> GenerationConfig:
-    """`base` (the model's, for its special tokens) with these settings; temperature 0 means greedy."""
-    problems = [
-        message
-        for failed, message in (
-            (max_new_tokens < 1, "max_new_tokens: must be at least 1"),
-            (temperature < 0, "temperature: must be >= 0 (0 is greedy)"),
-            (top_k < 0, "top_k: must be >= 0 (0 keeps every token)"),
-            (not 0 < top_p <= 1, "top_p: must be in (0, 1]"),
-            (repetition_penalty <= 0, "repetition_penalty: must be > 0"),
-        )
-        if failed
-    ]
+    """`base` (the model's, for its special tokens) with these settings; temperature 0 means greedy.
+
+    A setting that is not a finite number in its range is refused, one line each naming it as
+    `name(key)` says (`flag_name` for the CLI's options)."""
+    settings = dict(
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        repetition_penalty=repetition_penalty,
+    )
+    problems = sampling_problems(settings, name)
     if problems:
         raise LLMLabError(problems)
     config = GenerationConfig.from_dict(base.to_dict())
@@ -53,6 +94,37 @@ def sampling_config(
     if config.pad_token_id is None:
         config.pad_token_id = eos_token_ids[0] if eos_token_ids else config.eos_token_id
     return config
+
+
+def context_length(model) -> int | None:
+    """The model's context (config.max_position_embeddings), or None when it names none."""
+    value = getattr(model.config, "max_position_embeddings", None)
+    return value if isinstance(value, int) and value > 0 else None
+
+
+def fit_context(
+    prompt_tokens: int, max_new_tokens: int, context: int | None, name: Callable[[str], str] = plain_name
+) -> tuple[int, str | None]:
+    """(the new tokens the context leaves room for, a line saying so when that clamped
+    max_new_tokens, else None). A prompt that fills the context is refused."""
+    if context is None:
+        return max_new_tokens, None
+    if prompt_tokens >= context:
+        raise LLMLabError(
+            Problem(
+                name("prompt"),
+                f"{prompt_tokens} tokens, but the model's context is {context} tokens "
+                "(max_position_embeddings) and a reply needs room; shorten it",
+            )
+        )
+    room = context - prompt_tokens
+    if max_new_tokens <= room:
+        return max_new_tokens, None
+    note = (
+        f"{name('max_new_tokens')}: {max_new_tokens} would pass the model's {context}-token context "
+        f"after this {prompt_tokens}-token prompt; generating at most {room}"
+    )
+    return room, note
 
 
 def prompt_ids(tokenizer, prompt: str, chat: bool) -> list[int]:
@@ -73,12 +145,19 @@ def stream_completion(
     seed: int | None = None,
     device: str | None = None,
     max_new_tokens: int = 128,
+    note: Callable[[str], None] | None = None,
     **sampling,
 ) -> list[int]:
-    """Load `model_dir` and its tokenizer, stream the completion of `prompt` to stdout; return its ids."""
+    """Load `model_dir` and its tokenizer, stream the completion of `prompt` to stdout; return its ids.
+
+    Settings are checked before the model loads; `max_new_tokens` is clamped to what the model's
+    context leaves after the prompt, and `note` (default: a line on stderr) says so."""
     from engine.device import pick_device
     from engine.factory import load_model
 
+    problems = sampling_problems(dict(max_new_tokens=max_new_tokens, **sampling), flag_name)
+    if problems:
+        raise LLMLabError(problems)
     target = pick_device(device)
     model = load_model(model_dir, target)
     try:
@@ -90,10 +169,13 @@ def stream_completion(
         from engine.chat_template import end_of_turn_ids
 
         eos = list(dict.fromkeys([*end_of_turn_ids(tokenizer), tokenizer.eos_token_id]))
-    config = sampling_config(model.generation_config, max_new_tokens, eos_token_ids=eos, **sampling)
     ids = torch.tensor([prompt_ids(tokenizer, prompt, chat)], dtype=torch.long, device=target)
     if ids.shape[1] == 0:
-        raise LLMLabError("prompt: it encodes to no tokens; give some text")
+        raise LLMLabError("--prompt: it encodes to no tokens; give some text")
+    max_new_tokens, clamped = fit_context(ids.shape[1], max_new_tokens, context_length(model), flag_name)
+    if clamped:
+        (note or (lambda line: print(line, file=sys.stderr)))(clamped)
+    config = sampling_config(model.generation_config, max_new_tokens, eos_token_ids=eos, name=flag_name, **sampling)
     if seed is not None:
         torch.manual_seed(seed)
     streamer = TextStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)

@@ -5,15 +5,20 @@ n_heads, seq_len within max_seq_len, ...). `validate_project` gives every proble
 
 from __future__ import annotations
 
+import math
+import os
 import re
-from dataclasses import fields, is_dataclass
+from dataclasses import fields, is_dataclass, replace
 from typing import Any
 
+from engine.project import sizing
 from engine.project.codec import BAD, coerce, field_types, is_type, join, option_type
 from engine.project.problems import Problem
 from engine.project.schema import (
+    MAX_SEQ_LEN,
     OPTION_CHOICES,
     OPTION_RULES,
+    REWARD_RULE_OPTIONS,
     REWARD_RULES,
     STAGES,
     FineTuneConfig,
@@ -35,8 +40,10 @@ def validate_project(project: Project) -> list[Problem]:
     if not project.tokenizer.source:
         problems.append(Problem("tokenizer.source", 'must be "bytes", "bpe", a hub id or a local path, got \'\''))
     problems += _model_problems(project.model)
+    problems += _size_problems(project)
     for name in STAGES:
         problems += _stage_problems(project, name)
+        problems += _decay_problems(project.stage(name), name)
     return problems
 
 
@@ -167,8 +174,21 @@ def _reward_rule_problems(rule: Any, at: str) -> list[Problem]:
     if rule_name not in REWARD_RULES:
         return [Problem(at, f"must name one of {known}, got {rule_name!r}")]
     problems = []
-    if "weight" in spec and not is_type(spec["weight"], float):
-        problems.append(Problem(f"{at}.weight", f"expected a number, got {spec['weight']!r}"))
+    accepted = ("name", "weight", *REWARD_RULE_OPTIONS[rule_name])
+    for key in spec:
+        if key not in accepted:
+            settings = ", ".join(accepted)
+            problems.append(Problem(f"{at}.{key}", f"not a setting of the {rule_name} rule (its settings: {settings})"))
+    if "weight" in spec:
+        weight = spec["weight"]
+        if not is_type(weight, float):
+            problems.append(Problem(f"{at}.weight", f"expected a number, got {weight!r}"))
+        elif not (math.isfinite(weight) and weight >= 0):
+            problems.append(Problem(f"{at}.weight", f"must be a finite number of at least 0, got {weight!r}"))
+    if rule_name == "length" and "target" in spec:
+        target = spec["target"]
+        if not (is_type(target, int) and target >= 1):
+            problems.append(Problem(f"{at}.target", f"must be a whole number of words, at least 1, got {target!r}"))
     if rule_name == "regex":
         pattern = spec.get("pattern")
         if not isinstance(pattern, str) or not pattern:
@@ -179,3 +199,91 @@ def _reward_rule_problems(rule: Any, at: str) -> list[Problem]:
             except re.error as error:
                 problems.append(Problem(f"{at}.pattern", f"not a valid regular expression ({error})"))
     return problems
+
+
+def _decay_problems(stage: Any, name: str) -> list[Problem]:
+    """Decoupled weight decay multiplies the weights by (1 - lr x weight_decay) each step: at 1 or
+    more it zeroes or flips them (and the loss goes nan)."""
+    problems = []
+    decays = {"weight_decay": stage.lr, "adamw_weight_decay": stage.optimizer.options.get("adamw_lr")}
+    for key, lr in decays.items():
+        decay = stage.optimizer.options.get(key)
+        if not (is_type(decay, float) and OPTION_RULES[key].allows(decay) and is_type(lr, float) and lr > 0):
+            continue
+        if lr * decay >= 1:
+            lr_name = f"{name}.optimizer.adamw_lr" if key == "adamw_weight_decay" else f"{name}.lr"
+            problems.append(
+                Problem(
+                    f"{name}.optimizer.{key}",
+                    f"times {lr_name} ({lr}) must stay below 1 (each step scales the weights by 1 - lr x decay), "
+                    f"got {decay}",
+                )
+            )
+    return problems
+
+
+def _system_memory() -> int | None:
+    """Total system RAM in bytes (os.sysconf, else /proc/meminfo), or None when unknown."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        pass
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:,.1f} GiB"
+
+
+def _position_table_bytes(m: ModelConfig) -> int:
+    """The fp32 tables the model builds max_seq_len long: sinusoids (d_model), RoPE's cos and sin."""
+    if not (_positive_ints(m.max_seq_len) and m.max_seq_len <= MAX_SEQ_LEN):
+        return 0  # the range rule says so
+    if m.positional_encoding == "sinusoidal":
+        return 4 * m.max_seq_len * m.d_model
+    if m.positional_encoding in ("rope", "yarn"):
+        return 4 * 2 * m.max_seq_len * m.head_dim
+    return 0
+
+
+def _size_problems(project: Project, memory: int | None = None) -> list[Problem]:
+    """A model whose fp32 weights alone exceed this machine's system memory cannot be built (it is
+    built in system memory before it moves to a GPU). GPU memory cannot be known without torch, so
+    this is the one size check validate makes: it refuses only what can never fit; `llmlab info`
+    shows the whole training estimate to compare with an accelerator."""
+    m = project.model
+    sizes = (m.d_model, m.n_layers, m.n_heads, m.n_kv_heads, m.d_ff)
+    if not _positive_ints(*sizes) or m.d_model % m.n_heads or not isinstance(m.tie_embeddings, bool):
+        return []
+    vocab = sizing.tokenizer_vocab_size(project.tokenizer)
+    vocab = sizing.padded_vocab_size(vocab) if _positive_ints(vocab) else 0
+    params = sizing.parameter_count(replace(m, n_layers=0), vocab)
+    params += m.n_layers * (sizing.parameter_count(replace(m, n_layers=1), vocab) - params)
+    memory = _system_memory() if memory is None else memory
+    weights = 4 * params
+    if memory is None or weights + _position_table_bytes(m) <= memory:
+        return []
+    if weights <= memory:
+        return [
+            Problem(
+                "model.max_seq_len",
+                f"{m.max_seq_len} makes the {m.positional_encoding} position tables "
+                f"{_gib(_position_table_bytes(m))}, more than this machine's {_gib(memory)} of system memory "
+                "with the weights; make it smaller",
+            )
+        ]
+    state = weights * 2  # gradients + at least one optimizer moment, before activations
+    return [
+        Problem(
+            "model.d_model",
+            f"{m.d_model} with model.n_layers {m.n_layers} is {params:,} parameters, {_gib(weights)} of fp32 "
+            f"weights (training needs at least {_gib(weights + state)}): more than this machine's "
+            f"{_gib(memory)} of system memory; make model.d_model, model.d_ff or model.n_layers smaller",
+        )
+    ]

@@ -27,6 +27,10 @@ DPO_LOSS_TYPES = ("sigmoid", "hinge", "ipo")
 GRPO_LOSS_TYPES = ("grpo", "dr_grpo", "dapo")
 SCALE_REWARDS = ("group", "batch", "none")
 REWARD_RULES = ("exact_match", "regex", "length")
+# What each reward rule's table accepts beside `name` and `weight` (engine/rewards.py's RULE_OPTIONS).
+REWARD_RULE_OPTIONS: dict[str, tuple[str, ...]] = {"exact_match": (), "regex": ("pattern",), "length": ("target",)}
+SEED_RANGE = (0, 2**32 - 1)  # numpy's seeding takes 32 bits
+MAX_SEQ_LEN = 2**20  # the position tables are built this long: beyond, a size to refuse up front
 
 # Each optimizer's own settings, flat in [stage.optimizer] beside `name`. engine/optim.py maps
 # them onto torch / pytorch-optimizer; keep these names stable.
@@ -95,13 +99,13 @@ OPTION_RULES: dict[str, Range] = {
     "eps": POSITIVE,
     "eps2": POSITIVE,
     "d": Range(1),
-    "weight_decay": NON_NEGATIVE,
-    "adamw_weight_decay": NON_NEGATIVE,
+    "weight_decay": Range(0, 10),  # decoupled decay: lr x weight_decay must also stay below 1
+    "adamw_weight_decay": Range(0, 10),
     "beta2_decay": Range(high=0),
     "rho": POSITIVE,
     "hessian_update_period": AT_LEAST_1,
     "momentum": FRACTION,
-    "ns_steps": AT_LEAST_1,
+    "ns_steps": Range(1, 100, high_open=True),  # torch's Muon refuses 100 or more
     "adamw_lr": POSITIVE,
     "min_lr": NON_NEGATIVE,
     "power": POSITIVE,
@@ -138,14 +142,14 @@ class ModelConfig:
     n_heads: int = setting(8, rule=AT_LEAST_1)
     n_kv_heads: int = setting(2, rule=AT_LEAST_1)  # left out: 1 for mqa, n_heads for mha
     d_ff: int = setting(768, rule=AT_LEAST_1)
-    max_seq_len: int = setting(512, rule=AT_LEAST_1)
+    max_seq_len: int = setting(512, rule=Range(1, MAX_SEQ_LEN))
     dropout: float = setting(0.0, rule=FRACTION)
     bias: bool = False
     tie_embeddings: bool = True
-    rope_theta: float = setting(10000.0, rule=POSITIVE)
+    rope_theta: float = setting(10000.0, rule=Range(1, 1e12))  # below 1 the frequencies overflow
     yarn_factor: float = setting(4.0, rule=Range(1, low_open=True))
-    yarn_original_max_seq_len: int = setting(128, rule=AT_LEAST_1)
-    init_std: float = setting(0.02, rule=POSITIVE)
+    yarn_original_max_seq_len: int = setting(128, rule=Range(1, MAX_SEQ_LEN))
+    init_std: float = setting(0.02, rule=Range(0, 1, low_open=True))
 
     @property
     def head_dim(self) -> int:
@@ -306,7 +310,7 @@ RENAMED = {
 @dataclass
 class Project:
     name: str = "untitled"
-    seed: int = 1337
+    seed: int = setting(1337, rule=Range(*SEED_RANGE))
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     pretrain: StageConfig = field(default_factory=StageConfig)

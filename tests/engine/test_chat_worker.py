@@ -138,3 +138,42 @@ def test_a_cancel_with_nothing_to_stop_is_ignored(model_dir):
     control.put("stop")
     worker.join(30)
     assert not worker.is_alive()
+
+
+def test_bad_settings_and_a_prompt_past_the_context_are_error_events_and_the_worker_serves_on(model_dir):
+    control = queue.Queue()
+    for request in (
+        {**generate(3), "temperature": float("nan")},
+        {**generate(3), "repetition_penalty": float("nan")},
+        generate(3, prompt="x" * 600),  # the tiny model's context is 512 tokens
+        generate(3),
+    ):
+        control.put(request)
+    events = Sink()
+    worker = serve(model_dir, events, control)
+    events.wait(lambda: events.of("reply"))
+    errors = [e["message"] for e in events.of("error")]
+    assert errors[0] == "temperature: must be >= 0 (0 is greedy), a finite number, got nan"
+    assert errors[1] == "repetition_penalty: must be > 0 (1 is none), a finite number, got nan"
+    assert errors[2].startswith("prompt: 600 tokens, but the model's context is 512 tokens")
+    assert events.of("reply")[0]["tokens"] == 3
+    control.put("stop")
+    worker.join(30)
+
+
+def test_max_new_tokens_past_the_context_is_clamped_and_said(model_dir):
+    control = queue.Queue()
+    control.put(generate(10_000, prompt="x" * 500))
+    events = Sink()
+    worker = serve(model_dir, events, control)
+    events.wait(lambda: events.of("reply") or events.of("error"))
+    assert not events.of("error")
+    [reply] = events.of("reply")
+    note = (
+        "max_new_tokens: 10000 would pass the model's 512-token context after this 500-token prompt; "
+        "generating at most 12"
+    )
+    assert reply["tokens"] == 12 and reply["note"] == note
+    assert [e["message"] for e in events.of("log")] == [note]
+    control.put("stop")
+    worker.join(30)

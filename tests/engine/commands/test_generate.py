@@ -91,10 +91,49 @@ def test_chat_uses_the_template(model_dirs, capsys):
     "argv, message",
     [
         (["--chat"], "chat: the tokenizer has no chat template"),
-        (["--temperature", "-1"], "temperature: must be >= 0"),
-        (["--top-p", "0"], "top_p: must be in (0, 1]"),
+        (["--temperature", "-1"], "--temperature: must be >= 0"),
+        (["--temperature", "nan"], "--temperature: must be >= 0 (0 is greedy), a finite number, got nan"),
+        (["--top-p", "0"], "--top-p: must be in (0, 1]"),
+        (["--top-p", "nan"], "--top-p: must be in (0, 1], got nan"),
+        (["--repetition-penalty", "nan"], "--repetition-penalty: must be > 0 (1 is none), a finite number, got nan"),
+        (["--repetition-penalty", "inf"], "--repetition-penalty: must be > 0 (1 is none), a finite number, got inf"),
+        (["--max-new-tokens", "0"], "--max-new-tokens: must be a whole number, at least 1, got 0"),
+        (["--top-k", "-1"], "--top-k: must be a whole number >= 0"),
     ],
 )
 def test_bad_requests_are_refused(model_dirs, capsys, argv, message):
     code, _, err = generate([model_dirs[0] / "plain", "--prompt", "hi", *argv], capsys)
     assert code == 2 and message in err
+
+
+def test_bad_settings_are_one_line_each(model_dirs, capsys):
+    code, _, err = generate(
+        [model_dirs[0] / "plain", "--prompt", "hi", "--temperature", "nan", "--repetition-penalty", "nan"], capsys
+    )
+    assert code == 2 and "Traceback" not in err
+    assert [line.split(":")[0] for line in err.splitlines()] == ["--temperature", "--repetition-penalty"]
+
+
+def test_max_new_tokens_past_the_context_is_clamped_with_a_note(model_dirs, capsys):
+    root, model, tokenizer = model_dirs
+    context = model.config.max_position_embeddings
+    prompt = "abcd"
+    n = len(tokenizer(prompt)["input_ids"])
+    code, out, err = generate(
+        [root / "plain", "--prompt", prompt, "--max-new-tokens", context * 4, "--temperature", 0], capsys
+    )
+    assert code == 0
+    assert err.splitlines() == [
+        f"--max-new-tokens: {context * 4} would pass the model's {context}-token context "
+        f"after this {n}-token prompt; generating at most {context - n}"
+    ]
+    assert len(tokenizer(out.rstrip("\n"))["input_ids"]) <= context - n + 1
+
+
+def test_a_prompt_that_fills_the_context_is_refused(model_dirs, capsys):
+    root, model, _ = model_dirs
+    context = model.config.max_position_embeddings
+    code, out, err = generate([root / "plain", "--prompt", "x" * (context + 10)], capsys)
+    assert code == 2 and out == ""
+    assert err.startswith("--prompt: ") and f"the model's context is {context} tokens" in err
+    assert len(err.splitlines()) == 1
