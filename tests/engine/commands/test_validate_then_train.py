@@ -13,9 +13,9 @@ import itertools
 import json
 import math
 import random
+import tomllib
 
 import tomli_w
-import tomllib
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
