@@ -38,7 +38,8 @@ class GRPOObjective(PolicyObjective):
         if not self.step_batches:
             draw = super().next_batch
             batches = [draw() for _ in range(self.config.grad_accum)]
-            step_tokens = average_over_ranks(sum(batch["rollout"].response_mask.sum() for batch in batches))
+            tokens = sum(batch["rollout"].response_mask.sum() for batch in batches)
+            step_tokens = average_over_ranks(tokens.clamp(min=1))
             self.step_batches.extend(dict(batch, step_tokens=step_tokens) for batch in batches)
         return self.step_batches.popleft()
 
