@@ -52,6 +52,7 @@ def dpo_loss(
     beta: float,
     loss_type: str = "sigmoid",
     label_smoothing: float = 0.0,
+    lengths: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """DPO loss from summed response log-probabilities, each of shape (B,).
 
@@ -59,11 +60,18 @@ def dpo_loss(
     sigmoid: -log sigmoid(beta h) (eq. 7), with conservative label smoothing eps:
              -(1 - eps) log sigmoid(beta h) - eps log sigmoid(-beta h) (cDPO);
     hinge:   max(0, 1 - beta h) (SLiC, Zhao et al. 2023);
-    ipo:     (h - 1 / (2 beta))^2 (Azar et al. 2023, eq. 17).
+    ipo:     (h - 1 / (2 beta))^2 (Azar et al. 2023, eq. 17), on log-ratios averaged per response
+             token (each divided by its response's token count, `lengths` = (chosen, rejected)), as
+             the IPO authors and TRL read it, so that beta means the same at every length.
     Returns (loss per pair, chosen rewards, rejected rewards) with rewards = beta * log-ratio.
     """
     chosen_ratio = policy_chosen - reference_chosen
     rejected_ratio = policy_rejected - reference_rejected
+    if loss_type in PER_TOKEN_DPO_LOSSES:
+        if lengths is None:
+            raise ValueError(f"the {loss_type} loss needs the responses' token counts (lengths)")
+        chosen_ratio = chosen_ratio / lengths[0].clamp(min=1)
+        rejected_ratio = rejected_ratio / lengths[1].clamp(min=1)
     h = chosen_ratio - rejected_ratio
     losses = DPO_LOSSES[loss_type](h, beta, label_smoothing)
     return losses, beta * chosen_ratio.detach(), beta * rejected_ratio.detach()
@@ -74,6 +82,7 @@ DPO_LOSSES = {
     "hinge": lambda h, beta, eps: torch.relu(1 - beta * h),
     "ipo": lambda h, beta, eps: (h - 1 / (2 * beta)) ** 2,
 }
+PER_TOKEN_DPO_LOSSES = {"ipo"}  # the losses whose log-ratios are averaged per response token
 
 
 # --- PPO: Schulman et al. 2017 (clipped objective), GAE: Schulman et al. 2016 -------------------
@@ -170,13 +179,18 @@ def grpo_loss(
     max_tokens: int = 1,
     ref_logprobs: torch.Tensor | None = None,
     beta: float = 0.0,
+    step_tokens: torch.Tensor | float | None = None,
+    grad_accum: int = 1,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Clipped-ratio GRPO objective per token, aggregated by `loss_type`; returns (loss, clip fraction).
 
     Token loss: -min(rho A, clip(rho, 1 - eps, 1 + eps_high) A) + beta k3 (eq. 3 of DeepSeekMath,
     eps_high from DAPO, Yu et al. 2025, used when > 0). Aggregation: grpo averages each sequence
     over its length then over sequences; dr_grpo sums tokens and divides by a constant
-    (B * max_tokens); dapo averages over all tokens in the batch.
+    (B * max_tokens); dapo averages over every response token of the optimizer step (DAPO eq. 8,
+    TRL's "dapo"): this batch's token sum × grad_accum / `step_tokens` (the step's count over its
+    grad_accum micro-batches), so that the loop's division by grad_accum leaves the step's sum
+    over its token count. Without `step_tokens`, dapo is this batch's token mean (TRL's "bnpo").
     """
     high = epsilon_high if epsilon_high > 0 else epsilon
     ratio = torch.exp(logprobs - old_logprobs)
@@ -186,13 +200,14 @@ def grpo_loss(
     per_token = -torch.minimum(unclipped, clipped)
     if beta and ref_logprobs is not None:
         per_token = per_token + beta * k3_kl(logprobs, ref_logprobs)
-    loss = GRPO_AGGREGATIONS[loss_type](per_token, mask, max_tokens)
+    tokens = mask.sum().clamp(min=1) if step_tokens is None else step_tokens / grad_accum
+    loss = GRPO_AGGREGATIONS[loss_type](per_token, mask, max_tokens, tokens)
     clip_fraction = masked_mean((clipped < unclipped).float(), mask)
     return loss, clip_fraction
 
 
-GRPO_AGGREGATIONS = {
-    "grpo": lambda x, mask, max_tokens: masked_mean(x, mask, dim=1).mean(),
-    "dr_grpo": lambda x, mask, max_tokens: (x * mask).sum() / (x.shape[0] * max_tokens),
-    "dapo": lambda x, mask, max_tokens: masked_mean(x, mask),
+GRPO_AGGREGATIONS = {  # (token losses, mask, max_tokens, this batch's share of the step's tokens)
+    "grpo": lambda x, mask, max_tokens, tokens: masked_mean(x, mask, dim=1).mean(),
+    "dr_grpo": lambda x, mask, max_tokens, tokens: (x * mask).sum() / (x.shape[0] * max_tokens),
+    "dapo": lambda x, mask, max_tokens, tokens: (x * mask).sum() / tokens,
 }

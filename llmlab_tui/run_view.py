@@ -13,29 +13,62 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.events import read_events
+from engine.project import STAGES
 
 MAX_POINTS = 300
 LOG_LINES = 500
 
 
 @dataclass(frozen=True)
+class Line:
+    """A chart line: its label, the event type and key it reads, and the stages that emit it."""
+
+    label: str
+    kind: str  # "metrics" (each logged step) or "eval"
+    key: str
+    stages: tuple[str, ...] = STAGES
+
+
+@dataclass(frozen=True)
 class Chart:
-    """A chart of the monitor: its title and its lines as (label, event type, event key)."""
+    """A chart of the monitor: its title and its lines."""
 
     title: str
-    lines: tuple[tuple[str, str, str], ...]
+    lines: tuple[Line, ...]
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        """The stages whose runs draw this chart."""
+        return tuple(stage for stage in STAGES if any(stage in line.stages for line in self.lines))
 
 
-# Every chart a stage may fill; the monitor shows those with points.
+SUPERVISED, POLICY = ("pretrain", "sft", "dpo"), ("ppo", "grpo")
+
+# Every chart a stage may fill, with the keys its objective emits (engine/objectives/*.py);
+# the monitor shows those with points.
 CHARTS = (
-    Chart("loss", (("train", "metrics", "loss"), ("eval", "eval", "loss"))),
-    Chart("learning rate", (("lr", "metrics", "lr"),)),
-    Chart("grad norm", (("grad norm", "metrics", "grad_norm"),)),
-    Chart("tokens/s", (("tokens/s", "metrics", "tokens_per_s"),)),
-    Chart("reward", (("reward", "metrics", "reward"),)),
-    Chart("KL", (("kl", "metrics", "kl"),)),
-    Chart("DPO accuracy", (("accuracy", "metrics", "accuracy"),)),
-    Chart("DPO margin", (("margin", "metrics", "margin"),)),
+    Chart("loss", (Line("train", "metrics", "loss"), Line("eval", "eval", "loss", SUPERVISED))),
+    Chart("learning rate", (Line("lr", "metrics", "lr"),)),
+    Chart("grad norm", (Line("grad norm", "metrics", "grad_norm"),)),
+    Chart("tokens/s", (Line("tokens/s", "metrics", "tokens_per_s"),)),
+    Chart("reward", (Line("train", "metrics", "reward", POLICY), Line("eval", "eval", "reward", POLICY))),
+    Chart("KL", (Line("kl", "metrics", "kl", POLICY),)),  # GRPO: only with kl_coef > 0
+    Chart("entropy", (Line("entropy", "metrics", "entropy", POLICY),)),
+    Chart(
+        "DPO rewards",
+        (
+            Line("chosen", "metrics", "rewards/chosen", ("dpo",)),
+            Line("rejected", "metrics", "rewards/rejected", ("dpo",)),
+        ),
+    ),
+    Chart(
+        "DPO accuracy",
+        (Line("train", "metrics", "rewards/accuracy", ("dpo",)), Line("eval", "eval", "accuracy", ("dpo",))),
+    ),
+    Chart(
+        "DPO margin",
+        (Line("train", "metrics", "rewards/margin", ("dpo",)), Line("eval", "eval", "margin", ("dpo",))),
+    ),
 )
 
 
@@ -171,7 +204,7 @@ class RunView:
 
     def chart_lines(self, chart: Chart) -> list[tuple[str, list[float], list[float]]]:
         """The chart's lines that have points: (label, steps, values)."""
-        found = [(label, self.series.get((kind, key))) for label, kind, key in chart.lines]
+        found = [(line.label, self.series.get((line.kind, line.key))) for line in chart.lines]
         return [(label, *series.points()) for label, series in found if series is not None]
 
     def progress_text(self) -> str:

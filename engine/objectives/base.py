@@ -15,6 +15,10 @@ then averages gradients across ranks, clips, steps. Rules an objective keeps:
 - `loss` returns the mean loss of its micro-batch and never calls `.item()`: the loop reads
   losses and metrics in one host sync when it logs. Per-step metrics are averaged over the
   micro-batches of a step and emitted flat in the `metrics` event next to the loop's own.
+- A loss that averages over the whole step rather than each micro-batch (GRPO's dapo: every
+  token of the step counts the same) draws the step's `grad_accum` micro-batches together at
+  its first `next_batch`, and each micro-batch's `loss` is its sum × grad_accum / the step's
+  count, so that the loop's division by grad_accum leaves the step's mean.
 - `module` is the `nn.Module` whose trainable parameters (`requires_grad`) the optimizer gets:
   `ctx.model`, a peft model wrapping it, or a module holding the policy and a value head.
   Its parameters must be on `ctx.device`. The loop never calls `module`'s forward itself, so an

@@ -4,7 +4,8 @@ Each micro-batch holds `batch_size` pairs, encoded as prompt + chosen and prompt
 the chat template; only the response tokens (the assistant turns after the prompt, each with its
 end-of-turn token) count toward a sequence's log-probability. The reference is the `reference`
 model, or the starting policy frozen (with LoRA: the same model with its adapters disabled).
-The loss (sigmoid, hinge or ipo, optional label smoothing) is engine.losses.dpo_loss.
+The loss (sigmoid, hinge or ipo, optional label smoothing) is engine.losses.dpo_loss; ipo gets
+each response's token count, as it compares log-ratios averaged per token.
 """
 
 from __future__ import annotations
@@ -73,8 +74,16 @@ class DPOObjective:
         policy = self.sequence_logps(self.module, batch)
         reference = self.reference.run(lambda model: self.sequence_logps(model, batch))
         n = policy.shape[0] // 2
+        lengths = (batch["labels"][:, 1:] != IGNORE).sum(1)  # (2B,) trained tokens of each sequence
         losses, chosen, rejected = dpo_loss(
-            policy[:n], policy[n:], reference[:n], reference[n:], cfg.beta, cfg.loss_type, cfg.label_smoothing
+            policy[:n],
+            policy[n:],
+            reference[:n],
+            reference[n:],
+            cfg.beta,
+            cfg.loss_type,
+            cfg.label_smoothing,
+            lengths=(lengths[:n], lengths[n:]),
         )
         metrics = {
             "rewards/chosen": chosen.mean(),

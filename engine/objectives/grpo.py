@@ -4,13 +4,18 @@ Each rollout samples `group_size` responses for each of `batch_size` prompts in 
 generate call, scores them with the stage's reward, and turns each group's rewards into
 advantages (reward − group mean, scaled by `scale_rewards`). The rollout then yields `epochs`
 passes of mini-batches of `mini_batch_size` responses; each is one micro-batch of the loop,
-trained with the clipped-ratio loss of engine.losses.grpo_loss.
+trained with the clipped-ratio loss of engine.losses.grpo_loss. The `dapo` loss averages over
+every response token of the optimizer step, so the step's `grad_accum` micro-batches are drawn
+together at its first `next_batch`, each carrying the step's token count.
 """
 
 from __future__ import annotations
 
+from collections import deque
+
 import torch
 
+from engine.device import average_over_ranks
 from engine.losses import group_advantages, grpo_loss, k3_kl, masked_mean
 from engine.objectives.policy import PolicyObjective
 from engine.objectives.rollouts import score_tokens
@@ -25,6 +30,18 @@ class GRPOObjective(PolicyObjective):
                 "(the ratio is 1 and advantages average to 0); watch the reward instead",
                 "info",
             )
+        self.step_batches: deque = deque()  # the rest of this step's micro-batches
+
+    def next_batch(self):
+        """This step's next micro-batch; the first draws them all and counts the step's response
+        tokens (over ranks: their mean, so that the loop's gradient average divides by the total)."""
+        if not self.step_batches:
+            draw = super().next_batch
+            batches = [draw() for _ in range(self.config.grad_accum)]
+            tokens = sum(batch["rollout"].response_mask.sum() for batch in batches)
+            step_tokens = average_over_ranks(tokens.clamp(min=1))
+            self.step_batches.extend(dict(batch, step_tokens=step_tokens) for batch in batches)
+        return self.step_batches.popleft()
 
     def _rollout_batches(self):
         cfg = self.config
@@ -68,5 +85,7 @@ class GRPOObjective(PolicyObjective):
             max_tokens=cfg.max_new_tokens,
             ref_logprobs=batch["ref_logps"],
             beta=cfg.kl_coef,
+            step_tokens=batch["step_tokens"],
+            grad_accum=cfg.grad_accum,
         )
         return loss, dict(batch["stats"], clip_fraction=clip_fraction)

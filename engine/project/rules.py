@@ -44,6 +44,7 @@ def validate_project(project: Project) -> list[Problem]:
     for name in STAGES:
         problems += _stage_problems(project, name)
         problems += _decay_problems(project.stage(name), name)
+    problems += _label_smoothing_problems(project.dpo)
     return problems
 
 
@@ -149,6 +150,15 @@ def _stage_problems(project: Project, name: str) -> list[Problem]:
         for i, rule in enumerate(stage.reward_rules):
             problems += _reward_rule_problems(rule, f"{name}.reward_rules[{i}]")
     return problems
+
+
+def _label_smoothing_problems(dpo: Any) -> list[Problem]:
+    """Label smoothing is cDPO's, a term of the sigmoid loss: hinge and ipo would ignore it."""
+    smoothing = dpo.label_smoothing
+    if dpo.loss_type in ("hinge", "ipo") and is_type(smoothing, float) and smoothing != 0:
+        rule = f"only the sigmoid loss uses it; set it to 0 for {dpo.loss_type}, got {smoothing!r}"
+        return [Problem("dpo.label_smoothing", rule)]
+    return []
 
 
 def _fine_tune_problems(stage: FineTuneConfig, name: str) -> list[Problem]:

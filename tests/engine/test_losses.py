@@ -36,7 +36,8 @@ def test_dpo_equals_ln2_when_policy_is_reference():
 def test_dpo_hinge_ipo_and_label_smoothing():
     args = (torch.tensor([0.0]), torch.tensor([-2.0]), torch.tensor([0.0]), torch.tensor([0.0]))  # h = 2
     assert dpo_loss(*args, beta=0.25, loss_type="hinge")[0].item() == pytest.approx(0.5)
-    assert dpo_loss(*args, beta=0.25, loss_type="ipo")[0].item() == pytest.approx((2 - 2) ** 2)
+    one_token = (torch.tensor([1]), torch.tensor([1]))
+    assert dpo_loss(*args, beta=0.25, loss_type="ipo", lengths=one_token)[0].item() == pytest.approx((2 - 2) ** 2)
     smooth = dpo_loss(*args, beta=1.0, label_smoothing=0.1)[0].item()
     expected = -0.9 * math.log(1 / (1 + math.exp(-2))) - 0.1 * math.log(1 / (1 + math.exp(2)))
     assert smooth == pytest.approx(expected, abs=1e-6)
@@ -108,6 +109,52 @@ def test_grpo_loss_aggregations_and_clipping():
     assert dr.item() == pytest.approx(per_token.sum().item() / 6)
     wide, _ = grpo_loss(logps, old, adv, mask, epsilon=0.1, epsilon_high=0.3, loss_type="dapo")
     assert wide.item() == pytest.approx((-1.2 - 1.2 - 1.0 + 1.0) / 4)
+
+
+def test_ipo_averages_each_log_ratio_per_response_token():
+    # chosen: log-ratio 2 over 4 tokens -> 0.5; rejected: -3 over 2 tokens -> -1.5; h = 2
+    policy_chosen, reference_chosen = torch.tensor([-6.0]), torch.tensor([-8.0])
+    policy_rejected, reference_rejected = torch.tensor([-9.0]), torch.tensor([-6.0])
+    lengths = (torch.tensor([4]), torch.tensor([2]))
+    args = (policy_chosen, policy_rejected, reference_chosen, reference_rejected)
+    loss, chosen, rejected = dpo_loss(*args, beta=0.5, loss_type="ipo", lengths=lengths)
+    assert loss.item() == pytest.approx((2 - 1 / (2 * 0.5)) ** 2)  # (h - 1/(2 beta))^2 = 1
+    assert chosen.item() == pytest.approx(0.25) and rejected.item() == pytest.approx(-0.75)
+    # the same per-token ratios at twice the length: the same loss (summed ratios would give (4 - 1)^2)
+    doubled = dpo_loss(*(2 * a for a in args), beta=0.5, loss_type="ipo", lengths=tuple(2 * n for n in lengths))
+    assert doubled[0].item() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="token counts"):
+        dpo_loss(*args, beta=0.5, loss_type="ipo")
+
+
+def test_dapo_over_unequal_micro_batches_equals_one_batch_holding_both():
+    # micro-batch a: 1 row of 3 tokens, b: 2 rows of 1 token; per-token loss = -A * ratio (ratio 1)
+    logps_a, adv_a, mask_a = torch.zeros(1, 3, requires_grad=True), torch.tensor([1.0]), torch.ones(1, 3)
+    logps_b, adv_b = torch.zeros(2, 3, requires_grad=True), torch.tensor([-1.0, -1.0])
+    mask_b = torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+    step_tokens = mask_a.sum() + mask_b.sum()  # 5
+    accumulated = 0.0
+    for logps, adv, mask in ((logps_a, adv_a, mask_a), (logps_b, adv_b, mask_b)):
+        loss, _ = grpo_loss(logps, logps.detach(), adv, mask, 0.2, step_tokens=step_tokens, grad_accum=2)
+        (loss / 2).backward()  # the loop's accumulation
+        accumulated += loss.item() / 2
+    assert accumulated == pytest.approx((-3 + 2) / 5)  # the step's token mean; per micro-batch: (-1 + 1) / 2
+    both = torch.zeros(3, 3, requires_grad=True)
+    loss, _ = grpo_loss(both, both.detach(), torch.cat([adv_a, adv_b]), torch.cat([mask_a, mask_b]), 0.2)
+    loss.backward()
+    assert loss.item() == pytest.approx(accumulated)
+    assert torch.allclose(torch.cat([logps_a.grad, logps_b.grad]), both.grad)
+    assert torch.allclose(both.grad, torch.tensor([[-0.2, -0.2, -0.2], [0.2, 0, 0], [0.2, 0, 0]]))
+
+
+def test_grpo_and_dr_grpo_ignore_the_step_token_count():
+    logps, mask = torch.zeros(2, 2), torch.tensor([[1.0, 1.0], [1.0, 0.0]])
+    adv = torch.tensor([1.0, -1.0])
+    for loss_type, expected in (("grpo", 0.0), ("dr_grpo", (-2 + 1) / 4)):
+        args = (logps, logps, adv, mask, 0.2)
+        plain, _ = grpo_loss(*args, loss_type=loss_type, max_tokens=2)
+        told, _ = grpo_loss(*args, loss_type=loss_type, max_tokens=2, step_tokens=9, grad_accum=2)
+        assert plain.item() == pytest.approx(expected) and told.item() == pytest.approx(expected)
 
 
 def test_k3_is_zero_at_equality_and_positive_otherwise():

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+from engine.project import STAGES
 from llmlab_tui.run_view import CHARTS, RunView, Series, duration, report_lines
 
 STARTED = {
@@ -108,3 +111,33 @@ def test_a_run_reads_back_from_its_metrics_file(tmp_path):
 
 def test_durations():
     assert [duration(s) for s in (0.4, 12, 187, 3725)] == ["0s", "12s", "3m 07s", "1h 02m"]
+
+
+PROMPTS = [{"prompt": "say 7", "answer": "7"}] * 20
+POLICY = dict(batch_size=2, mini_batch_size=2, max_new_tokens=3, reward_rules=["exact_match"], kl_coef=0.05)
+TINY_RUNS = {  # stage: (rows, stage settings): two steps, evaluated at the second
+    "pretrain": ([{"text": "1 2 3 4 5 6 7 8 9 0 " * 4}] * 20, dict(batch_size=2, seq_len=16)),
+    "sft": ([{"prompt": "pick 3", "completion": "say 3"}] * 20, dict(batch_size=2, seq_len=32)),
+    "dpo": ([{"prompt": "pick 1", "chosen": "1", "rejected": "8"}] * 20, dict(batch_size=2, seq_len=32)),
+    "ppo": (PROMPTS, POLICY),
+    "grpo": (PROMPTS, dict(POLICY, group_size=2)),  # kl_coef > 0: GRPO has a KL only with a reference
+}
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_a_tiny_run_of_each_stage_feeds_every_line_of_its_charts(stage, tmp_path):
+    from engine.objectives import build_objective
+    from engine.trainer import Trainer
+    from tests.engine.objectives.helpers import objective_context
+
+    rows, settings = TINY_RUNS[stage]
+    ctx = objective_context(tmp_path, stage, rows, steps=2, eval_every=2, eval_batches=1, warmup_steps=0, **settings)
+    events: list[dict] = []
+    Trainer(ctx, build_objective(ctx), events.append).run()
+    view = RunView()
+    view.apply(events)
+    charts = [chart for chart in CHARTS if stage in chart.stages]
+    for chart in charts:
+        drawn = {label for label, steps, _ in view.chart_lines(chart) if steps}
+        assert drawn == {line.label for line in chart.lines if stage in line.stages}, chart.title
+    assert [chart for chart in CHARTS if view.chart_lines(chart)] == charts

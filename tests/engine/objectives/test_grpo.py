@@ -1,5 +1,6 @@
 """GRPO learns from a rule reward; LoRA GRPO trains the adapters only."""
 
+import pytest
 import torch
 
 from engine.objectives.grpo import GRPOObjective
@@ -68,3 +69,35 @@ def test_health_warnings_fire_once(make_context):
     assert len(warnings) == 4
     assert any("max_new_tokens" in w for w in warnings) and any("zero reward variance" in w for w in warnings)
     assert any(level == "info" and "loss stays near 0" in message for level, message in logs)
+
+
+def test_dapo_weighs_every_token_of_an_accumulated_step_the_same(make_context):
+    """grad_accum 2, two micro-batches of unequal token counts: the loop's accumulated gradient is
+    the gradient of the step's token mean, as if one batch held both (DAPO eq. 8)."""
+    from engine.objectives.rollouts import score_tokens
+    from engine.trainer import Trainer
+
+    ctx = grpo_context(
+        make_context, steps=1, batch_size=1, group_size=4, mini_batch_size=2, max_new_tokens=6, grad_accum=2
+    )
+    objective = GRPOObjective(ctx)
+    objective.reward = lambda prompts, responses, answers: torch.arange(float(len(responses)))
+    trainer = Trainer(ctx, objective)
+    drawn, draw = [], objective.next_batch
+    objective.next_batch = lambda: drawn.append(draw()) or drawn[-1]
+    loss, _, _, _ = trainer.accumulate()
+    accumulated = [p.grad.clone() for p in trainer.params]
+
+    counts = [batch["rollout"].response_mask.sum().item() for batch in drawn]
+    assert len(drawn) == 2 and counts[0] != counts[1]
+    assert all(batch["advantages"].abs().sum() > 0 for batch in drawn)
+    objective.module.zero_grad(set_to_none=True)
+    total = 0.0
+    for batch in drawn:  # one epoch: every ratio is 1 and unclipped, the token loss is -A rho
+        rollout = batch["rollout"]
+        ratio = torch.exp(score_tokens(objective.module, rollout, ctx.config.temperature)[0] - batch["old_logps"])
+        total = total + (-batch["advantages"].unsqueeze(1) * ratio * rollout.response_mask).sum()
+    (total / sum(counts)).backward()
+    assert loss.item() == pytest.approx((total / sum(counts)).item(), abs=1e-6)
+    for grad, param in zip(accumulated, trainer.params):
+        assert torch.allclose(grad, param.grad, atol=1e-6)

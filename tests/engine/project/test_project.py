@@ -167,6 +167,14 @@ BROKEN = [
         "dpo.lora.preset: must be one of minimal, attention_only, ffn_only, all, custom, got 'most'",
     ),
     ({"dpo": {"loss_type": "kto"}}, "dpo.loss_type: must be one of sigmoid, hinge, ipo, got 'kto'"),
+    (
+        {"dpo": {"loss_type": "hinge", "label_smoothing": 0.1}},
+        "dpo.label_smoothing: only the sigmoid loss uses it; set it to 0 for hinge, got 0.1",
+    ),
+    (
+        {"dpo": {"loss_type": "ipo", "label_smoothing": 0.2}},
+        "dpo.label_smoothing: only the sigmoid loss uses it; set it to 0 for ipo, got 0.2",
+    ),
     ({"grpo": {"loss_type": "ppo"}}, "grpo.loss_type: must be one of grpo, dr_grpo, dapo, got 'ppo'"),
     ({"grpo": {"scale_rewards": "all"}}, "grpo.scale_rewards: must be one of group, batch, none, got 'all'"),
     ({"grpo": {"group_size": 1}}, "grpo.group_size: must be at least 2, got 1"),
@@ -226,6 +234,10 @@ BROKEN = [
 @pytest.mark.parametrize("data,line", BROKEN, ids=[line.split(":")[0] for _, line in BROKEN])
 def test_each_broken_input_names_the_field_and_the_rule(data, line):
     assert line in problems_of(data)
+
+
+def test_label_smoothing_is_allowed_with_the_sigmoid_loss():
+    assert problems_of({"dpo": {"loss_type": "sigmoid", "label_smoothing": 0.1}}) == []
 
 
 def test_kv_heads_follow_mqa_and_mha_when_left_out():
