@@ -36,14 +36,25 @@ TEXT = "text"  # every source's text column is renamed to this
 IDS = "input_ids"  # a tokenized source's column
 BUILDERS = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv", ".txt": "text", ".md": "text"}
 BUILDER_OPTIONS = {"text": {"sample_by": "paragraph"}}
+DEMO_SCHEME = "demo:"  # engine.demo_data.DEMO_SCHEME, without importing the demo's generator
 
 
 # --- sources ------------------------------------------------------------------------------------
 
 
+def local_path(path: str, root: Path, where: str = "datasets.path") -> Path:
+    """Where a dataset path points on disk (it may not exist): `demo:…` is the demo's file in the
+    project, written on first use (engine.demo_data.demo_source); anything else is relative to root."""
+    if path.startswith(DEMO_SCHEME):
+        from engine.demo_data import demo_source
+
+        return demo_source(path, root, where)
+    return Path(root) / path
+
+
 def _local_files(path: str, root: Path, where: str) -> tuple[str, list[str]] | None:
     """(builder, files) for a local file or folder; None for a hub id. `where` names the field."""
-    local = root / path
+    local = local_path(path, root, where)
     if local.is_dir():
         files = sorted(p for p in local.rglob("*") if p.suffix in BUILDERS and not p.name.startswith("."))
     elif local.is_file():
