@@ -182,3 +182,14 @@ def test_the_demo_works_from_a_fresh_copy_through_every_command(tmp_path, capsys
     run = ["run", str(root), "--stage", "pretrain", "--device", "cpu"]
     steps = ["pretrain.steps=1", "pretrain.eval_every=1", "pretrain.eval_batches=1", "pretrain.sample_every=0"]
     assert cli(run + [arg for s in steps for arg in ("--set", s)]) == 0, capsys.readouterr().err
+
+
+def test_the_apps_tools_write_the_demo_data_through_the_same_loader(tmp_path):
+    """The Tools' BPE and the app's dataset preview (engine.task_worker) on a fresh copy."""
+    from engine import task_worker
+
+    root = new_project("mine", "demo", tmp_path)
+    assert task_worker.train_tokenizer(str(root))["vocab_size"] > 256
+    assert (root / "data" / "pretrain" / "train.jsonl").is_file() and not (root / "data" / "dpo").exists()
+    examples = task_worker.preview(str(root), "dpo", n=1)["examples"]
+    assert examples and (root / "data" / "dpo" / "train.jsonl").is_file()
