@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 from collections import deque
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -35,14 +36,25 @@ TEXT = "text"  # every source's text column is renamed to this
 IDS = "input_ids"  # a tokenized source's column
 BUILDERS = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv", ".txt": "text", ".md": "text"}
 BUILDER_OPTIONS = {"text": {"sample_by": "paragraph"}}
+DEMO_SCHEME = "demo:"  # engine.demo_data.DEMO_SCHEME, without importing the demo's generator
 
 
 # --- sources ------------------------------------------------------------------------------------
 
 
+def local_path(path: str, root: Path, where: str = "datasets.path") -> Path:
+    """Where a dataset path points on disk (it may not exist): `demo:…` is the demo's file in the
+    project, written on first use (engine.demo_data.demo_source); anything else is relative to root."""
+    if path.startswith(DEMO_SCHEME):
+        from engine.demo_data import demo_source
+
+        return demo_source(path, root, where)
+    return Path(root) / path
+
+
 def _local_files(path: str, root: Path, where: str) -> tuple[str, list[str]] | None:
     """(builder, files) for a local file or folder; None for a hub id. `where` names the field."""
-    local = root / path
+    local = local_path(path, root, where)
     if local.is_dir():
         files = sorted(p for p in local.rglob("*") if p.suffix in BUILDERS and not p.name.startswith("."))
     elif local.is_file():
@@ -55,7 +67,16 @@ def _local_files(path: str, root: Path, where: str) -> tuple[str, list[str]] | N
     if len(builders) != 1 or None in builders:
         found = sorted(map(str, builders))
         raise LLMLabError(f"{where}: {local} must hold files of one kind ({', '.join(BUILDERS)}); found {found}")
+    for file in files:
+        if _is_empty(file):
+            raise LLMLabError(f"{where}: {file} is empty: it has no rows")
     return builders.pop(), [str(p) for p in files]
+
+
+def _is_empty(file: Path) -> bool:
+    """True for a file of no bytes or only whitespace (what datasets fails on with StopIteration)."""
+    size = file.stat().st_size
+    return size == 0 or (size < 4096 and not file.read_bytes().strip())
 
 
 def load_source(ds, root: str | Path = ".", split: str | None = None, field: str = "datasets"):
@@ -72,34 +93,72 @@ def _open(ds, root: Path, split: str, where: str):
     try:
         if local is not None:
             builder, files = local
-            options = BUILDER_OPTIONS.get(builder, {})
-            dataset = datasets.load_dataset(builder, data_files=files, split="train", streaming=ds.streaming, **options)
+            dataset = _load_files(builder, files, ds.streaming)
         else:
             dataset = datasets.load_dataset(ds.path, ds.name or None, split=split, streaming=ds.streaming)
-    except (OSError, ValueError, datasets.exceptions.DatasetsError) as error:  # not found, unreadable, malformed
-        reason = error.__cause__ or error  # DatasetGenerationError wraps the parser's own (e.g. a bad JSON line)
-        raise LLMLabError(f"{where}: cannot load {ds.path!r}: {str(reason).splitlines()[0]}") from error
+    except LOAD_ERRORS as error:
+        name = ds.path if local is None or len(local[1]) == 1 else _bad_file(*local, root)
+        raise LLMLabError(f"{where}: cannot load {str(name)!r}: {_reason(error)}") from error
     return dataset.rename_columns(ds.columns) if ds.columns else dataset
 
 
-def _text_only(dataset, text_field: str, field: str):
-    """The dataset reduced to one column named TEXT."""
+LOAD_ERRORS = (OSError, ValueError, datasets.exceptions.DatasetsError)  # not found, unreadable, malformed
+
+
+def _reason(error: Exception) -> str:
+    reason = error.__cause__ or error  # DatasetGenerationError wraps the parser's own (e.g. a bad JSON line)
+    return (str(reason).splitlines() or [type(reason).__name__])[0]
+
+
+def _load_files(builder: str, files: list[str], streaming: bool = False):
+    options = BUILDER_OPTIONS.get(builder, {})
+    return datasets.load_dataset(builder, data_files=files, split="train", streaming=streaming, **options)
+
+
+def _bad_file(builder: str, files: list[str], root: Path) -> str:
+    """The first of a folder's `files` that fails to load on its own, relative to root when inside."""
+    for file in files:
+        try:
+            _load_files(builder, [file])
+        except LOAD_ERRORS:
+            return os.path.relpath(file, root) if Path(file).is_relative_to(root) else file
+    return os.path.commonpath(files)
+
+
+def _text_only(dataset, text_field: str, field: str, path: str = "the source"):
+    """The dataset reduced to one column named TEXT; a value that is not a string is refused by row."""
     columns = dataset.column_names
     if columns is None:  # a streaming source that does not declare its features
         columns = list(next(iter(dataset), {}))
     if text_field not in columns:
         raise LLMLabError(f"{field}.text_field: no column {text_field!r}; the columns are {columns}")
     dataset = dataset.select_columns([text_field])
-    return dataset if text_field == TEXT else dataset.rename_column(text_field, TEXT)
+    dataset = dataset if text_field == TEXT else dataset.rename_column(text_field, TEXT)
+    where = f"{field}.path: {path}"
+    if isinstance(dataset, datasets.IterableDataset):
+        return dataset.map(lambda batch, rows: _check_texts(batch[TEXT], rows, where), batched=True, with_indices=True)
+    feature = dataset.features[TEXT]
+    if not (isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string")):
+        _check_texts(dataset[TEXT], range(len(dataset)), where)
+    elif dataset.data.column(TEXT).null_count:
+        _check_texts(dataset.data.column(TEXT).to_pylist(), range(len(dataset)), where)
+    return dataset
+
+
+def _check_texts(texts, rows, where: str) -> dict:
+    for text, row in zip(texts, rows):
+        if not isinstance(text, str):
+            raise LLMLabError(f"{where} row {row + 1}: the text is {text!r} ({type(text).__name__}), not a string")
+    return {}
 
 
 def split_heldout(ds, root: str | Path = ".", field: str = "datasets"):
     """(train, heldout) parts of one source, each with a single TEXT column; heldout may be None."""
-    data = _text_only(load_source(ds, root, field=field), ds.text_field, field)
+    data = _text_only(load_source(ds, root, field=field), ds.text_field, field, ds.path)
     if ds.eval_split:
         eval_ds = replace(ds, path=ds.eval_split) if _local_files(ds.path, Path(root), field) else ds
         heldout = _open(eval_ds, Path(root), ds.eval_split, f"{field}.eval_split")
-        return data, _text_only(heldout, ds.text_field, field)
+        return data, _text_only(heldout, ds.text_field, field, ds.eval_split)
     if ds.eval_fraction <= 0:
         return data, None
     if isinstance(data, datasets.IterableDataset):

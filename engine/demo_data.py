@@ -20,10 +20,12 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from engine.project import STAGES, Project
 from engine.project.fileio import atomic_write_text
+from engine.project.problems import LLMLabError
 
 DATA_DIR = "data"
+DEMO_SCHEME = "demo:"  # a dataset path `demo:sft/train.jsonl` is the demo's file, written on first use
+DEMO_SEED = 1337
 SPLITS = ("train", "validation")  # file names that `datasets` maps to splits in a folder
 SETS = ("pretrain", "sft", "dpo", "prompts")  # prompts: PPO and GRPO
 ROWS = {  # (train, held-out) rows per set
@@ -350,7 +352,9 @@ def demo_files(out_dir: str | Path) -> dict[str, Path]:
     return {f"{name}_{split}": out_dir / name / f"{split}.jsonl" for name in SETS for split in SPLITS}
 
 
-def generate_demo_data(out_dir: str | Path, seed: int = 1337, only: Collection[str] | None = None) -> dict[str, Path]:
+def generate_demo_data(
+    out_dir: str | Path, seed: int = DEMO_SEED, only: Collection[str] | None = None
+) -> dict[str, Path]:
     """Write the demo files under `out_dir` (atomically; the same bytes for the same seed).
 
     `only` limits the writing to those names of `demo_files` ("sft_train", ...). Returns every
@@ -364,21 +368,19 @@ def generate_demo_data(out_dir: str | Path, seed: int = 1337, only: Collection[s
     return paths
 
 
-def ensure_demo_data(project: Project) -> list[Path]:
-    """Write the demo files that `project`'s datasets name (as `path` or `eval_split`) and lack.
+def demo_source(path: str, root: str | Path, where: str = "datasets.path") -> Path:
+    """The project file that a `demo:SET/SPLIT.jsonl` dataset path stands for: <root>/data/SET/SPLIT.jsonl,
+    written (with DEMO_SEED, the same bytes every time) when it is missing, never touched when present.
 
-    Call it before loading a project's data or training its tokenizer; existing files are never
-    touched, and a project whose datasets name no demo file gets nothing. Returns the new files.
+    Only a dataset that says `demo:` gets the demo's data; `data/sft/train.jsonl` is a plain file.
     """
-    named = {
-        project.resolve(source).resolve()
-        for stage in STAGES
-        for ds in project.stage(stage).datasets
-        for source in (ds.path, ds.eval_split)
-        if source
-    }
-    paths = demo_files(project.root / DATA_DIR)
-    missing = {name: path for name, path in paths.items() if path.resolve() in named and not path.exists()}
-    if missing:
-        generate_demo_data(project.root / DATA_DIR, project.seed, only=missing)
-    return list(missing.values())
+    name = path.removeprefix(DEMO_SCHEME)
+    out_dir = Path(root) / DATA_DIR
+    known = {file.relative_to(out_dir).as_posix(): key for key, file in demo_files(out_dir).items()}
+    if name not in known:
+        listed = ", ".join(DEMO_SCHEME + k for k in known)
+        raise LLMLabError(f"{where}: {path!r} is not a demo dataset; they are {listed}")
+    target = out_dir / name
+    if not target.is_file():
+        generate_demo_data(out_dir, DEMO_SEED, only=[known[name]])
+    return target

@@ -93,11 +93,12 @@ class RewardModel:
         try:  # the setting is always passed: transformers never asks on stdin whether to run code
             self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
             self.model = AutoModelForSequenceClassification.from_pretrained(path, trust_remote_code=trust_remote_code)
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError) as error:  # offline hub id, not a model, a causal LM, ...
             lines = str(error).strip().splitlines()
-            raise LLMLabError(
-                f"reward_model: cannot load {source!r}: {lines[0] if lines else type(error).__name__}"
-            ) from error
+            reason = lines[0] if lines else type(error).__name__
+            if reason.startswith("Unrecognized configuration class"):
+                reason = "it is not a sequence-classification model (a causal LM cannot score (prompt, response) pairs)"
+            raise LLMLabError(f"reward_model: cannot load {source!r}: {reason}") from error
         self.model.to(device).eval()
         self.device = device
         self.batch_size = batch_size

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.data import load_source
+from engine.data import load_source, local_path
 from engine.project.problems import LLMLabError
 
 Converter = Callable[[list[dict], str], list[Any]]  # (rows, source name) -> items
@@ -43,7 +43,7 @@ def load_items(
         where = f"{field}[{i}]"
         items = convert(_rows(load_source(ds, root, field=where), max_items), ds.path)
         if ds.eval_split:
-            eval_ds = replace(ds, path=ds.eval_split) if (root / ds.path).exists() else ds
+            eval_ds = replace(ds, path=ds.eval_split) if local_path(ds.path, root, where).exists() else ds
             heldout = convert(_rows(load_source(eval_ds, root, split=ds.eval_split, field=where), max_items), ds.path)
             train = items
         else:

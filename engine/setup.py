@@ -24,7 +24,6 @@ import transformers
 
 from engine import device as dev
 from engine.checkpoints import load_trainer_state
-from engine.demo_data import ensure_demo_data
 from engine.events import log
 from engine.factory import build_model, load_model
 from engine.lora import merged_start
@@ -60,7 +59,6 @@ def train_stage(
     """
     transformers.utils.logging.disable_progress_bar()  # events report checkpoints
     project = load_project(project_path, overrides)
-    ensure_demo_data(project)  # the demo writes its data files when they are missing
     config = project.stage(stage)
     check_available(stage)
     ranks = dev.distributed_from_env()

@@ -6,7 +6,8 @@ evaluation every 250 steps) is trained by `engine.worker.run`, the same path as 
 nanoGPT's README reaches a validation loss of about 1.88 with this recipe (~120 s on 2 cores).
 The parts the recipe leaves open are ours: RoPE, RMSNorm, a 4× ReLU MLP (measured on this
 machine: ReLU reached 1.66 where GELU reached 1.74, and its step is ~10% cheaper on the CPU).
-The held-out set is the last 10% of the paragraphs, 20 fixed batches.
+The held-out set is the last 10% of the paragraphs, 20 fixed batches. The data (Karpathy's
+tinyshakespeare.txt, 1.1 MB, public domain) ships in engine/bench/data.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import tomli_w
 from engine.bench import common
 from engine.commands import add_overrides
 
-DATA = Path("..") / "shared" / "data" / "tinyshakespeare.txt"
+DATA = Path(__file__).parent / "data" / "tinyshakespeare.txt"  # shipped with the package (public domain)
 TARGET_LOSS = 1.89
 NANOGPT_SECONDS = 120.0
 
@@ -65,7 +66,7 @@ RECIPE = {
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("shakespeare", help="nanoGPT's CPU recipe on tiny Shakespeare (val loss, wall time)")
-    parser.add_argument("path", nargs="?", help=f"tinyshakespeare.txt (default: {DATA} from the repo or the CWD)")
+    parser.add_argument("path", nargs="?", help="a text file (default: the shipped engine/bench/data copy)")
     add_overrides(parser, "pretrain.steps=200")
     parser.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when present, else cpu")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
@@ -76,11 +77,7 @@ def register(subparsers) -> None:
 def find_data(path: str | None) -> Path:
     from engine.project.problems import LLMLabError
 
-    if path:
-        candidates = [Path(path)]
-    else:
-        repo = Path(__file__).resolve().parents[2]
-        candidates = [Path.cwd() / DATA, repo / DATA]
+    candidates = [Path(path)] if path else [DATA]
     for candidate in candidates:
         if candidate.is_file():
             return candidate.resolve()

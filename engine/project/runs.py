@@ -12,7 +12,16 @@ import re
 import time
 from pathlib import Path
 
-from engine.project.layout import FINAL, METRICS_FILE, RUNS_DIR, STEP_NAME, TRAINER_STATE
+from engine.project.layout import (
+    ADAPTER_CONFIG,
+    FINAL,
+    METRICS_FILE,
+    MODEL_CONFIG,
+    RUNS_DIR,
+    STEP_NAME,
+    TRAINER_STATE,
+    model_kind,
+)
 from engine.project.problems import LLMLabError
 from engine.project.run_lock import holder
 from engine.project.schema import STAGES, Project
@@ -109,6 +118,8 @@ def resolve_init(project: Project, init: str, field: str = "init") -> Path:
             f"{field}: {init!r} is neither a stage ({', '.join(STAGES)}) "
             f"nor an existing model directory{f' ({path})' if path else ''}"
         )
+    if model_kind(path) is None:
+        raise LLMLabError(f"{field}: {path} is not a model directory (no {MODEL_CONFIG} or {ADAPTER_CONFIG})")
     return path
 
 

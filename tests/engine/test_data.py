@@ -259,3 +259,44 @@ def test_pretraining_data_builds_train_and_fixed_eval_batches(tmp_path):
     assert eval_docs and eval_docs <= set(range(40, 50)) and train_docs == set(range(40))
     again = pretraining_data(project, byte_tokenizer())
     assert all(torch.equal(a.input_ids, b.input_ids) for a, b in zip(data.eval, again.eval))
+
+
+# --- bad data: one line naming the field, the file and the row -----------------------------------
+
+
+@pytest.mark.parametrize("content", ["", "\n  \n"])
+@pytest.mark.parametrize("as_eval", [False, True])
+def test_an_empty_file_is_named_not_a_stop_iteration(tmp_path, content, as_eval):
+    write_jsonl(tmp_path / "good.jsonl", [{"text": t} for t in DOCS[:5]])
+    (tmp_path / "empty.jsonl").write_text(content)
+    ds = DatasetConfig(path="good.jsonl", eval_split="empty.jsonl") if as_eval else DatasetConfig(path="empty.jsonl")
+    with pytest.raises(LLMLabError, match=r"datasets\.(eval_split|path): .*empty\.jsonl is empty") as caught:
+        split_heldout(ds, tmp_path)
+    assert "\n" not in str(caught.value)
+
+
+def test_an_empty_sft_file_is_named(tmp_path):
+    from engine.formats import rows_to_conversations
+    from engine.rows import load_items
+
+    (tmp_path / "sft.jsonl").write_text("")
+    with pytest.raises(LLMLabError, match=r"sft\.datasets\[0\]\.path: .*sft\.jsonl is empty"):
+        load_items([DatasetConfig(path="sft.jsonl")], tmp_path, rows_to_conversations, "sft.datasets")
+
+
+@pytest.mark.parametrize("value", [None, 5])
+@pytest.mark.parametrize("streaming", [False, True])
+def test_a_text_that_is_not_a_string_names_the_file_and_row(tmp_path, value, streaming):
+    write_jsonl(tmp_path / "bad.jsonl", [{"text": "fine"}, {"text": "also fine"}, {"text": value}])
+    with pytest.raises(LLMLabError, match=rf"datasets\.path: bad\.jsonl row 3: the text is {value}"):
+        train, _ = split_heldout(DatasetConfig(path="bad.jsonl", eval_fraction=0.0, streaming=streaming), tmp_path)
+        list(token_mixture([train], [1.0], byte_tokenizer(), seed=0, single_pass=True))
+
+
+def test_a_folder_with_one_bad_file_names_the_file(tmp_path):
+    (tmp_path / "folder").mkdir()
+    write_jsonl(tmp_path / "folder" / "a.jsonl", [{"text": "fine"}])
+    (tmp_path / "folder" / "b.jsonl").write_text('{"text": "broken"\n')
+    write_jsonl(tmp_path / "folder" / "c.jsonl", [{"text": "fine"}])
+    with pytest.raises(LLMLabError, match=r"cannot load '.*folder/b\.jsonl': .*JSON"):
+        load_source(DatasetConfig(path="folder"), tmp_path)

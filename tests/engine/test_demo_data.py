@@ -10,7 +10,9 @@ import pytest
 
 from engine import formats
 from engine.cli import main as cli
+from engine.data import load_source
 from engine.demo_data import (
+    DEMO_SEED,
     FILLERS,
     QUESTIONS,
     ROWS,
@@ -20,12 +22,13 @@ from engine.demo_data import (
     answer_start,
     demo_files,
     demo_rows,
-    ensure_demo_data,
     format_answer,
     generate_demo_data,
 )
-from engine.project import load_project, new_project, validate_project
+from engine.project import DatasetConfig, load_project, new_project, validate_project
+from engine.project.problems import LLMLabError
 from engine.rewards import build_rule
+from engine.rows import load_items
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "engine" / "project" / "templates" / "demo.toml"
@@ -142,26 +145,51 @@ def test_demo_project_is_the_template_and_validates():
         assert validate_project(load_project(REPO / "projects" / name)) == []
 
 
-def test_ensure_demo_data_writes_only_missing_named_files(tmp_path):
+def test_a_demo_dataset_is_written_on_first_use_and_never_touched(tmp_path):
     root = new_project("mine", "demo", tmp_path)
-    project = load_project(root)
-    written = ensure_demo_data(project)
-    named = {
-        project.resolve(p)
-        for stage in ("pretrain", "sft", "dpo", "ppo", "grpo")
-        for ds in project.stage(stage).datasets
-        for p in (ds.path, ds.eval_split)
-    }
-    assert set(written) == named == set(demo_files(root / "data").values())
-    expected = generate_demo_data(tmp_path / "fresh", project.seed)
-    assert (root / "data" / "sft" / "train.jsonl").read_bytes() == expected["sft_train"].read_bytes()
-    assert ensure_demo_data(project) == []
-    (root / "data" / "dpo" / "train.jsonl").write_text("mine\n")
-    (root / "data" / "sft" / "validation.jsonl").unlink()
-    assert ensure_demo_data(project) == [root / "data" / "sft" / "validation.jsonl"]
-    assert (root / "data" / "dpo" / "train.jsonl").read_text() == "mine\n"
+    assert not (root / "data").exists()
+    rows = load_source(DatasetConfig(path="demo:sft/train.jsonl"), root)
+    written = root / "data" / "sft" / "train.jsonl"
+    assert sorted(p for p in (root / "data").rglob("*") if p.is_file()) == [written]  # only the file named
+    expected = generate_demo_data(tmp_path / "fresh", DEMO_SEED)
+    assert written.read_bytes() == expected["sft_train"].read_bytes() and len(rows) == ROWS["sft"][0]
+    written.write_text('{"messages": [{"role": "user", "content": "mine"}]}\n')
+    assert len(load_source(DatasetConfig(path="demo:sft/train.jsonl"), root)) == 1  # never overwritten
+    with pytest.raises(LLMLabError, match="'demo:sft/test.jsonl' is not a demo dataset; they are demo:pretrain"):
+        load_source(DatasetConfig(path="demo:sft/test.jsonl"), root)
 
 
-def test_ensure_demo_data_leaves_other_projects_alone(tmp_path):
-    project = load_project(new_project("hub", "blank", tmp_path))
-    assert ensure_demo_data(project) == [] and not (project.root / "data").exists()
+def test_a_plain_path_never_gets_demo_data(tmp_path, capsys):
+    """A project naming data/pretrain/train.jsonl (the old demo paths) and lacking it: one line, no data."""
+    root = new_project("mine", "demo", tmp_path)
+    (root / "project.toml").write_text((root / "project.toml").read_text().replace('"demo:', '"data/'))
+    capsys.readouterr()
+    assert cli(["run", str(root), "--stage", "pretrain", "--set", "pretrain.steps=1", "--device", "cpu"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "\n" not in error and "no such file or folder" in error and "data/pretrain/train.jsonl" in error, error
+    assert not (root / "data").exists()
+    with pytest.raises(LLMLabError, match=r"sft\.datasets\[0\]\.path: no such file or folder: .*data/sft/train"):
+        load_items(load_project(root).sft.datasets, root, formats.rows_to_conversations, "sft.datasets")
+    assert not (root / "data").exists()
+
+
+def test_the_demo_works_from_a_fresh_copy_through_every_command(tmp_path, capsys):
+    root = new_project("mine", "demo", tmp_path)
+    assert cli(["tokenizer", "train", str(root)]) == 0, capsys.readouterr().err
+    assert (root / "data" / "pretrain" / "train.jsonl").is_file()
+    assert cli(["preview", str(root), "--stage", "sft"]) == 0, capsys.readouterr().err
+    assert (root / "data" / "sft" / "train.jsonl").is_file()
+    run = ["run", str(root), "--stage", "pretrain", "--device", "cpu"]
+    steps = ["pretrain.steps=1", "pretrain.eval_every=1", "pretrain.eval_batches=1", "pretrain.sample_every=0"]
+    assert cli(run + [arg for s in steps for arg in ("--set", s)]) == 0, capsys.readouterr().err
+
+
+def test_the_apps_tools_write_the_demo_data_through_the_same_loader(tmp_path):
+    """The Tools' BPE and the app's dataset preview (engine.task_worker) on a fresh copy."""
+    from engine import task_worker
+
+    root = new_project("mine", "demo", tmp_path)
+    assert task_worker.train_tokenizer(str(root))["vocab_size"] > 256
+    assert (root / "data" / "pretrain" / "train.jsonl").is_file() and not (root / "data" / "dpo").exists()
+    examples = task_worker.preview(str(root), "dpo", n=1)["examples"]
+    assert examples and (root / "data" / "dpo" / "train.jsonl").is_file()

@@ -98,3 +98,27 @@ def test_reward_model_loads_by_path_like_a_hub_id_and_scores_pairs(tiny_reward_m
     assert paired.count(model.tokenizer.sep_token_id) == 2  # given to the model as a text pair
     combined = Reward([build_rule("exact_match")], model)(prompts, responses, ["The answer is four.", "x", "five"])
     assert torch.allclose(combined, scores + torch.tensor([1.0, 0.0, 0.0]))
+
+
+def test_a_causal_lm_or_an_offline_hub_id_as_reward_model_is_one_line(tmp_path, monkeypatch):
+    from engine.factory import build_model
+    from engine.project import load_project
+    from engine.tokenizer import byte_tokenizer
+    from tests.tiny_project import make_project
+
+    root = make_project(tmp_path / "p")
+    tokenizer = byte_tokenizer()
+    build_model(load_project(root), tokenizer).save_pretrained(root / "lm")
+    tokenizer.save_pretrained(root / "lm")
+    with pytest.raises(LLMLabError) as error:
+        RewardModel("lm", root, torch.device("cpu"))
+    assert error.value.lines == [
+        "reward_model: cannot load 'lm': it is not a sequence-classification model "
+        "(a causal LM cannot score (prompt, response) pairs)"
+    ]
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # no network in tests
+    with pytest.raises(LLMLabError, match=r"^reward_model: cannot load 'nobody/no-such-reward-model': ") as error:
+        RewardModel("nobody/no-such-reward-model", root, torch.device("cpu"))
+    assert len(error.value.lines) == 1

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+import engine.bench
 from engine.bench.shakespeare import RECIPE, _EvalLosses, find_data, run_bench
 from engine.project.problems import LLMLabError
 
@@ -30,6 +33,13 @@ def test_a_short_run_reports_its_evaluations(tmp_path):
     assert list(result["eval_losses"]) == [2, 4] and result["steps"] == 4
     assert result["val_loss"] == result["eval_losses"][4] and result["precision"] == "fp32"
     assert result["tokens_per_s"] > 0 and result["total_seconds"] >= result["train_seconds"]
+
+
+def test_the_default_data_ships_with_the_package():
+    path = find_data(None)
+    assert path.is_file() and path.stat().st_size > 1_000_000
+    assert "shared" not in path.parts and path.is_relative_to(Path(engine.bench.__file__).parent)
+    assert path.read_text().startswith("First Citizen:")
 
 
 def test_a_missing_file_is_named():

@@ -94,9 +94,18 @@ def test_resolve_init_by_stage_takes_the_newest_finished_run(project):
 
 def test_resolve_init_by_path(project, tmp_path_factory):
     (project.root / "models" / "base").mkdir(parents=True)
+    (project.root / "models" / "base" / "config.json").write_text("{}")
     assert resolve_init(project, "models/base") == project.root / "models" / "base"
     elsewhere = tmp_path_factory.mktemp("elsewhere")
+    (elsewhere / "adapter_config.json").write_text("{}")
     assert resolve_init(project, str(elsewhere)) == elsewhere
+    (project.root / "notes").mkdir()
+    (project.root / "notes" / "readme.txt").write_text("not a model")
+    with pytest.raises(LLMLabError) as error:  # blamed on the init, not on tokenizer.source
+        resolve_init(project, "notes", field="sft.init")
+    assert error.value.lines == [
+        f"sft.init: {project.root / 'notes'} is not a model directory (no config.json or adapter_config.json)"
+    ]
     with pytest.raises(LLMLabError) as error:
         resolve_init(project, "models/nope", field="sft.init")
     assert error.value.lines == [
