@@ -7,7 +7,7 @@ and its state tells the truth.
 - Two resumes at once: the second is refused, naming the first's pid.
 - A full disk (a small tmpfs when this machine lets the test mount one, else ENOSPC injected into
   the checkpoint writes): one line, nothing corrupt, and the run resumes once there is space.
-- lr = 1e3: the run stops as "diverged" with exit 3, and the next stage refuses to start from it.
+- lr = 1e8: the run stops as "diverged" with exit 3, and the next stage refuses to start from it.
 
 Children come from a forkserver that imported the engine once, so each is a real process
 (SIGKILL-able, its own lock) that starts in milliseconds.
@@ -232,17 +232,19 @@ def test_an_exploding_lr_ends_diverged_with_exit_3_and_the_next_stage_refuses_it
     template, _ = unbroken
     project = tmp_path / "p"
     shutil.copytree(template, project)
-    sets = [
+    sets = [  # validate refuses lr x weight_decay >= 1 up front, so no decay: the lr alone blows up
         "--set",
-        "pretrain.lr=1e3",
+        "pretrain.lr=1e8",
         "--set",
         "pretrain.warmup_steps=0",
         "--set",
         "pretrain.grad_clip=0",
         "--set",
+        "pretrain.optimizer.weight_decay=0",
+        "--set",
         "pretrain.steps=60",
         "--set",
-        "pretrain.save_every=5",
+        "pretrain.save_every=1",
     ]
     assert main(["run", str(project), "--stage", "pretrain", *sets]) == 3
     out = capsys.readouterr().out

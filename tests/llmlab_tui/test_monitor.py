@@ -97,7 +97,7 @@ async def test_reopening_shows_the_last_run_and_follows_one_still_running(projec
 async def _follow_the_live_run(app, live: Path) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         monitor = await open_monitor(pilot)
-        await wait_for(pilot, lambda: monitor.view.step == 1, delay=0.05)
+        await wait_for(pilot, lambda: monitor.view.step == 1, tries=600, delay=0.05)  # a busy machine is slow
         assert (monitor.view.stage, monitor.view.state) == ("sft", "running")
         with open(live, "a") as f:  # the process that still writes it goes on
             f.write(
@@ -106,9 +106,10 @@ async def _follow_the_live_run(app, live: Path) -> None:
                 + json.dumps({"type": "finished", "status": "stopped", "report": REPORT})
                 + "\n"
             )
-        await wait_for(pilot, lambda: monitor.view.state == "stopped", delay=0.05)
+        await wait_for(pilot, lambda: monitor.view.state == "stopped", tries=600, delay=0.05)
         assert [x for x in monitor.view.series[("metrics", "loss")].points()[0]] == [1, 2]
-        await wait_for(pilot, lambda: "step 2/20,000" in str(monitor.query_one("#progress-text").render()))
+        progress = lambda: str(monitor.query_one("#progress-text").render())
+        await wait_for(pilot, lambda: "step 2/20,000" in progress(), tries=600, delay=0.05)
 
 
 async def test_a_failing_run_shows_its_traceback_and_the_app_keeps_working(projects_dir: Path):
