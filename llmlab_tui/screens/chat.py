@@ -199,6 +199,8 @@ class ChatScreen(ProjectScreen):
             await self._end_stream()
             self.history.append({"role": "assistant", "content": event["text"]})
             status = f"{event['tokens']} tokens at {event['tokens_per_s']:.1f} tokens/s"
+            if event.get("note"):  # e.g. max_new_tokens cut to what the model's context leaves
+                status += f" · {event['note']}"
             if event.get("stopped"):
                 status += " · stopped"
                 if markdown is not None:
