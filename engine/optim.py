@@ -1,7 +1,7 @@
 """Optimizers and learning-rate schedules: a stage's [optimizer] and [scheduler] tables → torch.
 
 `build_optimizer(model, cfg, lr)` gives one `torch.optim.Optimizer` for every name in
-OPTIMIZER_DEFAULTS (engine/project.py), through the BUILDERS registry; `build_scheduler` gives a
+OPTIMIZER_DEFAULTS (engine/project/schema.py), through the BUILDERS registry; `build_scheduler` gives a
 LambdaLR driven by the pure `lr_at`, which the app's preview and the tests call too. Parameter
 groups are named (torch's `param_names`), so tests and logs can say which tensor went where.
 
