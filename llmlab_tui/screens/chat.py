@@ -24,6 +24,7 @@ from llmlab_tui.messages import WorkerEvents, WorkerExited
 from llmlab_tui.model_dirs import has_chat_template, model_dirs
 from llmlab_tui.screens.base import ProjectScreen
 from llmlab_tui.widgets.nav import NavBar
+from llmlab_tui.widgets.ordered_input import OrderedInput
 from llmlab_tui.widgets.pickers import model_picker, update_options
 
 JOB = "chat"
@@ -63,9 +64,9 @@ class ChatScreen(ProjectScreen):
         with Horizontal(id="chat-settings"):
             for key, label, default, _ in SETTINGS:
                 yield Label(label, classes="setting-label")
-                yield Input(default, compact=True, id=f"chat-{key}", classes="setting")
+                yield OrderedInput(default, compact=True, id=f"chat-{key}", classes="setting")
         yield VerticalScroll(id="chat-log", can_focus=False)
-        yield Input(placeholder="message, then Enter", compact=True, id="chat-input")
+        yield OrderedInput(placeholder="message, then Enter", compact=True, id="chat-input")
         yield Label("", id="chat-status")
         yield Footer()
 

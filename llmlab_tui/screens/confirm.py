@@ -11,6 +11,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Input, Label, Select, Static
 
 from engine.project import LLMLabError
+from llmlab_tui.widgets.ordered_input import OrderedInput
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -59,7 +60,7 @@ class NameScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(self.title_text, classes="dialog-question")
-            yield Input(placeholder="name, then Enter", id="name")
+            yield OrderedInput(placeholder="name, then Enter", id="name")
             if self.templates:
                 with Horizontal(classes="field-line"):
                     yield Label("template", classes="field-label")

@@ -24,6 +24,7 @@ from llmlab_tui.messages import WorkerEvents
 from llmlab_tui.model_dirs import ModelDir, model_dirs
 from llmlab_tui.screens.base import ProjectScreen
 from llmlab_tui.widgets.nav import NavBar
+from llmlab_tui.widgets.ordered_input import OrderedInput
 from llmlab_tui.widgets.pickers import model_picker, update_options
 
 JOB = "tool"
@@ -49,7 +50,7 @@ class ToolsScreen(ProjectScreen):
             yield Label("Merge LoRA adapters into a full model", classes="field-set-title")
             yield from _row("adapter", model_picker(adapters, "no adapter run yet", "merge-adapter"))
             yield from _row(
-                "out dir", Input(placeholder="blank: beside it, <name>-merged", compact=True, id="merge-out")
+                "out dir", OrderedInput(placeholder="blank: beside it, <name>-merged", compact=True, id="merge-out")
             )
             yield from _row(
                 "--overwrite", Checkbox("replace an earlier merge there", compact=True, id="merge-overwrite")
@@ -59,7 +60,9 @@ class ToolsScreen(ProjectScreen):
             yield from _row("model", model_picker(full, "no model yet", "export-model"))
             yield from _row(
                 "out dir",
-                Input(placeholder=f"blank: {EXPORT_DIR}/<run>-<checkpoint>-llama", compact=True, id="export-out"),
+                OrderedInput(
+                    placeholder=f"blank: {EXPORT_DIR}/<run>-<checkpoint>-llama", compact=True, id="export-out"
+                ),
             )
             yield from _row(
                 "--overwrite", Checkbox("replace an earlier export there", compact=True, id="export-overwrite")

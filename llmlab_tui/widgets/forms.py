@@ -22,6 +22,7 @@ from textual.widgets import Checkbox, Input, Label, Select, Static
 
 from engine.project import Problem, project_to_dict
 from engine.project.overrides import format_value, parse_value
+from llmlab_tui.widgets.ordered_input import OrderedInput
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ def _editor(spec: FieldSpec, widget_id: str) -> Widget:
     if isinstance(spec.value, bool):
         return Checkbox(value=spec.value, compact=True, id=widget_id)
     text = spec.value if isinstance(spec.value, str) else format_value(spec.value)
-    return Input(text, compact=True, id=widget_id)
+    return OrderedInput(text, compact=True, id=widget_id)
 
 
 class FieldSet(Vertical):
