@@ -10,7 +10,8 @@ from engine import bench
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "bench", help="run a benchmark (train, generate, shakespeare, pipeline; the app's start: `llmlab bench tui`)"
+        "bench",
+        help="run a benchmark (train, generate, shakespeare, components, pipeline; the app: `llmlab bench tui`)",
     )
     benches = parser.add_subparsers(dest="bench", required=True, metavar="BENCH")
     for info in sorted(pkgutil.iter_modules(bench.__path__), key=lambda m: m.name):

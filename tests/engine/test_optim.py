@@ -404,3 +404,18 @@ def test_state_dict_round_trip_gives_identical_next_steps(name):
     assert resumed == unbroken
     for a, b in zip(model.parameters(), model2.parameters()):
         assert torch.equal(a, b)
+
+
+def test_adafactors_defaults_take_steps_of_the_stage_lr_not_of_the_weights_size():
+    # torch's Adafactor scales a step by max(eps2, RMS(param)); at its eps2 1e-3 a weight at
+    # RMS 0.02 moved 50x less than the stage lr (issue #13): the default eps2 1 floors it at 1
+    weight = nn.Parameter(torch.randn(64, 64) * 0.02)
+    model = nn.Sequential(nn.Linear(64, 64, bias=False))
+    model[0].weight = weight
+    cfg = OptimizerConfig(name="adafactor", options=dict(OPTIMIZER_DEFAULTS["adafactor"]))
+    optimizer = build_optimizer(model, cfg, 1e-3)
+    before = weight.detach().clone()
+    model(torch.randn(8, 64)).pow(2).sum().backward()
+    optimizer.step()
+    moved = (weight.detach() - before).pow(2).mean().sqrt().item()
+    assert 0.5e-3 < moved <= 1.01e-3

@@ -47,15 +47,18 @@ def test_alibi_bias_is_minus_slope_times_distance_with_causal_minus_infinity():
     assert torch.equal(alibi.bias(9, 9, torch.device("cpu"), torch.float32)[:, :5, :5], bias)
 
 
-def test_sinusoidal_table_follows_vaswani():
-    encoding = Sinusoidal(config(hidden_size=10, num_attention_heads=2))
+def test_sinusoidal_table_follows_vaswani_at_the_token_embeddings_size():
+    cfg = config(hidden_size=10, num_attention_heads=2)
+    encoding = Sinusoidal(cfg)
     hidden = torch.zeros(1, 7, 10)
     table = encoding.embed(hidden, None, 0)[0]
+    scale = cfg.initializer_range * math.sqrt(2)  # RMS of the rows = the embeddings' init std
     for pos in range(7):
         for i in range(5):
             angle = pos / 10000 ** (2 * i / 10)
-            assert table[pos, 2 * i].item() == pytest.approx(math.sin(angle), abs=1e-6)
-            assert table[pos, 2 * i + 1].item() == pytest.approx(math.cos(angle), abs=1e-6)
+            assert table[pos, 2 * i].item() == pytest.approx(scale * math.sin(angle), abs=1e-7)
+            assert table[pos, 2 * i + 1].item() == pytest.approx(scale * math.cos(angle), abs=1e-7)
+    assert table.pow(2).mean().sqrt().item() == pytest.approx(cfg.initializer_range, rel=1e-5)
 
 
 def test_tables_grow_past_max_positions_with_the_same_values():
