@@ -27,6 +27,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 
+from engine.demo_data import DEMO_SCHEME, demo_source
 from engine.packing import PackedBatch, PackedBatches
 from engine.project import DatasetConfig
 from engine.project.problems import LLMLabError
@@ -36,7 +37,6 @@ TEXT = "text"  # every source's text column is renamed to this
 IDS = "input_ids"  # a tokenized source's column
 BUILDERS = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv", ".txt": "text", ".md": "text"}
 BUILDER_OPTIONS = {"text": {"sample_by": "paragraph"}}
-DEMO_SCHEME = "demo:"  # engine.demo_data.DEMO_SCHEME, without importing the demo's generator
 
 
 # --- sources ------------------------------------------------------------------------------------
@@ -46,8 +46,6 @@ def local_path(path: str, root: Path, where: str = "datasets.path") -> Path:
     """Where a dataset path points on disk (it may not exist): `demo:…` is the demo's file in the
     project, written on first use (engine.demo_data.demo_source); anything else is relative to root."""
     if path.startswith(DEMO_SCHEME):
-        from engine.demo_data import demo_source
-
         return demo_source(path, root, where)
     return Path(root) / path
 

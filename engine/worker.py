@@ -24,6 +24,7 @@ terminal closes; a later app (or `llmlab stop RUN`) reaches it through its run f
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
@@ -94,8 +95,10 @@ class _Emitter:
             try:
                 self.log.write(event)
             except OSError as error:  # a full disk: say so once; the queue still hears the rest
-                path, self.log = self.log.path, None
-                raise (disk_full(error, path) or error) from error
+                log, self.log = self.log, None
+                with contextlib.suppress(OSError):
+                    log.close()
+                raise (disk_full(error, log.path) or error) from error
 
     def close(self) -> None:
         if self.log is not None:

@@ -21,10 +21,15 @@ ROUNDS = 5
 
 
 def add_arguments(parser, rounds: int = ROUNDS) -> None:
-    """The options every comparison bench takes: rounds, device, threads, --json."""
+    """The options every comparison bench takes: rounds, then the machine options."""
     parser.add_argument("--rounds", type=int, default=rounds, help=f"timed rounds of each side (default {rounds})")
+    add_machine_arguments(parser)
+
+
+def add_machine_arguments(parser) -> None:
+    """The options every bench takes: device, threads, --json (what `setup` and `report` read)."""
     parser.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when present, else cpu")
-    parser.add_argument("--threads", type=int, help="torch CPU threads for both sides (default: torch's choice)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
 
 

@@ -43,9 +43,7 @@ def register(subparsers) -> None:
         help=f"the parts to vary (default all: {', '.join(PARTS)})",
     )
     parser.add_argument("--eval-batches", type=int, default=20, help="held-out batches (default 20, the recipe's)")
-    parser.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when present, else cpu")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the tables")
+    common.add_machine_arguments(parser)
     parser.set_defaults(func=main)
 
 

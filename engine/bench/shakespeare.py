@@ -68,9 +68,7 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("shakespeare", help="nanoGPT's CPU recipe on tiny Shakespeare (val loss, wall time)")
     parser.add_argument("path", nargs="?", help="a text file (default: the shipped engine/bench/data copy)")
     add_overrides(parser, "pretrain.steps=200")
-    parser.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when present, else cpu")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    common.add_machine_arguments(parser)
     parser.set_defaults(func=main)
 
 

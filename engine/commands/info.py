@@ -49,7 +49,10 @@ def describe(project: Project, stage: str = "pretrain") -> list[str]:
         f"  {'':<12}{'bf16':>10}{'fp32':>10}",
     ]
     table = sizing.training_memory(project, vocab, stage)
-    lines += [f"  {row:<12}{_bytes(table['bf16'][row]):>10}{_bytes(table['fp32'][row]):>10}" for row in MEMORY_ROWS]
+    lines += [
+        f"  {row:<12}{sizing.format_bytes(table['bf16'][row]):>10}{sizing.format_bytes(table['fp32'][row]):>10}"
+        for row in MEMORY_ROWS
+    ]
     return lines + _runs(project)
 
 
@@ -78,10 +81,3 @@ def _count(n: float) -> str:
         if n >= size:
             return f"{n / size:.2f}{unit}"
     return str(int(n))
-
-
-def _bytes(n: float) -> str:
-    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{int(n)} B"

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from engine.project.problems import LLMLabError
+from engine.project.sizing import format_bytes
 
 # How a full disk shows up beyond OSError(ENOSPC): torch.save's zip writer and safetensors.
 _DISK_FULL_TEXT = ("No space left on device", "unexpected pos", "file write failed", "StorageFull")
@@ -79,10 +80,6 @@ def _free(path: Path) -> str:
     while not path.exists() and path != path.parent:
         path = path.parent
     try:
-        free = shutil.disk_usage(path).free
+        return format_bytes(shutil.disk_usage(path).free)
     except OSError:
         return "unknown"
-    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if free >= size:
-            return f"{free / size:.1f} {unit}"
-    return f"{free} B"

@@ -62,9 +62,8 @@ def resume_changes(trained: dict, current: dict, stage: str) -> dict[str, tuple[
         for key, pair in _diff(trained.get(table), current.get(table), table).items()
     }
     changes.update(_diff(trained.get(stage), current.get(stage), stage))
-    for key in ("seed",):
-        if trained.get(key) != current.get(key):
-            changes[key] = (trained.get(key), current.get(key))
+    if trained.get("seed") != current.get("seed"):
+        changes["seed"] = (trained.get("seed"), current.get("seed"))
     refused = [
         Problem(
             key,

@@ -142,3 +142,11 @@ def training_memory(project: Project, vocab_size: int, stage: str = "pretrain") 
         row["total"] = sum(row.values())
         table[precision] = row
     return table
+
+
+def format_bytes(n: float) -> str:
+    """`1.5 GiB`, `12.0 MiB`, `300 B`: a size as people read it."""
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{int(n)} B"
