@@ -139,15 +139,15 @@ async def test_quitting_during_a_run_asks_then_stops_it_with_a_checkpoint(projec
         source = QueueSource()
         app.runner.start(JOB, source, monitor)
         await pilot.press("q")
-        await wait_for(pilot, lambda: isinstance(app.screen, QuitScreen))
+        await wait_for(pilot, lambda: isinstance(app.screen, QuitScreen), tries=600, delay=0.05)
         await pilot.press("escape")  # stay
-        await wait_for(pilot, lambda: app.screen is monitor)
+        await wait_for(pilot, lambda: app.screen is monitor, tries=600, delay=0.05)
         await pilot.press("q", "s")
-        await wait_for(pilot, lambda: not source.control.empty())
+        await wait_for(pilot, lambda: not source.control.empty(), tries=600, delay=0.05)
         assert source.control.get_nowait() == "stop" and app.is_running  # it waits for the checkpoint
         source.queue.put({"type": "finished", "status": "stopped", "report": {}})
         source.close(0)
-        await wait_for(pilot, lambda: not app.is_running, delay=0.05)
+        await wait_for(pilot, lambda: not app.is_running, tries=600, delay=0.05)  # a busy machine is slow
 
 
 async def test_the_palette_stops_a_run_from_another_screen(projects_dir: Path):
