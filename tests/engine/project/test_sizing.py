@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 
 from engine.project import ModelConfig, Project, project_from_dict
 from engine.project.sizing import (
     BYTE_VOCAB,
     activation_elements_per_token,
+    fitting_batch,
     flops_per_token,
     padded_vocab_size,
     parameter_count,
-    parameter_shapes,
     tokenizer_vocab_size,
     training_memory,
+    with_stage,
 )
 
 TINY = dict(d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, d_ff=48, max_seq_len=64)
@@ -56,10 +55,9 @@ def test_byte_vocab_matches_the_byte_tokenizer():
     assert len(tokenizer.byte_tokenizer()) == BYTE_VOCAB
 
 
-def tiny_project(optimizer: str) -> Project:
-    return project_from_dict(
-        {"model": TINY, "pretrain": {"batch_size": 2, "seq_len": 16, "optimizer": {"name": optimizer}}}
-    )
+def tiny_project(optimizer: str, **stage) -> Project:
+    stage = {"batch_size": 2, "seq_len": 16, "optimizer": {"name": optimizer}, "fused_loss": "plain", **stage}
+    return project_from_dict({"model": TINY, "pretrain": stage})
 
 
 def test_training_memory_by_hand():
@@ -79,73 +77,44 @@ def test_training_memory_by_hand():
     assert table["bf16"]["activations"] == 32 * (640 * 2 + 384 * 4)
 
 
-def test_optimizer_state_per_optimizer():
-    n = 17568
-    state = {
-        name: training_memory(tiny_project(name), 64)["fp32"]["optimizer"] // 4
-        for name in ("adamw", "lion", "sophia", "adafactor", "muon")
-    }
-    assert state["lion"] == n and state["sophia"] == 2 * n
-    hidden = 2 * (3072 + 4608)  # Muon's matrices: one momentum each; the rest AdamW's two moments
-    assert state["muon"] == hidden + 2 * (n - hidden)
-    # Adafactor: rows + columns for matrices, the whole tensor for vectors
-    matrices = 64 + 32 + 2 * ((32 + 32) + 2 * (16 + 32) + (32 + 32) + 2 * (48 + 32) + (32 + 48))
-    assert state["adafactor"] == matrices + 5 * 32
+def test_checkpointing_the_chunked_loss_and_fsdp_by_hand():
+    m = ModelConfig(**TINY)
+    # one block's activations (recomputed) + the final norm's output; fp32: that block's two norms,
+    # every block's input (2 x 32) and the final norm's two; the chunked loss keeps no log-probs
+    assert activation_elements_per_token(m, 64, checkpointing=True, fused_loss="chunked") == (336, 128 + 64 + 64)
+    chunked = training_memory(tiny_project("adamw", fused_loss="chunked"), 64)["fp32"]
+    # 32 tokens in ceil(64 / 32) = 2 chunks of 16 rows: logits, log-softmax and gradient in fp32
+    assert chunked["activations"] == 32 * (640 + 320) * 4 + 3 * 16 * 64 * 4
+    n, block = 17568, 3072 + 4608 + 64
+    ddp = training_memory(tiny_project("adamw"), 64, world_size=4, parallel="ddp")["fp32"]
+    fsdp = training_memory(tiny_project("adamw"), 64, world_size=4, parallel="fsdp")["fp32"]
+    assert ddp["weights"] == 4 * n and ddp["optimizer"] == 8 * n
+    assert fsdp["weights"] == 4 * n // 4 + 4 * block  # a quarter, plus the block gathered whole
+    assert fsdp["gradients"] == 4 * n // 4 + 4 * block
+    assert fsdp["optimizer"] == 8 * n // 4
+    assert fsdp["activations"] == ddp["activations"]
 
 
-def test_shapes_equal_the_real_model():
-    """Every name and shape `parameter_shapes` predicts is the real model's, over the options."""
-    pytest.importorskip("torch")
-    factory = pytest.importorskip("engine.factory")
-    from engine.model import LLMLabForCausalLM
-
-    for norm, attention, activation, bias, tie in itertools.product(
-        ("layernorm", "rmsnorm"), ("mha", "mqa", "gqa"), ("gelu", "swiglu"), (False, True), (False, True)
-    ):
-        kv_heads = {"mha": 4, "mqa": 1, "gqa": 2}[attention]
-        m = ModelConfig(
-            **{**TINY, "n_kv_heads": kv_heads},
-            normalization=norm,
-            attention=attention,
-            activation=activation,
-            bias=bias,
-            tie_embeddings=tie,
-        )
-        model = LLMLabForCausalLM(factory.model_config(m, 300))
-        real = {name: tuple(p.shape) for name, p in model.named_parameters()}
-        assert real == dict(parameter_shapes(m, padded_vocab_size(300))), (norm, attention, activation, bias, tie)
-
-
-@pytest.mark.parametrize("activation,normalization", [("swiglu", "rmsnorm"), ("gelu", "layernorm")])
-def test_activation_estimate_is_near_what_autograd_saves(activation, normalization):
-    """fp32 on the CPU: the bytes autograd keeps for backward (parameters aside) within 10%."""
-    torch = pytest.importorskip("torch")
-    factory = pytest.importorskip("engine.factory")
-    from engine.model import LLMLabForCausalLM
-
-    m = ModelConfig(
-        d_model=64,
-        n_layers=2,
-        n_heads=4,
-        n_kv_heads=2,
-        d_ff=192,
-        max_seq_len=128,
-        activation=activation,
-        normalization=normalization,
+def test_a_batch_that_fits_is_suggested():
+    project = tiny_project("adamw", batch_size=8, grad_accum=1, seq_len=64)
+    need = training_memory(project, 64)["fp32"]["total"]
+    assert fitting_batch(project, 64, "pretrain", need, "fp32") is None
+    advice = fitting_batch(project, 64, "pretrain", need - 1, "fp32")
+    assert advice.startswith("pretrain.batch_size: ") and "grad_accum = 2" in advice
+    smaller = tiny_project("adamw", batch_size=4, grad_accum=2, seq_len=64)
+    assert training_memory(smaller, 64)["fp32"]["total"] < need
+    # the weights and optimizer alone: even one sequence per micro-batch is too much
+    fixed = sum(training_memory(project, 64)["fp32"][row] for row in ("weights", "gradients", "optimizer"))
+    assert "do not fit" in fitting_batch(project, 64, "pretrain", fixed, "fp32")
+    # 32 layers: a checkpointed micro-batch of 1 fits where a plain one does not
+    deep = project_from_dict(
+        {"model": {**TINY, "n_layers": 32}, "pretrain": {"batch_size": 8, "seq_len": 64, "fused_loss": "plain"}}
     )
-    model = LLMLabForCausalLM(factory.model_config(m, 500))
-    weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    saved: dict[int, int] = {}
-
-    def keep(tensor):
-        storage = tensor.untyped_storage()
-        if storage.data_ptr() not in weights:
-            saved[storage.data_ptr()] = storage.nbytes()
-        return tensor
-
-    ids = torch.randint(0, 500, (2, 64), generator=torch.Generator().manual_seed(0))
-    with torch.autograd.graph.saved_tensors_hooks(keep, lambda tensor: tensor):
-        model(input_ids=ids, labels=ids)
-    act, loss = activation_elements_per_token(m, padded_vocab_size(500))
-    estimate = 2 * 64 * (act + loss) * 4
-    assert 0.9 < estimate / sum(saved.values()) < 1.1
+    checkpointed = with_stage(deep, "pretrain", batch_size=1, grad_accum=8, activation_checkpointing=True)
+    room = training_memory(checkpointed, 64)["fp32"]["total"]
+    plain_one = with_stage(deep, "pretrain", batch_size=1, grad_accum=8)
+    assert training_memory(plain_one, 64)["fp32"]["total"] > room
+    advice = fitting_batch(deep, 64, "pretrain", room, "fp32")
+    assert advice.endswith(
+        "try pretrain.batch_size = 1, pretrain.grad_accum = 8, pretrain.activation_checkpointing = true"
+    )
