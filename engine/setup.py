@@ -3,9 +3,10 @@
 `train_stage` goes through the steps in order: load the project (with the run's overrides), write
 the demo's data files if they are missing, pick the device and join the other ranks, make and
 lock the run directory (or lock, check and clean the one to resume: engine/project/resume.py),
-load the starting model (tokenizer + weights:
-the resumed checkpoint's, the stage's `init`, or a fresh model on the project's tokenizer), on a
-GPU check that the run's predicted memory fits it (engine/memory.py), build the objective's context and the objective, and hand them to the one loop in engine.trainer.
+load the starting model (tokenizer + weights: the resumed checkpoint's, the stage's `init`, or a
+fresh model on the project's tokenizer), on a GPU check that the run's predicted memory fits it
+(engine/memory.py), build the objective's context and the objective, and hand them to the one
+loop in engine.trainer.
 """
 
 from __future__ import annotations
