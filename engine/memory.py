@@ -3,7 +3,8 @@
 `measure_step` trains one real step and counts bytes by what holds them: the weights, their
 gradients, the optimizer's state and the tensors autograd keeps for backward (distinct storages,
 the parameters aside), in the rows of engine/project/sizing.py's prediction. It counts live
-tensors, not allocator traffic, so it is the same on every machine and for every run.
+tensors, not allocator traffic, so it is the same on every machine and for every run; what lives
+only inside backward (a recomputed block, a loss chunk: sizing's `transient`) it does not see.
 `check_fits` compares the prediction with the GPU's free memory and refuses a run that cannot fit.
 """
 
@@ -60,11 +61,16 @@ def measure_step(
     trainable = [p for p in params if p.grad is not None]
     row = {"weights": _bytes(params), "gradients": _bytes(p.grad for p in trainable)}
     optimizer.step()
-    state = [v for s in optimizer.state.values() for v in s.values() if torch.is_tensor(v) and v.dim() > 0]
-    row |= {"optimizer": _bytes(state), "activations": saved.bytes}
+    row |= {"optimizer": _bytes(_state_tensors(optimizer)), "activations": saved.bytes}
     row["total"] = sum(row.values())
     optimizer.zero_grad(set_to_none=True)
     return row
+
+
+def _state_tensors(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
+    """The optimizer's state tensors (a Composite's parts' too), step counters aside."""
+    parts = getattr(optimizer, "parts", {"": optimizer}).values()
+    return [v for part in parts for s in part.state.values() for v in s.values() if torch.is_tensor(v) and v.dim()]
 
 
 def check_fits(project, stage: str, model: torch.nn.Module, device: torch.device, precision: str, world_size: int):

@@ -112,28 +112,40 @@ def activation_elements_per_token(
     silu(gate) being recomputed in backward; plain: pre and post act); then the final norm's
     output (d). In fp32 whatever the autocast dtype: the residual stream each norm reads (d per
     norm), rmsnorm's fp32 normalized copy (d more), and, with the plain loss, the log-softmax of
-    the logits (vocab; the chunked loss keeps none: `loss_chunk_bytes`). Attention scores are not
-    stored (fused SDPA); alibi's additive bias can send SDPA to its math kernel (the CPU does),
-    which also keeps n_heads x seq_len weights per token per layer: not counted here.
+    the logits (vocab; the chunked loss keeps none). Attention scores are not stored (fused SDPA);
+    alibi's additive bias can send SDPA to its math kernel (the CPU does), which also keeps
+    n_heads x seq_len weights per token per layer: not counted here.
 
-    With activation checkpointing a block keeps only its input (the fp32 residual stream, d) and
-    one block at a time holds its activations again while backward recomputes it.
+    With activation checkpointing a block keeps only its input (the fp32 residual stream, d);
+    backward recomputes one block at a time (`transient_bytes`).
     """
+    layer, layer_fp32 = _layer_elements(m)
+    per_norm = 2 if m.normalization == "rmsnorm" else 1
+    fp32 = per_norm * m.d_model + (vocab_size if fused_loss == "plain" else 0)
+    if checkpointing:
+        return m.d_model, m.n_layers * m.d_model + fp32
+    return m.n_layers * layer + m.d_model, m.n_layers * layer_fp32 + fp32
+
+
+def _layer_elements(m: ModelConfig) -> tuple[int, int]:
+    """One block's kept elements per token: (in the activation dtype, in fp32)."""
     kv = m.n_kv_heads * (m.d_model // m.n_heads)
     ffn = (3 if m.activation == "swiglu" else 2) * m.d_ff
     per_norm = 2 if m.normalization == "rmsnorm" else 1
-    layer, layer_fp32 = 4 * m.d_model + 2 * kv + ffn, 2 * per_norm * m.d_model
-    loss = vocab_size if fused_loss == "plain" else 0
-    if checkpointing:
-        return layer + m.d_model, layer_fp32 + m.n_layers * m.d_model + per_norm * m.d_model + loss
-    return m.n_layers * layer + m.d_model, m.n_layers * layer_fp32 + per_norm * m.d_model + loss
+    return 4 * m.d_model + 2 * kv + ffn, 2 * per_norm * m.d_model
 
 
-def loss_chunk_bytes(m: ModelConfig, vocab_size: int, tokens: int) -> int:
-    """The chunked loss's working set: one chunk's fp32 logits, log-softmax and gradient, with
-    ceil(vocab / d_model) chunks over the micro-batch's tokens (engine/logprobs.py)."""
+def transient_bytes(
+    m: ModelConfig, vocab_size: int, tokens: int, size: int, checkpointing: bool, fused_loss: str
+) -> int:
+    """What exists only while backward runs: the block being recomputed (checkpointing: one
+    block's activations over the micro-batch's `tokens`, `size` bytes each, fp32 parts in fp32),
+    plus the chunked loss's working set: one chunk's fp32 logits, log-softmax and gradient, with
+    ceil(vocab / d_model) chunks over the tokens (engine/logprobs.py)."""
+    layer, layer_fp32 = _layer_elements(m)
+    block = tokens * (layer * size + layer_fp32 * 4) if checkpointing else 0
     rows = math.ceil(tokens / math.ceil(vocab_size / m.d_model))
-    return 3 * rows * vocab_size * 4
+    return block + (3 * rows * vocab_size * 4 if fused_loss != "plain" else 0)
 
 
 def _largest_block(shapes: Shapes) -> int:
@@ -153,12 +165,13 @@ def training_memory(
     project: Project, vocab_size: int, stage: str = "pretrain", world_size: int = 1, parallel: str | None = None
 ) -> dict[str, dict[str, int]]:
     """Bytes per device to train `stage` at its batch_size x seq_len, per precision: weights,
-    gradients, optimizer, activations, total. bf16 is autocast: fp32 weights, gradients and
-    optimizer state, bf16 copies of the matmul weights, bf16 activations. Full training (no LoRA,
-    no reference model). The stage's activation_checkpointing and fused_loss shape the
-    activations; `parallel` (default: the stage's, else "ddp") "ddp" keeps a full copy per device,
-    "fsdp" divides weights, gradients and optimizer state by `world_size` and adds the one block
-    it gathers whole at a time (its weights and their gradients)."""
+    gradients, optimizer, activations (kept for backward), transient (alive only in backward),
+    total. bf16 is autocast: fp32 weights, gradients and optimizer state, bf16 copies of the
+    matmul weights, bf16 activations. Full training (no LoRA, no reference model). The stage's
+    activation_checkpointing and fused_loss shape the activations; `parallel` (default: the
+    stage's, else "ddp"): "ddp" keeps a full copy per device, "fsdp" divides weights, gradients
+    and optimizer state by `world_size` and adds the one block it gathers whole at a time (its
+    weights and their gradients)."""
     m, cfg = project.model, project.stage(stage)
     parallel = parallel or getattr(cfg, "parallel", "ddp")
     shards = world_size if parallel == "fsdp" else 1
@@ -166,9 +179,9 @@ def training_memory(
     params = sum(_numel(s) for _, s in shapes)
     gathered = _largest_block(shapes) if shards > 1 else 0
     state = sum(OPTIMIZER_STATE[cfg.optimizer.name](name, s) for name, s in shapes)
-    act, kept_fp32 = activation_elements_per_token(m, vocab_size, cfg.activation_checkpointing, cfg.fused_loss)
+    checkpointing, fused_loss = cfg.activation_checkpointing, cfg.fused_loss
+    act, kept_fp32 = activation_elements_per_token(m, vocab_size, checkpointing, fused_loss)
     tokens = cfg.batch_size * cfg.seq_len
-    loss = loss_chunk_bytes(m, vocab_size, tokens) if cfg.fused_loss != "plain" else 0
     table = {}
     for precision, size in PRECISIONS.items():
         casts = _matmul_parameters(m, vocab_size) * size if size < 4 else 0
@@ -176,7 +189,8 @@ def training_memory(
             "weights": math.ceil((4 * params + casts) / shards) + gathered * (4 + (size if size < 4 else 0)),
             "gradients": math.ceil(4 * params / shards) + 4 * gathered,
             "optimizer": math.ceil(4 * state / shards),
-            "activations": tokens * (act * size + kept_fp32 * 4) + loss,
+            "activations": tokens * (act * size + kept_fp32 * 4),
+            "transient": transient_bytes(m, vocab_size, tokens, size, checkpointing, fused_loss),
         }
         row["total"] = sum(row.values())
         table[precision] = row

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from engine.project import ModelConfig, Project, project_from_dict
@@ -12,6 +14,7 @@ from engine.project.sizing import (
     flops_per_token,
     padded_vocab_size,
     parameter_count,
+    parameter_shapes,
     tokenizer_vocab_size,
     training_memory,
     with_stage,
@@ -71,6 +74,7 @@ def test_training_memory_by_hand():
         "gradients": 4 * n,
         "optimizer": 8 * n,
         "activations": 32 * (640 + 384) * 4,
+        "transient": 0,
         "total": 16 * n + 32 * 4096,
     }
     assert table["bf16"]["weights"] == 4 * n + 2 * matmul  # fp32 master + autocast's bf16 copies
@@ -79,12 +83,17 @@ def test_training_memory_by_hand():
 
 def test_checkpointing_the_chunked_loss_and_fsdp_by_hand():
     m = ModelConfig(**TINY)
-    # one block's activations (recomputed) + the final norm's output; fp32: that block's two norms,
-    # every block's input (2 x 32) and the final norm's two; the chunked loss keeps no log-probs
-    assert activation_elements_per_token(m, 64, checkpointing=True, fused_loss="chunked") == (336, 128 + 64 + 64)
+    # the final norm's output; fp32: every block's input (2 x 32) and the final norm's two; the
+    # chunked loss keeps no log-probs
+    assert activation_elements_per_token(m, 64, checkpointing=True, fused_loss="chunked") == (32, 64 + 64)
     chunked = training_memory(tiny_project("adamw", fused_loss="chunked"), 64)["fp32"]
+    assert chunked["activations"] == 32 * (640 + 320) * 4
     # 32 tokens in ceil(64 / 32) = 2 chunks of 16 rows: logits, log-softmax and gradient in fp32
-    assert chunked["activations"] == 32 * (640 + 320) * 4 + 3 * 16 * 64 * 4
+    assert chunked["transient"] == 3 * 16 * 64 * 4
+    both = training_memory(tiny_project("adamw", fused_loss="chunked", activation_checkpointing=True), 64)
+    # + the block backward recomputes: 4 x 32 + 2 x 16 + 3 x 48 in the activation dtype, 2 x 2 x 32 fp32
+    assert both["fp32"]["transient"] == 3 * 16 * 64 * 4 + 32 * (304 + 128) * 4
+    assert both["bf16"]["transient"] == 3 * 16 * 64 * 4 + 32 * (304 * 2 + 128 * 4)
     n, block = 17568, 3072 + 4608 + 64
     ddp = training_memory(tiny_project("adamw"), 64, world_size=4, parallel="ddp")["fp32"]
     fsdp = training_memory(tiny_project("adamw"), 64, world_size=4, parallel="fsdp")["fp32"]
@@ -118,3 +127,75 @@ def test_a_batch_that_fits_is_suggested():
     assert advice.endswith(
         "try pretrain.batch_size = 1, pretrain.grad_accum = 8, pretrain.activation_checkpointing = true"
     )
+
+
+def test_optimizer_state_per_optimizer():
+    n = 17568
+    state = {
+        name: training_memory(tiny_project(name), 64)["fp32"]["optimizer"] // 4
+        for name in ("adamw", "lion", "sophia", "adafactor", "muon")
+    }
+    assert state["lion"] == n and state["sophia"] == 2 * n
+    hidden = 2 * (3072 + 4608)  # Muon's matrices: one momentum each; the rest AdamW's two moments
+    assert state["muon"] == hidden + 2 * (n - hidden)
+    # Adafactor: rows + columns for matrices, the whole tensor for vectors
+    matrices = 64 + 32 + 2 * ((32 + 32) + 2 * (16 + 32) + (32 + 32) + 2 * (48 + 32) + (32 + 48))
+    assert state["adafactor"] == matrices + 5 * 32
+
+
+def test_shapes_equal_the_real_model():
+    """Every name and shape `parameter_shapes` predicts is the real model's, over the options."""
+    pytest.importorskip("torch")
+    factory = pytest.importorskip("engine.factory")
+    from engine.model import LLMLabForCausalLM
+
+    for norm, attention, activation, bias, tie in itertools.product(
+        ("layernorm", "rmsnorm"), ("mha", "mqa", "gqa"), ("gelu", "swiglu"), (False, True), (False, True)
+    ):
+        kv_heads = {"mha": 4, "mqa": 1, "gqa": 2}[attention]
+        m = ModelConfig(
+            **{**TINY, "n_kv_heads": kv_heads},
+            normalization=norm,
+            attention=attention,
+            activation=activation,
+            bias=bias,
+            tie_embeddings=tie,
+        )
+        model = LLMLabForCausalLM(factory.model_config(m, 300))
+        real = {name: tuple(p.shape) for name, p in model.named_parameters()}
+        assert real == dict(parameter_shapes(m, padded_vocab_size(300))), (norm, attention, activation, bias, tie)
+
+
+@pytest.mark.parametrize("activation,normalization", [("swiglu", "rmsnorm"), ("gelu", "layernorm")])
+def test_activation_estimate_is_near_what_autograd_saves(activation, normalization):
+    """fp32 on the CPU: the bytes autograd keeps for backward (parameters aside) within 10%."""
+    torch = pytest.importorskip("torch")
+    factory = pytest.importorskip("engine.factory")
+    from engine.model import LLMLabForCausalLM
+
+    m = ModelConfig(
+        d_model=64,
+        n_layers=2,
+        n_heads=4,
+        n_kv_heads=2,
+        d_ff=192,
+        max_seq_len=128,
+        activation=activation,
+        normalization=normalization,
+    )
+    model = LLMLabForCausalLM(factory.model_config(m, 500))
+    weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    saved: dict[int, int] = {}
+
+    def keep(tensor):
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in weights:
+            saved[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    ids = torch.randint(0, 500, (2, 64), generator=torch.Generator().manual_seed(0))
+    with torch.autograd.graph.saved_tensors_hooks(keep, lambda tensor: tensor):
+        model(input_ids=ids, labels=ids)
+    act, loss = activation_elements_per_token(m, padded_vocab_size(500))
+    estimate = 2 * 64 * (act + loss) * 4
+    assert 0.9 < estimate / sum(saved.values()) < 1.1
