@@ -14,6 +14,7 @@ from engine.objectives import build_objective
 from engine.objectives.base import ObjectiveContext
 from engine.optim import build_optimizer
 from engine.project import ModelConfig, project_from_dict
+from engine.project.problems import LLMLabError
 from engine.project.sizing import training_memory, transient_bytes
 from engine.tokenizer import byte_tokenizer
 
@@ -97,7 +98,18 @@ def test_checkpointing_and_the_chunked_loss_keep_less_and_backward_recomputes_on
     assert abs(predicted - one_block) <= TOLERANCE * one_block
 
 
-def test_the_fit_check_is_for_cuda_only(tmp_path):
-    project = project_from_dict({"model": MODEL, "pretrain": {"batch_size": 10**6}}, tmp_path)
+def test_the_fit_check_refuses_a_gpu_run_that_cannot_fit_and_says_what_would(tmp_path, monkeypatch):
+    project = project_from_dict({"model": MODEL, "pretrain": {"batch_size": 64, "seq_len": 128}}, tmp_path)
     model = build_model(project, byte_tokenizer())
-    check_fits(project, "pretrain", model, torch.device("cpu"), "fp32", 1)  # no GPU to check against: no refusal
+    check_fits(project, "pretrain", model, torch.device("cpu"), "fp32", 1)  # no GPU to check against
+    need = training_memory(project, model.config.vocab_size)["bf16"]["total"]
+    free = {"bytes": need}
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (free["bytes"], 2 * need))
+    check_fits(project, "pretrain", model, torch.device("cuda"), "bf16", 1)  # exactly enough (weights on the CPU)
+    free["bytes"] = need // 3
+    with pytest.raises(LLMLabError) as refused:
+        check_fits(project, "pretrain", model, torch.device("cuda"), "bf16", 1)
+    assert str(refused.value).startswith("pretrain.batch_size: the run needs about ")
+    assert "try pretrain.batch_size = " in str(refused.value)
+    lora = project_from_dict({"model": MODEL, "sft": {"batch_size": 10**4, "lora": {"enabled": True}}}, tmp_path)
+    check_fits(lora, "sft", model, torch.device("cuda"), "bf16", 1)  # LoRA: the prediction is not for it
