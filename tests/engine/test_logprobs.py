@@ -109,3 +109,16 @@ def test_the_chunked_loss_keeps_less_for_backward(model, batch):
     log_softmax = ids.numel() * VOCAB * 4
     assert saved["plain"] - saved["chunked"] >= log_softmax
     assert saved["chunked"] - blocks.bytes < ids.numel() * SHAPE["d_model"] * 4  # less than the hidden states
+
+
+def test_a_stock_transformers_model_gets_the_same_loss(batch):
+    """A stage may start from a hub model: its last hidden states are post-norm too, so chunking holds."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4
+    )
+    llama = LlamaForCausalLM(config)
+    ids, labels = batch
+    assert_same(llama, lambda mode: cross_entropy(head_input(llama, mode, input_ids=ids), labels, mode))
