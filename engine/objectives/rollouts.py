@@ -4,10 +4,10 @@ The inference side "knows nothing" of rewards or losses: it turns prompt token l
 `Rollout` (prompt left-padded, response right-padded, one batched `generate` call with the KV
 cache), and turns a rollout back into per-token log-probabilities under any model.
 
-Both run the model without dropout (its dropout modules in eval mode, restored after; the
-model itself stays in train mode, so that activation checkpointing still applies): sampling, the
-rollout's old log-probs, values and reference log-probs, and the loss's new log-probs alike, as
-TRL's PPO does. The clipped ratio compares the same function before and after an update; with dropout in
+Both run the model without dropout (eval mode, restored after; checkpointed blocks keep their
+own train flag, so that activation checkpointing still applies): sampling, the rollout's old
+log-probs, values and reference log-probs, and the loss's new log-probs alike, as TRL's PPO
+does. The clipped ratio compares the same function before and after an update; with dropout in
 either pass the first epoch's ratio would differ from 1 by noise alone (LoRA's dropout 0.05
 gave a mean |ratio - 1| of 0.04), and the KL to the reference would be noisy too.
 """
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import torch
 from transformers import GenerationConfig
+from transformers.modeling_layers import GradientCheckpointingLayer
 
 from engine.logprobs import head_input, token_logprobs, token_logprobs_and_entropy
 
@@ -55,19 +56,19 @@ class Rollout:
 
 @contextmanager
 def no_dropout(model: torch.nn.Module) -> Iterator[None]:
-    """`model` with its dropout modules (LoRA's included) in eval mode, their modes restored after.
-
-    Only the dropout modules: the model's own train mode is what turns activation checkpointing on.
-    """
-    dropouts = [m for m in model.modules() if isinstance(m, torch.nn.modules.dropout._DropoutNd)]
-    modes = [m.training for m in dropouts]
-    for module in dropouts:
-        module.eval()
+    """`model` in eval mode (no dropout of any kind; gradients still flow), every module's mode
+    restored after. Decoder blocks that checkpoint their activations keep their own train flag
+    (theirs only: their parts are in eval), as it is what turns checkpointing on."""
+    modes = {module: module.training for module in model.modules()}
+    model.eval()
+    for module in modes:
+        if isinstance(module, GradientCheckpointingLayer) and module.gradient_checkpointing:
+            module.training = True
     try:
         yield
     finally:
-        for module, mode in zip(dropouts, modes):
-            module.train(mode)
+        for module, mode in modes.items():
+            module.training = mode
 
 
 def left_pad(sequences: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
