@@ -100,6 +100,7 @@ OPTIMIZER_STATE: dict[str, Callable[[str, tuple[int, ...]], int]] = {
     "muon": _muon_state,
 }
 PRECISIONS = {"bf16": 2, "fp32": 4}  # bytes of an activation
+PARALLELS = ("ddp", "fsdp")  # a full copy per device | weights, gradients and state sharded
 
 
 def activation_elements_per_token(
@@ -156,9 +157,6 @@ def _largest_block(shapes: Shapes) -> int:
             block = name.split(".layers.")[1].split(".")[0]
             blocks[block] = blocks.get(block, 0) + _numel(shape)
     return max(blocks.values(), default=0)
-
-
-PARALLELS = ("ddp", "fsdp")
 
 
 def training_memory(
