@@ -25,22 +25,6 @@ def masked_whiten(values: torch.Tensor, mask: torch.Tensor, shift_mean: bool = T
     return whitened if shift_mean else whitened + mean
 
 
-def sequence_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Per-token log-probabilities of `labels` under `logits`: (B, T, V), (B, T) -> (B, T).
-
-    Labels equal to -100 get log-probability 0 (use the mask to ignore them).
-    """
-    safe = labels.clamp(min=0)
-    logps = torch.log_softmax(logits.float(), dim=-1).gather(-1, safe.unsqueeze(-1)).squeeze(-1)
-    return logps * (labels != -100)
-
-
-def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
-    """Per-token entropy of the categorical distribution given by `logits`: (B, T, V) -> (B, T)."""
-    logps = torch.log_softmax(logits.float(), dim=-1)
-    return -(logps.exp() * logps).sum(-1)
-
-
 # --- DPO: Rafailov et al. 2023, "Direct Preference Optimization", eq. 7 -------------------------
 
 

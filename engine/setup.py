@@ -3,9 +3,10 @@
 `train_stage` goes through the steps in order: load the project (with the run's overrides), write
 the demo's data files if they are missing, pick the device and join the other ranks, make and
 lock the run directory (or lock, check and clean the one to resume: engine/project/resume.py),
-load the starting model (tokenizer + weights:
-the resumed checkpoint's, the stage's `init`, or a fresh model on the project's tokenizer),
-build the objective's context and the objective, and hand them to the one loop in engine.trainer.
+load the starting model (tokenizer + weights: the resumed checkpoint's, the stage's `init`, or a
+fresh model on the project's tokenizer), on a GPU check that the run's predicted memory fits it
+(engine/memory.py), build the objective's context and the objective, and hand them to the one
+loop in engine.trainer.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from engine.checkpoints import load_trainer_state
 from engine.events import log
 from engine.factory import build_model, load_model
 from engine.lora import merged_start
+from engine.memory import check_fits
 from engine.objectives import build_objective, check_available
 from engine.objectives.base import ObjectiveContext
 from engine.project import FineTuneConfig, load_project, project_to_dict, save_project
@@ -74,6 +76,7 @@ def train_stage(
                 emit(log(warning, "warning"))
         seed_everything(project.seed)
         tokenizer, model = starting_model(project, stage, config, resume_dir, device, ranks)
+        check_fits(project, stage, model, device, precision.name, ranks.world_size)
         dev.broadcast_parameters(model)
         seed_everything(project.seed + ranks.rank)  # dropout differs between ranks
         ctx = ObjectiveContext(

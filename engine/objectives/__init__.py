@@ -27,10 +27,22 @@ def check_available(stage: str) -> None:
 
 
 def build_objective(ctx: ObjectiveContext) -> Objective:
-    """The objective of `ctx.stage`, constructed from `ctx`."""
+    """The objective of `ctx.stage`, constructed from `ctx` (its blocks checkpointed when the stage says)."""
     check_available(ctx.stage)
+    if ctx.config.activation_checkpointing:
+        enable_activation_checkpointing(ctx.model)
     module_name, class_name = OBJECTIVES[ctx.stage].split(":")
     return getattr(importlib.import_module(module_name), class_name)(ctx)
+
+
+def enable_activation_checkpointing(model) -> None:
+    """Recompute each decoder block in backward instead of keeping its activations.
+
+    Non-reentrant torch.utils.checkpoint: gradients reach LoRA adapters even though the blocks'
+    inputs (frozen embeddings) do not require grad. older transformers call it gradient_checkpointing_enable.
+    """
+    enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+    enable({"use_reentrant": False})
 
 
 __all__ = ["OBJECTIVES", "Objective", "ObjectiveContext", "build_objective", "check_available"]

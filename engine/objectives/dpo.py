@@ -14,7 +14,8 @@ import torch
 
 from engine.chat_template import IGNORE, encode_conversation, encode_prompt, end_of_turn_ids
 from engine.formats import to_preference
-from engine.losses import dpo_loss, sequence_logprobs
+from engine.logprobs import head_input, token_logprobs
+from engine.losses import dpo_loss
 from engine.objectives.policy import prompt_text, save_adapters, trainable_policy
 from engine.objectives.reference import ReferencePolicy
 from engine.objectives.rollouts import sample_rollouts
@@ -57,11 +58,11 @@ class DPOObjective:
             "truncated": sum(e.truncated for e in encoded),
         }
 
-    @staticmethod
-    def sequence_logps(model, batch) -> torch.Tensor:
+    def sequence_logps(self, model, batch) -> torch.Tensor:
         """Summed log-probability of each sequence's trained tokens: (2B,)."""
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        return sequence_logprobs(logits[:, :-1], batch["labels"][:, 1:]).sum(1)
+        mode = self.config.fused_loss
+        states = head_input(model, mode, input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        return token_logprobs(states.positions(None, -1), batch["labels"][:, 1:], mode).sum(1)
 
     def next_batch(self):
         return self.encode(self.pairs.take(self.config.batch_size))

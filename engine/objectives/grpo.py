@@ -51,7 +51,9 @@ class GRPOObjective(PolicyObjective):
         rewards = self.reward(self.prompt_texts(rows, cfg.group_size), rollout.responses, answers)
         advantages = group_advantages(rewards, cfg.group_size, cfg.scale_rewards)
         with torch.no_grad():
-            old_logps, entropy, _ = score_tokens(self.module, rollout, cfg.temperature, with_entropy=True)
+            old_logps, entropy, _ = score_tokens(
+                self.module, rollout, cfg.temperature, with_entropy=True, mode=cfg.fused_loss
+            )
             ref_logps = self.reference_logps(rollout, cfg.temperature) if self.reference else None
         mask = rollout.response_mask
         grouped = rewards.view(-1, cfg.group_size)
@@ -72,7 +74,7 @@ class GRPOObjective(PolicyObjective):
     def loss(self, batch):
         cfg = self.config
         rollout = batch["rollout"]
-        logps = score_tokens(self.module, rollout, cfg.temperature)[0]
+        logps = score_tokens(self.module, rollout, cfg.temperature, mode=cfg.fused_loss)[0]
         mask = rollout.response_mask
         loss, clip_fraction = grpo_loss(
             logps,

@@ -124,7 +124,8 @@ class PolicyObjective:
         )
 
     def reference_logps(self, rollout: Rollout, temperature: float) -> torch.Tensor:
-        return self.reference.run(lambda model: score_tokens(model, rollout, temperature)[0])
+        mode = self.config.fused_loss
+        return self.reference.run(lambda model: score_tokens(model, rollout, temperature, mode=mode)[0])
 
     @staticmethod
     def prompt_texts(rows, repeats: int) -> list[str]:

@@ -73,7 +73,7 @@ class PPOObjective(PolicyObjective):
         mask = rollout.response_mask
         with torch.no_grad():
             old_logps, entropy, hidden = score_tokens(
-                self.policy, rollout, cfg.temperature, with_entropy=True, with_hidden=True
+                self.policy, rollout, cfg.temperature, with_entropy=True, with_hidden=True, mode=cfg.fused_loss
             )
             old_values = self.module.values(hidden) * mask
             ref_logps = self.reference_logps(rollout, cfg.temperature)
@@ -99,7 +99,7 @@ class PPOObjective(PolicyObjective):
         cfg = self.config
         rollout = batch["rollout"]
         mask = rollout.response_mask
-        logps, _, hidden = score_tokens(self.policy, rollout, cfg.temperature, with_hidden=True)
+        logps, _, hidden = score_tokens(self.policy, rollout, cfg.temperature, with_hidden=True, mode=cfg.fused_loss)
         policy_loss, clip_fraction = ppo_policy_loss(
             logps, batch["old_logps"], batch["advantages"], mask, cfg.clip_range
         )

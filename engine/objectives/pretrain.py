@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
 from engine.data import pretraining_data
+from engine.logprobs import cross_entropy, head_input
 from engine.objectives.base import Objective, ObjectiveContext
 from engine.packing import PackedBatch
 
@@ -22,11 +22,11 @@ SAMPLE_TEMPERATURE = 0.8
 
 
 def next_token_loss(
-    model: torch.nn.Module, input_ids: torch.Tensor, targets: torch.Tensor, reduction: str = "mean"
+    model: torch.nn.Module, input_ids: torch.Tensor, targets: torch.Tensor, reduction: str = "mean", mode: str = "plain"
 ) -> torch.Tensor:
-    """Cross-entropy of the model's logits against `targets` (already shifted by one)."""
-    logits = model(input_ids=input_ids).logits  # (B, T, V)
-    return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction=reduction)
+    """Cross-entropy of the model's predictions against `targets` (already shifted by one);
+    `mode` is the stage's fused_loss (engine/logprobs.py)."""
+    return cross_entropy(head_input(model, mode, input_ids=input_ids), targets, mode, reduction)
 
 
 class PretrainObjective(Objective):
@@ -44,7 +44,7 @@ class PretrainObjective(Objective):
         return self._on_device(next(self.data.train))
 
     def loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
-        return next_token_loss(self.module, batch["input_ids"], batch["targets"]), {}
+        return next_token_loss(self.module, batch["input_ids"], batch["targets"], mode=self.ctx.config.fused_loss), {}
 
     def tokens(self, batch: dict) -> int:
         return batch["targets"].numel()
@@ -55,7 +55,7 @@ class PretrainObjective(Objective):
         nll = torch.zeros((), device=self.ctx.device, dtype=torch.float64)
         for packed in self.data.eval:
             batch = self._on_device(packed)
-            nll += next_token_loss(self.module, batch["input_ids"], batch["targets"], reduction="sum")
+            nll += next_token_loss(self.module, batch["input_ids"], batch["targets"], "sum", self.ctx.config.fused_loss)
         total = nll.item()
         tokens = sum(b.num_tokens for b in self.data.eval)
         num_bytes = sum(b.num_bytes for b in self.data.eval)

@@ -4,7 +4,8 @@ The inference side "knows nothing" of rewards or losses: it turns prompt token l
 `Rollout` (prompt left-padded, response right-padded, one batched `generate` call with the KV
 cache), and turns a rollout back into per-token log-probabilities under any model.
 
-Both run the model without dropout (eval mode, restored after): sampling, the rollout's old
+Both run the model without dropout (eval mode, restored after; checkpointed blocks keep their
+own train flag, so that activation checkpointing still applies): sampling, the rollout's old
 log-probs, values and reference log-probs, and the loss's new log-probs alike, as TRL's PPO
 does. The clipped ratio compares the same function before and after an update; with dropout in
 either pass the first epoch's ratio would differ from 1 by noise alone (LoRA's dropout 0.05
@@ -19,8 +20,9 @@ from dataclasses import dataclass
 
 import torch
 from transformers import GenerationConfig
+from transformers.modeling_layers import GradientCheckpointingLayer
 
-from engine.losses import entropy_from_logits, sequence_logprobs
+from engine.logprobs import head_input, token_logprobs, token_logprobs_and_entropy
 
 
 @dataclass
@@ -54,13 +56,19 @@ class Rollout:
 
 @contextmanager
 def no_dropout(model: torch.nn.Module) -> Iterator[None]:
-    """`model` in eval mode (no dropout; gradients still flow), its train/eval mode restored after."""
-    was_training = model.training
+    """`model` in eval mode (no dropout of any kind; gradients still flow), every module's mode
+    restored after. Decoder blocks that checkpoint their activations keep their own train flag
+    (theirs only: their parts are in eval), as it is what turns checkpointing on."""
+    modes = {module: module.training for module in model.modules()}
     model.eval()
+    for module in modes:
+        if isinstance(module, GradientCheckpointingLayer) and module.gradient_checkpointing:
+            module.training = True
     try:
         yield
     finally:
-        model.train(was_training)
+        for module, mode in modes.items():
+            module.training = mode
 
 
 def left_pad(sequences: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -115,27 +123,35 @@ def sample_rollouts(
 
 
 def score_tokens(
-    model, rollout: Rollout, temperature: float = 1.0, with_entropy: bool = False, with_hidden: bool = False
+    model,
+    rollout: Rollout,
+    temperature: float = 1.0,
+    with_entropy: bool = False,
+    with_hidden: bool = False,
+    mode: str = "plain",
 ):
     """Per-token log-probabilities of the response (B, R) under `model`, at the sampling temperature,
     without dropout (see the module docstring; with gradients unless the caller turns them off).
+    `mode` is the stage's fused_loss (engine/logprobs.py).
 
     Optionally also the per-token entropy and the last hidden states at the positions that
     predict each response token (for a value head).
     """
     position_ids = (rollout.attention_mask.cumsum(-1) - 1).clamp(min=0)
     with no_dropout(model):
-        output = model(
+        states = head_input(
+            model,
+            mode,
             input_ids=rollout.input_ids,
             attention_mask=rollout.attention_mask,
             position_ids=position_ids,
-            output_hidden_states=with_hidden,
             use_cache=False,
         )
-    start = rollout.prompt_length - 1
-    logits = output.logits[:, start:-1] / max(temperature, 1e-5)
+    states = states.positions(rollout.prompt_length - 1, -1)
     labels = rollout.response_ids.masked_fill(rollout.response_mask == 0, -100)
-    logps = sequence_logprobs(logits, labels)
-    entropy = entropy_from_logits(logits) if with_entropy else None
-    hidden = output.hidden_states[-1][:, start:-1] if with_hidden else None
-    return logps, entropy, hidden
+    temperature = max(temperature, 1e-5)
+    if with_entropy:
+        logps, entropy = token_logprobs_and_entropy(states, labels, mode, temperature)
+    else:
+        logps, entropy = token_logprobs(states, labels, mode, temperature), None
+    return logps, entropy, states.hidden if with_hidden else None

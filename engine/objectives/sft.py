@@ -15,7 +15,6 @@ import math
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from engine.chat_template import (
     IGNORE,
@@ -28,6 +27,7 @@ from engine.chat_template import (
     ensure_chat_template,
 )
 from engine.formats import rows_to_conversations
+from engine.logprobs import HeadInput, cross_entropy, head_input
 from engine.lora import parameter_counts, trainable_module
 from engine.objectives.base import Objective, ObjectiveContext
 from engine.project.problems import LLMLabError
@@ -37,11 +37,9 @@ SAMPLE_TOKENS = 64
 MAX_DRAWS_PER_ROW = 50  # conversations drawn for one row before giving up on finding trained tokens
 
 
-def sft_loss(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-    """Cross-entropy of each position's logits against the next label; IGNORE labels are skipped."""
-    return F.cross_entropy(
-        logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=IGNORE, reduction=reduction
-    )
+def sft_loss(states: HeadInput, labels: torch.Tensor, mode: str, reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy of each position's prediction against the next label; IGNORE labels are skipped."""
+    return cross_entropy(states.positions(None, -1), labels[:, 1:], mode, reduction)
 
 
 def collate(rows: list[Encoded], pad_id: int, device: torch.device) -> dict:
@@ -132,13 +130,13 @@ class SFTObjective(Objective):
         return batch
 
     def loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
-        logits = self.module(input_ids=batch["input_ids"]).logits  # (B, T, V)
+        states = head_input(self.module, self.config.fused_loss, input_ids=batch["input_ids"])
         metrics = {
             "truncated": batch["truncated"],
             "trainable_params": float(self.trainable_params),
             "total_params": float(self.total_params),
         }
-        return sft_loss(logits, batch["labels"]), metrics
+        return sft_loss(states, batch["labels"], self.config.fused_loss), metrics
 
     def tokens(self, batch: dict) -> int:
         return batch["tokens"]
@@ -153,8 +151,8 @@ class SFTObjective(Objective):
         for start in range(0, len(self.eval_rows), self.config.batch_size):
             rows = self.eval_rows[start : start + self.config.batch_size]
             batch = collate(rows, self.pad_id, self.ctx.device)
-            logits = self.module(input_ids=batch["input_ids"]).logits
-            total += sft_loss(logits, batch["labels"], reduction="sum").item()
+            states = head_input(self.module, self.config.fused_loss, input_ids=batch["input_ids"])
+            total += sft_loss(states, batch["labels"], self.config.fused_loss, reduction="sum").item()
             count += sum(r.trained_tokens - (r.labels[0] != IGNORE) for r in rows)  # the first token has no target
         loss = total / count
         return {"loss": loss, "ppl": math.exp(min(loss, 50.0)), "truncated_total": float(self.truncated_total)}

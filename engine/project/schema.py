@@ -26,6 +26,9 @@ LORA_PRESETS = ("minimal", "attention_only", "ffn_only", "all", "custom")
 DPO_LOSS_TYPES = ("sigmoid", "hinge", "ipo")
 GRPO_LOSS_TYPES = ("grpo", "dr_grpo", "dapo")
 SCALE_REWARDS = ("group", "batch", "none")
+# How a stage's loss gets log-probabilities from the last hidden states (engine/logprobs.py):
+# auto = Liger's fused kernel for cross-entropy on CUDA where liger_kernel is installed, else chunked.
+FUSED_LOSSES = ("auto", "chunked", "plain")
 REWARD_RULES = ("exact_match", "regex", "length")
 # What each reward rule's table accepts beside `name` and `weight` (engine/rewards.py's RULE_OPTIONS).
 REWARD_RULE_OPTIONS: dict[str, tuple[str, ...]] = {"exact_match": (), "regex": ("pattern",), "length": ("target",)}
@@ -231,6 +234,8 @@ class StageConfig:
     save_every: int = setting(500, rule=NON_NEGATIVE)  # 0 = only final/
     keep_last: int = setting(3, rule=NON_NEGATIVE)  # 0 = keep every checkpoint
     compile: bool = False
+    activation_checkpointing: bool = False  # recompute each block in backward: less memory, ~1/3 more compute
+    fused_loss: str = setting("auto", choices=FUSED_LOSSES)  # plain: the full logits of the batch at once
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     datasets: list[DatasetConfig] = field(default_factory=list)

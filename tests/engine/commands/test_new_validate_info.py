@@ -118,6 +118,24 @@ def test_info_lists_runs_with_their_state(tmp_path, capsys):
     assert "died" in capsys.readouterr().out
 
 
+def test_info_sizes_memory_per_device_for_the_run(tmp_path, capsys):
+    root = project_dir(tmp_path, {"tokenizer": {"source": "bytes"}})
+
+    def table(*args) -> tuple[str, dict[str, str]]:
+        assert main(["info", str(root), *args]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        start = next(i for i, line in enumerate(lines) if line.startswith("memory to train"))
+        return lines[start + 1].strip(), {line.split()[0]: line for line in lines[start + 3 : start + 9]}
+
+    options, ddp = table()
+    assert options == "no activation checkpointing, chunked loss, ddp on 1 device"
+    options, fsdp = table("--world-size", "4", "--parallel", "fsdp", "--set", "pretrain.activation_checkpointing=true")
+    assert options == "activation checkpointing, chunked loss, fsdp on 4 devices"
+    assert fsdp["optimizer"] != ddp["optimizer"] and fsdp["activations"] != ddp["activations"]
+    assert main(["info", str(root), "--world-size", "0"]) != 0
+    assert "--world-size: must be at least 1" in capsys.readouterr().err
+
+
 # --- property test: random damage never produces a traceback ---------------------------------
 
 JUNK = st.one_of(

@@ -46,3 +46,32 @@ def test_the_first_epochs_ratio_is_exactly_one_with_dropout(make_context, stage)
         assert torch.equal(objective.module.values(hidden)[mask], batch["old_values"][mask])
     metrics = objective.loss(batch)[1]
     assert metrics["clip_fraction"] == 0
+
+
+def test_no_dropout_silences_attention_dropout_too_and_keeps_checkpointing():
+    from engine.factory import model_config
+    from engine.memory import SavedForBackward
+    from engine.model import LLMLabForCausalLM
+    from engine.objectives import enable_activation_checkpointing
+    from engine.objectives.rollouts import no_dropout
+    from engine.project import ModelConfig
+
+    torch.manual_seed(0)
+    shape = dict(d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, d_ff=64, max_seq_len=64, dropout=0.5)
+    model = LLMLabForCausalLM(model_config(ModelConfig(**shape), 64)).train()
+    ids = torch.randint(0, 64, (2, 16))
+
+    def saved_and_logits():
+        with SavedForBackward(model.parameters()) as saved:
+            logits = model(input_ids=ids, use_cache=False).logits
+        return saved.bytes, logits
+
+    with no_dropout(model):
+        kept, first = saved_and_logits()
+        assert torch.equal(first, saved_and_logits()[1])  # no dropout, the attention's included
+    enable_activation_checkpointing(model)
+    with no_dropout(model):
+        checkpointed, again = saved_and_logits()
+    assert torch.allclose(again, first) and checkpointed < 0.7 * kept
+    assert all(module.training for module in model.modules())  # every mode restored
+    assert not torch.equal(saved_and_logits()[1], saved_and_logits()[1])  # dropout live again

@@ -117,3 +117,8 @@ def test_position_tables_past_system_memory_are_refused_by_max_seq_len():
     assert weights == []
     [problem] = _size_problems(project, memory=14 * 2**30)  # the table alone: 2^20 x 4096 x 4 bytes = 16 GiB
     assert problem.field == "model.max_seq_len" and "16.0 GiB" in problem.message
+
+
+def test_the_memory_settings_are_checked_by_name():
+    assert lines(with_(dpo__fused_loss="fast")) == ["dpo.fused_loss: must be one of auto, chunked, plain, got 'fast'"]
+    assert lines(with_(grpo__fused_loss="chunked", grpo__activation_checkpointing=True)) == []

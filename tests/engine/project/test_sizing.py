@@ -10,12 +10,14 @@ from engine.project import ModelConfig, Project, project_from_dict
 from engine.project.sizing import (
     BYTE_VOCAB,
     activation_elements_per_token,
+    fitting_batch,
     flops_per_token,
     padded_vocab_size,
     parameter_count,
     parameter_shapes,
     tokenizer_vocab_size,
     training_memory,
+    with_stage,
 )
 
 TINY = dict(d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, d_ff=48, max_seq_len=64)
@@ -56,10 +58,9 @@ def test_byte_vocab_matches_the_byte_tokenizer():
     assert len(tokenizer.byte_tokenizer()) == BYTE_VOCAB
 
 
-def tiny_project(optimizer: str) -> Project:
-    return project_from_dict(
-        {"model": TINY, "pretrain": {"batch_size": 2, "seq_len": 16, "optimizer": {"name": optimizer}}}
-    )
+def tiny_project(optimizer: str, **stage) -> Project:
+    stage = {"batch_size": 2, "seq_len": 16, "optimizer": {"name": optimizer}, "fused_loss": "plain", **stage}
+    return project_from_dict({"model": TINY, "pretrain": stage})
 
 
 def test_training_memory_by_hand():
@@ -73,10 +74,59 @@ def test_training_memory_by_hand():
         "gradients": 4 * n,
         "optimizer": 8 * n,
         "activations": 32 * (640 + 384) * 4,
+        "transient": 0,
         "total": 16 * n + 32 * 4096,
     }
     assert table["bf16"]["weights"] == 4 * n + 2 * matmul  # fp32 master + autocast's bf16 copies
     assert table["bf16"]["activations"] == 32 * (640 * 2 + 384 * 4)
+
+
+def test_checkpointing_the_chunked_loss_and_fsdp_by_hand():
+    m = ModelConfig(**TINY)
+    # the final norm's output; fp32: every block's input (2 x 32) and the final norm's two; the
+    # chunked loss keeps no log-probs
+    assert activation_elements_per_token(m, 64, checkpointing=True, fused_loss="chunked") == (32, 64 + 64)
+    chunked = training_memory(tiny_project("adamw", fused_loss="chunked"), 64)["fp32"]
+    assert chunked["activations"] == 32 * (640 + 320) * 4
+    # 32 tokens in ceil(64 / 32) = 2 chunks of 16 rows: logits, log-softmax and gradient in fp32
+    assert chunked["transient"] == 3 * 16 * 64 * 4
+    both = training_memory(tiny_project("adamw", fused_loss="chunked", activation_checkpointing=True), 64)
+    # + the block backward recomputes: 4 x 32 + 2 x 16 + 3 x 48 in the activation dtype, 2 x 2 x 32 fp32
+    assert both["fp32"]["transient"] == 3 * 16 * 64 * 4 + 32 * (304 + 128) * 4
+    assert both["bf16"]["transient"] == 3 * 16 * 64 * 4 + 32 * (304 * 2 + 128 * 4)
+    n, block = 17568, 3072 + 4608 + 64
+    ddp = training_memory(tiny_project("adamw"), 64, world_size=4, parallel="ddp")["fp32"]
+    fsdp = training_memory(tiny_project("adamw"), 64, world_size=4, parallel="fsdp")["fp32"]
+    assert ddp["weights"] == 4 * n and ddp["optimizer"] == 8 * n
+    assert fsdp["weights"] == 4 * n // 4 + 4 * block  # a quarter, plus the block gathered whole
+    assert fsdp["gradients"] == 4 * n // 4 + 4 * block
+    assert fsdp["optimizer"] == 8 * n // 4
+    assert fsdp["activations"] == ddp["activations"]
+
+
+def test_a_batch_that_fits_is_suggested():
+    project = tiny_project("adamw", batch_size=8, grad_accum=1, seq_len=64)
+    need = training_memory(project, 64)["fp32"]["total"]
+    assert fitting_batch(project, 64, "pretrain", need, "fp32") is None
+    advice = fitting_batch(project, 64, "pretrain", need - 1, "fp32")
+    assert advice.startswith("pretrain.batch_size: ") and "grad_accum = 2" in advice
+    smaller = tiny_project("adamw", batch_size=4, grad_accum=2, seq_len=64)
+    assert training_memory(smaller, 64)["fp32"]["total"] < need
+    # the weights and optimizer alone: even one sequence per micro-batch is too much
+    fixed = sum(training_memory(project, 64)["fp32"][row] for row in ("weights", "gradients", "optimizer"))
+    assert "do not fit" in fitting_batch(project, 64, "pretrain", fixed, "fp32")
+    # 32 layers: a checkpointed micro-batch of 1 fits where a plain one does not
+    deep = project_from_dict(
+        {"model": {**TINY, "n_layers": 32}, "pretrain": {"batch_size": 8, "seq_len": 64, "fused_loss": "plain"}}
+    )
+    checkpointed = with_stage(deep, "pretrain", batch_size=1, grad_accum=8, activation_checkpointing=True)
+    room = training_memory(checkpointed, 64)["fp32"]["total"]
+    plain_one = with_stage(deep, "pretrain", batch_size=1, grad_accum=8)
+    assert training_memory(plain_one, 64)["fp32"]["total"] > room
+    advice = fitting_batch(deep, 64, "pretrain", room, "fp32")
+    assert advice.endswith(
+        "try pretrain.batch_size = 1, pretrain.grad_accum = 8, pretrain.activation_checkpointing = true"
+    )
 
 
 def test_optimizer_state_per_optimizer():
