@@ -58,6 +58,11 @@ def parse_component(text: str, config) -> Component:
     return Component(kind, index, head)
 
 
+def check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise LLMLabError(f"--mode: {mode!r} is not one of {', '.join(MODES)}")
+
+
 def every_component(config) -> list[Component]:
     """Each head of each layer, each MLP and each block."""
     layers = range(config.num_hidden_layers)
@@ -147,8 +152,7 @@ def held_out_loss(model, batches) -> float:
 def ablation_table(model, batches, mode: str = "zero", components: Sequence[Component] | None = None) -> dict:
     """The baseline held-out loss and, for each component (default: all), the loss with it ablated,
     sorted by damage (loss increase), largest first."""
-    if mode not in MODES:
-        raise LLMLabError(f"--mode: {mode!r} is not one of {', '.join(MODES)}")
+    check_mode(mode)
     means = activation_means(model, batches) if mode == "mean" else None
     baseline = held_out_loss(model, batches)
     rows = []

@@ -15,8 +15,10 @@ from collections.abc import Iterator
 
 import torch
 
+from engine.inspection.loading import encode, token_texts
 from engine.layers import Attention
 from engine.model import causal_mask
+from engine.project.problems import LLMLabError
 
 
 def additive_mask(mask: torch.Tensor | None, q_len: int, k_len: int, device, dtype) -> torch.Tensor:
@@ -91,9 +93,48 @@ def induction_score(weights: torch.Tensor, length: int) -> torch.Tensor:
 
 @torch.no_grad()
 def induction_scores(model, length: int = 32, seed: int = 0) -> torch.Tensor:
-    """(L, H) induction scores on a seeded random sequence of `length` tokens, repeated."""
+    """(L, H) induction scores on a seeded random sequence of `length` tokens (at most half the
+    model's context), repeated."""
+    length = min(length, model.config.max_position_embeddings // 2)
     generator = torch.Generator().manual_seed(seed)
     # ids below 256 are bytes in every LLM-Lab tokenizer: real tokens (above lie specials and padding rows)
     tokens = torch.randint(0, min(256, model.config.vocab_size), (1, length), generator=generator)
     ids = torch.cat([tokens, tokens], dim=1).to(model.device)  # (1, 2 * length)
     return induction_score(attention_weights(model, ids)[:, 0], length)
+
+
+def attention_report(model, tokenizer, text: str, layer: int = 0, head: int = 0, induction_length: int = 32) -> dict:
+    """Plain data: the prompt's tokens, every head's summary (with its key/value group and induction
+    score) and the weights of one layer and head, (T, T) as lists."""
+    config = model.config
+    for name, value, count in (
+        ("--layer", layer, config.num_hidden_layers),
+        ("--head", head, config.num_attention_heads),
+    ):
+        if not 0 <= value < count:
+            raise LLMLabError(f"{name}: {value} is not in 0-{count - 1} (the model has {count})")
+    ids = encode(tokenizer, text, context=config.max_position_embeddings)
+    weights = attention_weights(model, torch.tensor([ids], device=model.device))[:, 0]  # (L, H, T, T)
+    summary = head_summary(weights)
+    induction = induction_scores(model, induction_length)
+    group = config.num_attention_heads // config.num_key_value_heads
+    heads = [
+        {
+            "layer": i,
+            "head": h,
+            "kv_head": h // group,
+            "entropy": summary["entropy"][i, h].item(),
+            "previous": summary["previous"][i, h].item(),
+            "first": summary["first"][i, h].item(),
+            "induction": induction[i, h].item(),
+        }
+        for i in range(weights.shape[0])
+        for h in range(weights.shape[1])
+    ]
+    return {
+        "tokens": token_texts(tokenizer, ids),
+        "layer": layer,
+        "head": head,
+        "weights": weights[layer, head].tolist(),
+        "heads": heads,
+    }

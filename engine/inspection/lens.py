@@ -36,7 +36,7 @@ def lens_logits(model, input_ids: torch.Tensor) -> torch.Tensor:
 
 def logit_lens(model, tokenizer, text: str) -> dict:
     """Per layer × position: the top token and its probability, and the probability of the true next token."""
-    ids = encode(tokenizer, text)
+    ids = encode(tokenizer, text, context=model.config.max_position_embeddings)
     probs = lens_logits(model, torch.tensor([ids], device=model.device))[:, 0].softmax(dim=-1)  # (L, T, V)
     top_prob, top_id = probs.max(dim=-1)  # (L, T)
     targets = torch.tensor(ids[1:], device=probs.device)

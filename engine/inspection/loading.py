@@ -26,13 +26,17 @@ def load_inspectable(model_dir: str | Path, device: str | torch.device = "cpu"):
     return model.eval(), saved_tokenizer(model_dir)
 
 
-def encode(tokenizer, text: str, field: str = "--prompt") -> list[int]:
+def encode(tokenizer, text: str, context: int | None = None, field: str = "--prompt") -> list[int]:
     """EOS, then the text's token ids: the model reads it as a new document, as in training, so every
-    token of the text has a prediction."""
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    if not ids:
+    token of the text has a prediction. Refused when empty or longer than the model's `context`."""
+    ids = [tokenizer.eos_token_id, *tokenizer(text, add_special_tokens=False)["input_ids"]]
+    if len(ids) == 1:
         raise LLMLabError(f"{field}: it encodes to no tokens; give some text")
-    return [tokenizer.eos_token_id, *ids]
+    if context is not None and len(ids) > context:
+        raise LLMLabError(
+            f"{field}: {len(ids)} tokens (EOS included), but the model's context is {context} tokens; shorten it"
+        )
+    return ids
 
 
 def token_texts(tokenizer, ids: list[int]) -> list[str]:

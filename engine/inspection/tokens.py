@@ -30,7 +30,7 @@ def top_alternatives(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.
 @torch.no_grad()
 def surprise(model, tokenizer, text: str, top_k: int = 5, worst: int = 5) -> dict:
     """The per-token surprise of `text` (read after EOS, as a new document) as plain data."""
-    ids = encode(tokenizer, text)
+    ids = encode(tokenizer, text, context=model.config.max_position_embeddings)
     input_ids = torch.tensor([ids[:-1]], device=model.device)
     targets = torch.tensor([ids[1:]], device=model.device)
     logits = model(input_ids=input_ids, use_cache=False).logits  # (1, T, V)
