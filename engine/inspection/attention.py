@@ -30,15 +30,21 @@ def additive_mask(mask: torch.Tensor | None, q_len: int, k_len: int, device, dty
     return mask.to(dtype)
 
 
-def explicit_attention(attn: Attention, x, rotation, mask) -> tuple[torch.Tensor, torch.Tensor]:
-    """(the module's output (B, T, C), its weights (B, H, T, T)), without a KV cache."""
-    q, k, v = attn.heads(x, rotation, None)  # (B, H, T, D), (B, KV, T, D) x2
-    groups = attn.num_heads // attn.num_kv_heads
-    k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)  # (B, H, T, D)
+def attention_probabilities(attn: Attention, q, k, mask) -> torch.Tensor:
+    """(B, H, T, T) softmax(q kᵀ / √d + mask) for queries (B, H, T, D) and keys (B, KV, T, D), each
+    key/value head repeated to the query heads of its group."""
+    k = k.repeat_interleave(attn.num_heads // attn.num_kv_heads, dim=1)  # (B, H, T, D)
     T = q.shape[2]
     scores = q @ k.transpose(-1, -2) / math.sqrt(attn.head_dim)  # (B, H, T, T)
     scores = scores + additive_mask(mask, T, T, q.device, scores.dtype)
-    weights = scores.float().softmax(dim=-1).to(q.dtype)
+    return scores.float().softmax(dim=-1).to(q.dtype)
+
+
+def explicit_attention(attn: Attention, x, rotation, mask) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the module's output (B, T, C), its weights (B, H, T, T)), without a KV cache."""
+    q, k, v = attn.heads(x, rotation, None)  # (B, H, T, D), (B, KV, T, D) x2
+    weights = attention_probabilities(attn, q, k, mask)
+    v = v.repeat_interleave(attn.num_heads // attn.num_kv_heads, dim=1)  # (B, H, T, D)
     return attn.merge_heads(weights @ v), weights
 
 
