@@ -1,6 +1,7 @@
 """Per-layer measures while training (the stage's `layer_stats = true`), at the evaluation cadence.
 
-On a measured step, read-only hooks watch the step's own forward passes (no extra forward):
+On a measured step, read-only hooks watch the step's own training forward passes, those that build
+a graph (no extra forward; generation and reference passes, run without grad, are left out):
 - `act_rms`: the RMS of each block's output, the residual stream after it
 - `attn_entropy`: the mean entropy (bits) of each layer's attention rows after the first, from the
   queries and keys the layer computed (`Attention.heads` on its input), the step's output untouched
@@ -49,6 +50,8 @@ class LayerStats:
 
         def block_hook(index):
             def hook(module, args, output):
+                if not torch.is_grad_enabled():
+                    return
                 self._rms_sq[index] += output.detach().float().pow(2).mean().item()
                 if index == 0:
                     self._passes += 1
@@ -56,9 +59,10 @@ class LayerStats:
             return hook
 
         def attention_hook(index):
-            @torch.no_grad()
             def hook(module, args, output):
-                self._entropy[index] += attention_entropy(module, *args[:3])
+                if torch.is_grad_enabled():
+                    with torch.no_grad():
+                        self._entropy[index] += attention_entropy(module, *args[:3])
 
             return hook
 

@@ -77,6 +77,8 @@ def test_measures_match_a_hand_computation():
     expected_entropy = head_summary(attention_weights(model, ids)).get("entropy").mean(dim=(1, 2)).tolist()
 
     with stats.watching():
+        with torch.no_grad():  # a pass without grad (generation, a reference model) is not measured
+            model(random_ids(batch=1, length=5, seed=7))
         loss = model(ids, labels=ids, use_cache=False).loss
     loss.backward()
     blocks = list(model.model.layers)
