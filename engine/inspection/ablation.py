@@ -149,18 +149,19 @@ def held_out_loss(model, batches) -> float:
     return nll.item() / sum(batch.num_tokens for batch in batches)
 
 
-def ablation_table(model, batches, mode: str = "zero", components: Sequence[Component] | None = None) -> dict:
-    """The baseline held-out loss and, for each component (default: all), the loss with it ablated,
-    sorted by damage (loss increase), largest first."""
+def ablation_table(model, batches, mode: str = "zero", groups: Sequence[Sequence[Component]] | None = None) -> dict:
+    """The baseline held-out loss and the loss with each group of components ablated together
+    (default: every component on its own), sorted by damage (loss increase), largest first."""
     check_mode(mode)
     means = activation_means(model, batches) if mode == "mean" else None
     baseline = held_out_loss(model, batches)
     rows = []
-    for component in components or every_component(model.config):
-        with ablated(model, [component], means):
+    for group in groups or [[c] for c in every_component(model.config)]:
+        with ablated(model, group, means):
             loss = held_out_loss(model, batches)
-        rows.append({"component": component.name, "kind": component.kind, "loss": loss, "damage": loss - baseline})
-    rows.sort(key=lambda row: -row["damage"] if math.isfinite(row["damage"]) else -math.inf)
+        name, kind = "+".join(c.name for c in group), "+".join(c.kind for c in group)
+        rows.append({"component": name, "kind": kind, "loss": loss, "damage": loss - baseline})
+    rows.sort(key=lambda row: math.inf if math.isnan(row["damage"]) else -row["damage"])  # nan last
     tokens = sum(batch.num_tokens for batch in batches)
     return {"mode": mode, "baseline": baseline, "tokens": tokens, "rows": rows}
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-SHADES = " ░▒▓█"  # weight 0 .. 1, in equal steps
+SHADES = " ░▒▓█"  # 0 .. a row's largest weight, in equal steps
 LABEL = 8  # characters of a token label
 
 
@@ -20,6 +20,7 @@ def shown(token: str, width: int = LABEL) -> str:
 
 
 def shade(weight: float) -> str:
+    """The shade of a weight in [0, 1]."""
     return SHADES[min(int(weight * len(SHADES)), len(SHADES) - 1)]
 
 

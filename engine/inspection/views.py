@@ -41,13 +41,7 @@ def ablate(
         raise LLMLabError("--save: keeps a zero ablation of the components named with --ablate (--mode zero)")
     if not named:
         return ablation.ablation_table(model, held, mode)
-    means = ablation.activation_means(model, held) if mode == "mean" else None
-    baseline = ablation.held_out_loss(model, held)
-    with ablation.ablated(model, named, means):
-        loss = ablation.held_out_loss(model, held)
-    name = "+".join(c.name for c in named)
-    row = {"component": name, "kind": "+".join(c.kind for c in named), "loss": loss, "damage": loss - baseline}
-    report = {"mode": mode, "baseline": baseline, "tokens": sum(b.num_tokens for b in held), "rows": [row]}
+    report = ablation.ablation_table(model, held, mode, [named])
     if save:
         report["saved"] = str(ablation.save_ablated(model, tokenizer, named, save, source=model_dir))
     return report
