@@ -28,18 +28,14 @@ def top_alternatives(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.
 
 
 @torch.no_grad()
-def surprise(model, tokenizer, text: str, top_k: int = 5, worst: int = 5) -> dict:
-    """The per-token surprise of `text` (read after EOS, as a new document) as plain data."""
-    ids = encode(tokenizer, text, context=model.config.max_position_embeddings)
-    input_ids = torch.tensor([ids[:-1]], device=model.device)
-    targets = torch.tensor([ids[1:]], device=model.device)
-    logits = model(input_ids=input_ids, use_cache=False).logits  # (1, T, V)
-    losses = token_losses(logits, targets)[0].tolist()
+def scored_tokens(model, tokenizer, ids: list[int], top_k: int = 5) -> list[dict]:
+    """For each token after the first of `ids`: its loss (nats), bits, probability and the top-k
+    alternatives at its position, one forward pass. Chat scores prompt + reply with it."""
+    logits = model(input_ids=torch.tensor([ids[:-1]], device=model.device), use_cache=False).logits  # (1, T, V)
+    losses = token_losses(logits, torch.tensor([ids[1:]], device=model.device))[0].tolist()
     probs, alternatives = top_alternatives(logits[0], top_k)
-    byte_lengths = token_byte_lengths(tokenizer)
-    num_bytes = sum(byte_lengths[i] for i in ids[1:])
     texts = token_texts(tokenizer, ids[1:])
-    rows = [
+    return [
         {
             "position": t,
             "id": ids[t + 1],
@@ -54,12 +50,20 @@ def surprise(model, tokenizer, text: str, top_k: int = 5, worst: int = 5) -> dic
         }
         for t, loss in enumerate(losses)
     ]
-    total = sum(losses)
+
+
+def surprise(model, tokenizer, text: str, top_k: int = 5, worst: int = 5) -> dict:
+    """The per-token surprise of `text` (read after EOS, as a new document) as plain data."""
+    ids = encode(tokenizer, text, context=model.config.max_position_embeddings)
+    rows = scored_tokens(model, tokenizer, ids, top_k)
+    byte_lengths = token_byte_lengths(tokenizer)
+    num_bytes = sum(byte_lengths[i] for i in ids[1:])
+    total = sum(row["loss"] for row in rows)
     return {
         "tokens": rows,
-        "loss": total / len(losses),
-        "bits_per_token": total / len(losses) / math.log(2),
+        "loss": total / len(rows),
+        "bits_per_token": total / len(rows) / math.log(2),
         "bytes": num_bytes,
         "bpb": bits_per_byte(total, num_bytes),
-        "worst": sorted(range(len(rows)), key=lambda t: -losses[t])[:worst],
+        "worst": sorted(range(len(rows)), key=lambda t: -rows[t]["loss"])[:worst],
     }

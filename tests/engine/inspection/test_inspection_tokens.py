@@ -8,7 +8,7 @@ import torch
 
 from engine.device import Precision
 from engine.factory import build_model
-from engine.inspection.tokens import surprise, token_losses, top_alternatives
+from engine.inspection.tokens import scored_tokens, surprise, token_losses, top_alternatives
 from engine.objectives import build_objective
 from engine.objectives.base import ObjectiveContext
 from engine.objectives.pretrain import next_token_loss
@@ -75,3 +75,16 @@ def test_top_alternatives_are_the_likeliest():
     assert ids.tolist() == [[1, 2]]
     torch.testing.assert_close(probs, logits.softmax(-1)[:, [1, 2]])
     assert top_alternatives(logits, 10)[1].shape == (1, 4)
+
+
+@torch.no_grad()
+def test_scored_tokens_are_the_models_probabilities(objective):
+    """What Chat colours a reply by: each token's probability where the model produced it."""
+    model, tokenizer = objective.module, objective.ctx.tokenizer
+    ids = [tokenizer.eos_token_id, *b"a reply"]
+    probs = model(torch.tensor([ids])).logits[0].softmax(-1)
+    rows = scored_tokens(model, tokenizer, ids, top_k=2)
+    assert [row["id"] for row in rows] == ids[1:]
+    for t, row in enumerate(rows):
+        assert row["prob"] == pytest.approx(probs[t, ids[t + 1]].item(), rel=1e-5)
+        assert [alt["id"] for alt in row["top"]] == probs[t].topk(2).indices.tolist()
