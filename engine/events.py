@@ -11,6 +11,8 @@ pickles across a spawn queue and serialises as one JSON line. Torch-free: the ap
 |              | [mfu, gpu_memory_gb on CUDA], shares {source: {share, weight}} when there are   |
 |              | sources, + the objective's own per-step measures (e.g. `accuracy`)               |
 | `eval`       | step + the objective's held-out measures (pretrain: loss, ppl, bpb)             |
+| `layers`     | step, layers: [{layer, grad_norm, update_ratio, act_rms, attn_entropy}], at the |
+|              | eval cadence when the stage sets layer_stats (engine/inspection/training.py)    |
 | `sample`     | step, samples: [{prompt, text}]                                                 |
 | `checkpoint` | step, path, final, pruned (the step directories retention deleted)              |
 | `log`        | level (info / warning / error), message                                         |
@@ -36,7 +38,19 @@ from pathlib import Path
 
 from engine.project.problems import LLMLabError
 
-EVENT_TYPES = ("started", "metrics", "eval", "sample", "checkpoint", "log", "finished", "error", "token", "reply")
+EVENT_TYPES = (
+    "started",
+    "metrics",
+    "eval",
+    "layers",
+    "sample",
+    "checkpoint",
+    "log",
+    "finished",
+    "error",
+    "token",
+    "reply",
+)
 LOG_LEVELS = ("info", "warning", "error")
 FINISH_STATUSES = ("completed", "stopped", "diverged")
 CONTROL_MESSAGES = ("stop", "save")

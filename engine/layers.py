@@ -111,7 +111,8 @@ class Attention(nn.Module):
         self.v_proj = nn.Linear(config.hidden_size, self.num_kv_heads * self.head_dim, bias=bias)
         self.o_proj = ResidualProjection(self.num_heads * self.head_dim, config.hidden_size, bias=bias)
 
-    def forward(self, x, rotation, mask, cache) -> torch.Tensor:
+    def heads(self, x, rotation, cache) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Queries (B, H, T, D), keys and values (B, KV, past + T, D): projected, rotated, cached."""
         B, T, _ = x.shape
         q = self.q_proj(x).view(B, T, self.num_heads, self.head_dim).transpose(1, 2)  # (B, H, T, D)
         k = self.k_proj(x).view(B, T, self.num_kv_heads, self.head_dim).transpose(1, 2)  # (B, KV, T, D)
@@ -120,8 +121,16 @@ class Attention(nn.Module):
             q, k = apply_rotation(q, k, *rotation)
         if cache is not None:
             k, v = cache.update(k, v, self.layer_idx)  # (B, KV, past + T, D)
-        y = attend(q, k, v, mask, self.dropout if self.training else 0.0)  # (B, H, T, D)
+        return q, k, v
+
+    def merge_heads(self, y: torch.Tensor) -> torch.Tensor:
+        """(B, H, T, D) head outputs -> (B, T, hidden): concatenated, then o_proj."""
+        B, _, T, _ = y.shape
         return self.o_proj(y.transpose(1, 2).reshape(B, T, self.num_heads * self.head_dim))
+
+    def forward(self, x, rotation, mask, cache) -> torch.Tensor:
+        q, k, v = self.heads(x, rotation, cache)
+        return self.merge_heads(attend(q, k, v, mask, self.dropout if self.training else 0.0))  # (B, T, C)
 
 
 def attend(q, k, v, mask, dropout: float) -> torch.Tensor:

@@ -6,8 +6,16 @@ All functions are differentiable where a loss needs it and never call `.item()`.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
+
+
+def bits_per_byte(nll_sum: float, num_bytes: int) -> float:
+    """Summed next-token loss (nats) over the UTF-8 bytes its targets stand for, in bits: comparable
+    across tokenizers (nan when the targets stand for no bytes)."""
+    return nll_sum / (math.log(2) * num_bytes) if num_bytes else float("nan")
 
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor, dim: int | None = None) -> torch.Tensor:

@@ -1,5 +1,5 @@
 """The one-shot tools the app runs in a worker process (engine.worker.start_tool): merge LoRA
-adapters, export, train the tokenizer, preview a stage's dataset.
+adapters, export, train the tokenizer, preview a stage's dataset, inspect a model.
 
 Torch-free at import, like engine.worker, which hands `tool` to a spawned child. A tool reports
 one `finished` event whose report is its plain result, or an `error` event with the traceback.
@@ -55,11 +55,19 @@ def preview(project_path: str, stage: str, table: dict | None = None, n: int = 3
     return {"examples": [asdict(example) for example in preview_examples(project, stage, n)]}
 
 
+def inspect(model_dir: str, view: str, **options) -> dict:
+    """One view of `llmlab inspect` (engine.inspection.views), its plain-data report."""
+    from engine.inspection.views import inspect_model
+
+    return inspect_model(model_dir, view, **options)
+
+
 TOOLS: dict[str, Callable[..., dict]] = {
     "merge": merge_adapters,
     "export": export_model,
     "tokenizer": train_tokenizer,
     "preview": preview,
+    "inspect": inspect,
 }
 
 

@@ -20,6 +20,7 @@ import torch
 from engine import device as dev
 from engine.checkpoints import prune_checkpoints, rng_state, set_rng_state, write_checkpoint
 from engine.events import event, finished, log
+from engine.inspection.training import LayerStats
 from engine.objectives.base import Objective, ObjectiveContext
 from engine.optim import before_step, build_optimizer, build_scheduler
 from engine.project.fileio import disk_full
@@ -51,6 +52,7 @@ class Trainer:
         self.last_eval: dict = {}
         self._peak_flops = dev.peak_flops(ctx.device)
         self._flops_per_token = flops_per_token(ctx.project.model, ctx.model.config.vocab_size, self.cfg.seq_len)
+        self.layer_stats = LayerStats(objective.module, self.cfg.eval_every) if self.cfg.layer_stats else None
         if state is not None:
             self.load_state_dict(state)
 
@@ -142,10 +144,14 @@ class Trainer:
     def train_step(self) -> tuple[dict, int]:
         """One optimizer step; returns its measures as floats (the step's one host sync, made before
         the update so that a non-finite loss or gradient never reaches the weights)."""
-        loss, metrics, tokens, batch = self.accumulate()
+        stats = self.layer_stats if self.layer_stats is not None and self.layer_stats.due(self.step + 1) else None
+        with stats.watching() if stats else contextlib.nullcontext():
+            loss, metrics, tokens, batch = self.accumulate()
         with self.ctx.precision.autocast():
             before_step(self.optimizer, self.objective.module, batch)  # Sophia's Hessian refresh
         dev.all_reduce_gradients(self.params)
+        if stats:
+            stats.before_update()
         grad_norm = self.clip_gradients()
         lr = self.optimizer.param_groups[0]["lr"]  # the rate this step uses
         values = _to_floats({**metrics, "loss": loss, "grad_norm": grad_norm}) | {"lr": lr}
@@ -155,6 +161,8 @@ class Trainer:
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
+        if stats:
+            self.emit(event("layers", step=self.step, layers=stats.after_update()))
         tokens *= self.ctx.world_size  # every rank trains on as many tokens as this one
         self.tokens_seen += tokens
         return values, tokens

@@ -13,6 +13,7 @@ import torch
 
 from engine.data import pretraining_data
 from engine.logprobs import cross_entropy, head_input
+from engine.losses import bits_per_byte
 from engine.objectives.base import Objective, ObjectiveContext
 from engine.packing import PackedBatch
 
@@ -63,7 +64,7 @@ class PretrainObjective(Objective):
         return {
             "loss": loss,
             "ppl": math.exp(min(loss, 50.0)),
-            "bpb": total / (math.log(2) * num_bytes) if num_bytes else float("nan"),
+            "bpb": bits_per_byte(total, num_bytes),
         }
 
     def sample(self) -> list[dict]:

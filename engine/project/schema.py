@@ -229,6 +229,7 @@ class StageConfig:
     grad_clip: float = setting(1.0, rule=NON_NEGATIVE)  # 0 = no clipping
     eval_every: int = setting(250, rule=NON_NEGATIVE)  # 0 = never
     eval_batches: int = setting(20, rule=AT_LEAST_1)
+    layer_stats: bool = False  # per-layer measures at the eval cadence (engine/inspection/training.py)
     sample_every: int = setting(250, rule=NON_NEGATIVE)  # 0 = never
     sample_prompt: str = ""
     save_every: int = setting(500, rule=NON_NEGATIVE)  # 0 = only final/
