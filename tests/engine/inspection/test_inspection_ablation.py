@@ -4,7 +4,6 @@ ablated loss."""
 
 import pytest
 import torch
-from conftest import random_ids, tiny_model
 
 from engine.inspection.ablation import (
     Component,
@@ -21,6 +20,7 @@ from engine.objectives.pretrain import next_token_loss
 from engine.packing import PackedBatch
 from engine.project.problems import LLMLabError
 from engine.tokenizer import byte_tokenizer
+from tests.engine.inspection.models import random_ids, tiny_model
 
 
 def batches(n=2):

@@ -3,7 +3,6 @@ its weights are causal distributions; the per-head summaries measure what they s
 
 import pytest
 import torch
-from conftest import KINDS, random_ids, tiny_model
 
 from engine.inspection.attention import (
     attention_weights,
@@ -12,6 +11,7 @@ from engine.inspection.attention import (
     induction_scores,
     recorded_attention,
 )
+from tests.engine.inspection.models import KINDS, random_ids, tiny_model
 
 ATOL = 1e-4  # logits of size ~6; a path without its rotation or mask is off by more than 1
 

@@ -2,10 +2,10 @@
 residual stream through the final norm and lm_head."""
 
 import torch
-from conftest import random_ids
 
 from engine.inspection.lens import block_outputs, lens_logits, logit_lens
 from engine.tokenizer import byte_tokenizer
+from tests.engine.inspection.models import random_ids
 
 
 @torch.no_grad()

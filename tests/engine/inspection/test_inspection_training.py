@@ -5,7 +5,6 @@ import math
 
 import pytest
 import torch
-from conftest import random_ids, tiny_model
 
 from engine.device import Precision
 from engine.factory import build_model
@@ -18,6 +17,7 @@ from engine.objectives.base import ObjectiveContext
 from engine.project import load_project
 from engine.tokenizer import byte_tokenizer
 from engine.trainer import Trainer
+from tests.engine.inspection.models import random_ids, tiny_model
 from tests.tiny_project import Recorder, make_project
 
 
