@@ -84,9 +84,15 @@ class ProjectScreen(Screen):
 class FormScreen(ProjectScreen):
     """A screen of FieldSets with Ctrl+S to save (`action_save`) and `dirty` while edits are not saved."""
 
+    # Keys that move the focus are priority bindings: the app runs them as it reads them, so keys
+    # typed right after (a burst) go to the field they moved to, not to the one they left.
     BINDINGS = [
-        Binding("pagedown,ctrl+down", "section(1)", "Section", key_display="PgDn", id="form.next_section"),
-        Binding("pageup,ctrl+up", "section(-1)", "Section", key_display="PgUp", id="form.previous_section"),
+        Binding(
+            "pagedown,ctrl+down", "section(1)", "Section", key_display="PgDn", priority=True, id="form.next_section"
+        ),
+        Binding(
+            "pageup,ctrl+up", "section(-1)", "Section", key_display="PgUp", priority=True, id="form.previous_section"
+        ),
     ]
 
     def action_save(self) -> None:
@@ -101,7 +107,7 @@ class FormScreen(ProjectScreen):
         here = next((a for a in self.focused.ancestors if a in sets), None) if self.focused else None
         index = sets.index(here) + step if here else (0 if step > 0 else -1)
         target = sets[index % len(sets)]
-        target.first_field().focus()
+        self.set_focus(target.first_field())  # at once (focus() waits): the keys typed next land there
         target.scroll_visible(top=True, animate=False)
 
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:

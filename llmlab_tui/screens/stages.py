@@ -32,7 +32,7 @@ from llmlab_tui.widgets.stage_select import StageSelect
 class StagesScreen(FormScreen):
     BINDINGS = [
         Binding("ctrl+s", "save", "Save", id="stages.save"),
-        Binding("ctrl+g", "pick_stage", "Stage", id="stages.pick_stage"),
+        Binding("ctrl+g", "pick_stage", "Stage", priority=True, id="stages.pick_stage"),  # see FormScreen
         Binding("ctrl+n", "add_dataset", "+Dataset", id="stages.add_dataset"),
         Binding("ctrl+r", "remove_dataset", "-Dataset", id="stages.remove_dataset"),
         Binding("ctrl+o", "preview", "Examples", id="stages.preview"),
@@ -117,8 +117,8 @@ class StagesScreen(FormScreen):
     def action_pick_stage(self) -> None:
         """Open the stage picker: type the stage's first letters, then Enter."""
         select = self.query_one("#stage-select", StageSelect)
-        select.focus()
         select.action_show_overlay()
+        self.set_focus(select.query_one("SelectOverlay"), scroll_visible=False)  # now: keys typed next go there
 
     async def action_add_dataset(self) -> None:
         form = self.current_form()

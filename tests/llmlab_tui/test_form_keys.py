@@ -35,6 +35,12 @@ async def _on(pilot, screen_type, key=None):
     return pilot.app.screen
 
 
+def burst(app, *keys: str) -> None:
+    """Hand every key to the app at once, as a terminal delivers a burst (no waiting between them)."""
+    for key in keys:
+        app.post_message(events.Key(key, key if len(key) == 1 else None))
+
+
 def _row(screen, path) -> FieldRow:
     return next(row for row in screen.query(FieldRow) if row.path == path)
 
@@ -151,6 +157,19 @@ async def test_section_keys_reach_lora_enabled_on_dpo_in_a_few_keys(projects_dir
         await pilot.press("ctrl+down")
         assert app.focused.id == "dpo-lora-enabled"
     assert "PgDn Section" in footer and "^g Stage" in footer
+
+
+async def test_keys_typed_right_after_a_jump_land_where_it_went(projects_dir):
+    app = app_on(projects_dir / "alpha", projects_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _on(pilot, StagesScreen, "f3")
+        burst(app, "ctrl+g", *"dpo", "enter")
+        await wait_for(pilot, lambda: screen.stage == "dpo" and screen.query("#dpo-steps"))
+        assert screen.query_one("#pretrain-steps").value == str(screen.project.pretrain.steps)
+        await wait_for(pilot, lambda: app.focused.id == "stage-select")
+        await pilot.pause()  # the Select's own deferred refocus after its menu closed
+        burst(app, "pagedown", "end", "0")  # the first field of dpo's Training section
+        await wait_for(pilot, lambda: screen.query_one("#dpo-steps").value == f"{screen.project.dpo.steps}0")
 
 
 async def test_f2_sections_jump_between_tokenizer_and_model(projects_dir):
