@@ -2,7 +2,9 @@
 
 Each screen is a Textual mode (its own screen stack) shown by its global key; Escape goes back to
 the screen shown before. The app holds the open project (`project_path`, `projects_dir`); screens
-read it when shown and ask to change it with a message (attributes down, messages up).
+read it when shown and ask to change it with a message (attributes down, messages up); `stage` is
+the stage chosen on the stages or the monitor screen (widgets/stage_select.py). Leaving a screen
+with unsaved edits asks first (unsaved.py).
 No torch, transformers, datasets or peft here or below (tests/llmlab_tui/test_imports.py).
 """
 
@@ -17,11 +19,12 @@ from textual.binding import Binding
 from textual.reactive import reactive
 from textual.screen import Screen
 
-from engine.project import PROJECT_FILE
+from engine.project import PROJECT_FILE, STAGES
 from llmlab_tui.commands import LabCommands
 from llmlab_tui.runner import TRAIN_JOB, FileSource, Runner
 from llmlab_tui.screens.base import OpenProject
 from llmlab_tui.screens.quit import QuitScreen
+from llmlab_tui.unsaved import leave
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,7 @@ class LabApp(App):
     ]
 
     project_path: reactive[Path | None] = reactive(None)
+    stage: reactive[str] = reactive(STAGES[0])
 
     def __init__(self, project_path: Path | None = None, projects_dir: Path | None = None) -> None:
         super().__init__()
@@ -83,7 +87,10 @@ class LabApp(App):
         self.runner.shutdown()
 
     def action_quit(self) -> None:
-        """Quit; during a run, ask first: stop it with a checkpoint, or leave it running."""
+        """Quit; with unsaved edits or during a run, ask first (save them; stop the run or leave it)."""
+        leave(self, self._quit)
+
+    def _quit(self) -> None:
         job = self.runner.running(TRAIN_JOB)
         if job is None or isinstance(job.source, FileSource):
             self.exit()
@@ -108,11 +115,17 @@ class LabApp(App):
             self.notify("Open a project first (F1: projects).", severity="warning")
             return
         if name != self.current_mode:
-            self._history.append(self.current_mode)
-            self.switch_mode(name)
+            leave(self, lambda: self._switch(name))
+
+    def _switch(self, name: str) -> None:
+        self._history.append(self.current_mode)
+        self.switch_mode(name)
 
     def action_back(self) -> None:
         """Show the screen shown before this one (skipping those that need a closed project)."""
+        leave(self, self._back)
+
+    def _back(self) -> None:
         while self._history:
             name = self._history.pop()
             if self.project_path is not None or not SCREENS[name].needs_project:

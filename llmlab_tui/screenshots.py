@@ -1,11 +1,12 @@
 """Write an SVG screenshot of every screen of the app (README's "The app" section).
 
-    python -m llmlab_tui.screenshots PROJECT [--out docs/screenshots] [--train pretrain.steps=30 ...]
+    python -m llmlab_tui.screenshots PROJECT [--out docs/screenshots] [--size 80x24] [--train pretrain.steps=30 ...]
 
-Drives the app headless at 80×24 with App.run_test, as the tests do: each registered screen in
-turn, the monitor on the project's newest run, the chat with one streamed reply from the newest
-model, the stages screen's dataset preview (of the SFT stage). `--train` first runs the pretrain stage with those
-overrides in a worker (so the monitor and the chat have something to show).
+Drives the app headless (80×24 unless --size says otherwise) with App.run_test, as the tests
+do: each registered screen in turn, the monitor on the project's newest run, the chat with one
+streamed reply from the newest model, the stages screen's dataset preview (of the SFT stage).
+`--train` first runs the pretrain stage with those overrides in a worker (so the monitor and the
+chat have something to show).
 """
 
 from __future__ import annotations
@@ -29,11 +30,11 @@ async def _until(pilot, condition, seconds: float = WAIT_S) -> None:
         await pilot.pause(0.1)
 
 
-async def capture(project: Path, out: Path, prompt: str) -> list[Path]:
+async def capture(project: Path, out: Path, prompt: str, size: tuple[int, int] = SIZE) -> list[Path]:
     """Visit every screen of the app on `project`; return the SVGs written under `out`."""
     out.mkdir(parents=True, exist_ok=True)
     app, written = LabApp(project, projects_dir=project.parent), []
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=size) as pilot:
         for name, entry in SCREENS.items():
             await pilot.press(entry.key)
             await _until(pilot, lambda name=name: app.current_mode == name and getattr(app.screen, "project", True), 10)
@@ -73,10 +74,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/screenshots"))
     parser.add_argument("--train", nargs="*", metavar="KEY=VALUE", help="train pretrain first with these --set lines")
     parser.add_argument("--prompt", default="The answer is")
+    parser.add_argument("--size", default="80x24", help="the terminal's COLUMNSxROWS")
     args = parser.parse_args()
+    size = tuple(int(n) for n in args.size.lower().split("x"))
     if args.train is not None:
         train_first(args.project, args.train)
-    for path in asyncio.run(capture(args.project.resolve(), args.out, args.prompt)):
+    for path in asyncio.run(capture(args.project.resolve(), args.out, args.prompt, size)):
         print(path)
 
 

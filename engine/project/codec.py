@@ -19,7 +19,7 @@ from engine.project.problems import LLMLabError, Problem
 from engine.project.schema import RENAMED, ModelConfig, OptimizerConfig, Project, SchedulerConfig
 
 _TYPE_NAMES = {
-    int: "an integer",
+    int: "a whole number",
     float: "a number",
     bool: "true or false",
     str: "a string",
@@ -66,11 +66,11 @@ def coerce(value: Any, hint: Any, where: str, problems: list[Problem]) -> Any:
     if origin in (typing.Union, types.UnionType):
         if any(is_type(value, a) for a in args):
             return value
-        problems.append(Problem(where, f"expected {' or '.join(_type_name(a) for a in args)}, got {value!r}"))
+        problems.append(Problem(where, f"expected {type_name(hint)}, got {value!r}"))
         return BAD
     if is_type(value, hint):
         return float(value) if hint is float else value
-    problems.append(Problem(where, f"expected {_TYPE_NAMES[hint]}, got {value!r}"))
+    problems.append(Problem(where, f"expected {type_name(hint)}, got {value!r}"))
     return BAD
 
 
@@ -83,7 +83,10 @@ def is_type(value: Any, hint: Any) -> bool:
     return isinstance(value, base)
 
 
-def _type_name(hint: Any) -> str:
+def type_name(hint: Any) -> str:
+    """A type in words, as the problems name it ("a whole number", "a string or a table")."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(type_name(arg) for arg in typing.get_args(hint))
     return _TYPE_NAMES[typing.get_origin(hint) or hint]
 
 

@@ -8,10 +8,12 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Problem:
-    """One problem: `str()` is the line the CLI prints ("field: message")."""
+    """One problem: `str()` is the line the CLI prints ("field: message"). `also` names the other
+    fields of a rule that spans several (the app shows it at each, whichever was edited)."""
 
     field: str
     message: str
+    also: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         return f"{self.field}: {self.message}" if self.field else self.message

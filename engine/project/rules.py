@@ -99,13 +99,20 @@ def _positive_ints(*values: Any) -> bool:
 def _model_problems(m: ModelConfig) -> list[Problem]:
     problems = []
     if _positive_ints(m.d_model, m.n_heads) and m.d_model % m.n_heads:
-        problems.append(Problem("model.d_model", f"must be divisible by model.n_heads ({m.n_heads}), got {m.d_model}"))
+        problems.append(
+            Problem(
+                "model.d_model",
+                f"must be divisible by model.n_heads ({m.n_heads}), got {m.d_model}",
+                ("model.n_heads",),
+            )
+        )
     elif _positive_ints(m.d_model, m.n_heads) and m.positional_encoding in ("rope", "yarn") and m.head_dim % 2:
         problems.append(
             Problem(
                 "model.d_model",
                 f"{m.positional_encoding} needs an even head size "
                 f"(d_model / n_heads), got {m.d_model} / {m.n_heads} = {m.head_dim}",
+                ("model.n_heads", "model.positional_encoding"),
             )
         )
     if _positive_ints(m.d_model) and m.positional_encoding == "sinusoidal" and m.d_model % 2:
@@ -119,11 +126,16 @@ def _model_problems(m: ModelConfig) -> list[Problem]:
                 "model.n_kv_heads",
                 f'attention "{m.attention}" means n_kv_heads = {implied}, '
                 f"got {m.n_kv_heads} (set it to {implied}, or leave it out)",
+                ("model.attention",),
             )
         )
     elif m.attention == "gqa" and m.n_heads % m.n_kv_heads:
         problems.append(
-            Problem("model.n_heads", f"must be divisible by model.n_kv_heads ({m.n_kv_heads}) for gqa, got {m.n_heads}")
+            Problem(
+                "model.n_heads",
+                f"must be divisible by model.n_kv_heads ({m.n_kv_heads}) for gqa, got {m.n_heads}",
+                ("model.n_kv_heads",),
+            )
         )
     return problems
 
@@ -133,11 +145,16 @@ def _stage_problems(project: Project, name: str) -> list[Problem]:
     max_len = project.model.max_seq_len
     if _positive_ints(stage.seq_len, max_len) and stage.seq_len > max_len:
         problems.append(
-            Problem(f"{name}.seq_len", f"must not exceed model.max_seq_len ({max_len}), got {stage.seq_len}")
+            Problem(
+                f"{name}.seq_len",
+                f"must not exceed model.max_seq_len ({max_len}), got {stage.seq_len}",
+                ("model.max_seq_len",),
+            )
         )
     min_lr = stage.scheduler.options.get("min_lr")
     if is_type(min_lr, float) and is_type(stage.lr, float) and 0 < stage.lr < min_lr:
-        problems.append(Problem(f"{name}.scheduler.min_lr", f"must not exceed {name}.lr ({stage.lr}), got {min_lr}"))
+        rule = f"must not exceed {name}.lr ({stage.lr}), got {min_lr}"
+        problems.append(Problem(f"{name}.scheduler.min_lr", rule, (f"{name}.lr",)))
     for i, ds in enumerate(stage.datasets):
         if not ds.path:
             problems.append(Problem(f"{name}.datasets[{i}].path", "required (a hub id, or a local file or folder)"))
@@ -157,7 +174,7 @@ def _label_smoothing_problems(dpo: Any) -> list[Problem]:
     smoothing = dpo.label_smoothing
     if dpo.loss_type in ("hinge", "ipo") and is_type(smoothing, float) and smoothing != 0:
         rule = f"only the sigmoid loss uses it; set it to 0 for {dpo.loss_type}, got {smoothing!r}"
-        return [Problem("dpo.label_smoothing", rule)]
+        return [Problem("dpo.label_smoothing", rule, ("dpo.loss_type",))]
     return []
 
 
@@ -227,6 +244,7 @@ def _decay_problems(stage: Any, name: str) -> list[Problem]:
                     f"{name}.optimizer.{key}",
                     f"times {lr_name} ({lr}) must stay below 1 (each step scales the weights by 1 - lr x decay), "
                     f"got {decay}",
+                    (lr_name,),
                 )
             )
     return problems

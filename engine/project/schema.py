@@ -121,13 +121,42 @@ OPTION_RULES: dict[str, Range] = {
     "power": POSITIVE,
 }
 OPTION_CHOICES: dict[str, tuple[str, ...]] = {"adjust_lr_fn": ("original", "match_rms_adamw")}
+# What each optimizer / scheduler setting means (the rule comes from OPTION_RULES / OPTION_CHOICES).
+OPTION_HELP: dict[str, str] = {
+    "betas": "the decay rates of the moving averages of the gradient and its square (beta1, beta2)",
+    "adamw_betas": "betas of the AdamW group (embeddings, head, norms, biases)",
+    "eps": "added to the denominator so a tiny second moment cannot blow a step up",
+    "eps2": "the floor of the parameter scale of each step (1: steps at the stage lr, as AdamW)",
+    "d": "clipping threshold of the update's RMS",
+    "weight_decay": "decoupled weight decay: each step scales the weights by 1 - lr x weight_decay",
+    "adamw_weight_decay": "weight decay of the AdamW group",
+    "beta2_decay": "how fast the second-moment average forgets (the exponent of the step)",
+    "rho": "the clipping ratio of the Hessian-scaled update",
+    "hessian_update_period": "steps between two Hessian estimates",
+    "momentum": "the momentum of the update",
+    "nesterov": "use Nesterov momentum",
+    "ns_steps": "Newton-Schulz iterations that orthogonalise each update",
+    "adjust_lr_fn": "how the update is scaled: match_rms_adamw keeps AdamW-like lr values meaningful",
+    "adamw_lr": "the learning rate of the AdamW group",
+    "min_lr": "the learning rate the schedule ends at",
+    "power": "the exponent of the polynomial decay (1: linear)",
+}
+OPTIMIZER_HELP = "the optimizer; its own settings follow the name"
+SCHEDULER_HELP = "the learning-rate schedule after the warmup; its own settings follow the name"
 
 
 def setting(
-    default: Any = None, *, rule: Range | None = None, choices: tuple[str, ...] | None = None, factory: Any = None
+    default: Any = None,
+    *,
+    help: str = "",
+    rule: Range | None = None,
+    choices: tuple[str, ...] | None = None,
+    factory: Any = None,
 ) -> Any:
-    """A dataclass field whose metadata holds its rule; `factory` for mutable defaults."""
-    metadata = {"rule": rule, "choices": choices}
+    """A dataclass field whose metadata holds its meaning (`help`, with its unit) and its rule;
+    `factory` for mutable defaults. A subclass that only changes a default may leave `help` out:
+    the base class's is used (descriptions.py)."""
+    metadata = {"help": help, "rule": rule, "choices": choices}
     if factory is not None:
         return field(default_factory=factory, metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -135,31 +164,53 @@ def setting(
 
 @dataclass
 class TokenizerConfig:
-    source: str = setting("bpe")  # "bytes" | "bpe" (trained into tokenizer/) | hub id | local path
-    vocab_size: int = setting(4096, rule=Range(258))  # for "bpe": 256 bytes + 2 special tokens + merges
-    trust_remote_code: bool = False
-    train_text: list[str] = setting(factory=list)  # files for "bpe"; empty: the pretrain datasets
+    source: str = setting(
+        "bpe", help='"bytes" (256 byte tokens), "bpe" (trained into tokenizer/), a hub id or a local path'
+    )
+    vocab_size: int = setting(4096, help="tokens of the trained BPE: 256 bytes + 2 special + merges", rule=Range(258))
+    trust_remote_code: bool = setting(False, help="let a hub tokenizer run its own code")
+    train_text: list[str] = setting(
+        help='files the BPE trains on, e.g. ["data.txt"]; []: the pretrain data', factory=list
+    )
 
 
 @dataclass
 class ModelConfig:
-    positional_encoding: str = setting("rope", choices=POSITIONAL_ENCODINGS)
-    normalization: str = setting("rmsnorm", choices=NORMALIZATIONS)
-    attention: str = setting("gqa", choices=ATTENTIONS)
-    activation: str = setting("swiglu", choices=ACTIVATIONS)
-    d_model: int = setting(256, rule=AT_LEAST_1)
-    n_layers: int = setting(4, rule=AT_LEAST_1)
-    n_heads: int = setting(8, rule=AT_LEAST_1)
-    n_kv_heads: int = setting(2, rule=AT_LEAST_1)  # left out: 1 for mqa, n_heads for mha
-    d_ff: int = setting(768, rule=AT_LEAST_1)
-    max_seq_len: int = setting(512, rule=Range(1, MAX_SEQ_LEN))
-    dropout: float = setting(0.0, rule=FRACTION)
-    bias: bool = False
-    tie_embeddings: bool = True
-    rope_theta: float = setting(10000.0, rule=Range(1, 1e12))  # below 1 the frequencies overflow
-    yarn_factor: float = setting(4.0, rule=Range(1, low_open=True))
-    yarn_original_max_seq_len: int = setting(128, rule=Range(1, MAX_SEQ_LEN))
-    init_std: float = setting(0.02, rule=Range(0, 1, low_open=True))
+    positional_encoding: str = setting(
+        "rope",
+        help="how positions enter: added sinusoids, or rotations / biases in attention",
+        choices=POSITIONAL_ENCODINGS,
+    )
+    normalization: str = setting("rmsnorm", help="the norm before each attention and FFN", choices=NORMALIZATIONS)
+    attention: str = setting(
+        "gqa", help="mha: a kv head per query head; mqa: one; gqa: n_kv_heads shared", choices=ATTENTIONS
+    )
+    activation: str = setting(
+        "swiglu", help="the FFN's nonlinearity (swiglu: gated, three matrices)", choices=ACTIVATIONS
+    )
+    d_model: int = setting(256, help="the width of each token's vector (features)", rule=AT_LEAST_1)
+    n_layers: int = setting(4, help="decoder blocks stacked", rule=AT_LEAST_1)
+    n_heads: int = setting(8, help="query heads per attention; d_model / n_heads is the head size", rule=AT_LEAST_1)
+    n_kv_heads: int = setting(
+        2, help="key/value heads for gqa (n_heads must be divisible by it); mqa: 1, mha: n_heads", rule=AT_LEAST_1
+    )
+    d_ff: int = setting(768, help="the FFN's hidden width (features)", rule=AT_LEAST_1)
+    max_seq_len: int = setting(512, help="the longest sequence the model takes (tokens)", rule=Range(1, MAX_SEQ_LEN))
+    dropout: float = setting(0.0, help="the share of activations dropped while training", rule=FRACTION)
+    bias: bool = setting(False, help="biases in the linear layers")
+    tie_embeddings: bool = setting(True, help="the output head shares the token embedding matrix")
+    rope_theta: float = setting(
+        10000.0, help="RoPE's base wavelength (larger: slower rotation, longer context)", rule=Range(1, 1e12)
+    )  # below 1 the frequencies overflow
+    yarn_factor: float = setting(
+        4.0, help="YaRN's context extension (times the original length)", rule=Range(1, low_open=True)
+    )
+    yarn_original_max_seq_len: int = setting(
+        128, help="the length the positions were made for before YaRN (tokens)", rule=Range(1, MAX_SEQ_LEN)
+    )
+    init_std: float = setting(
+        0.02, help="the standard deviation of the initial weights", rule=Range(0, 1, low_open=True)
+    )
 
     @property
     def head_dim(self) -> int:
@@ -168,15 +219,17 @@ class ModelConfig:
 
 @dataclass
 class DatasetConfig:
-    path: str = ""  # hub id, or a local file / folder (relative to the project)
-    name: str = ""  # the hub config name; "" = none
-    split: str = "train"
-    eval_split: str = ""  # "" = hold out eval_fraction of the data
-    eval_fraction: float = setting(0.05, rule=FRACTION)
-    text_field: str = "text"
-    columns: dict[str, str] = setting(factory=dict)  # rename columns: {source_name = "target_name"}
-    weight: float = setting(1.0, rule=NON_NEGATIVE)
-    streaming: bool = False
+    path: str = setting("", help="a hub id, or a local file / folder (relative to the project)")
+    name: str = setting("", help='the hub config name; "": none')
+    split: str = setting("train", help="the split trained on")
+    eval_split: str = setting("", help='the split evaluated on; "": hold out eval_fraction of the data')
+    eval_fraction: float = setting(0.05, help="the share held out for eval when there is no eval_split", rule=FRACTION)
+    text_field: str = setting("text", help="the column holding the text (pretrain)")
+    columns: dict[str, str] = setting(help='rename columns, e.g. {question = "prompt"}', factory=dict)
+    weight: float = setting(
+        1.0, help="this dataset's share of the mix, relative to the others' weights", rule=NON_NEGATIVE
+    )
+    streaming: bool = setting(False, help="read a hub dataset as a stream instead of downloading it all")
 
 
 @dataclass
@@ -208,35 +261,43 @@ class SchedulerConfig(NamedSettings):
 
 @dataclass
 class LoraConfig:
-    enabled: bool = False
-    preset: str = setting("minimal", choices=LORA_PRESETS)
-    r: int = setting(8, rule=AT_LEAST_1)
-    alpha: float = setting(16.0, rule=POSITIVE)
-    dropout: float = setting(0.05, rule=FRACTION)
-    target_modules: list[str] = setting(factory=list)  # custom preset only
+    enabled: bool = setting(False, help="train small adapter matrices instead of every weight")
+    preset: str = setting("minimal", help="which layers get adapters (custom: target_modules)", choices=LORA_PRESETS)
+    r: int = setting(8, help="the adapters' rank", rule=AT_LEAST_1)
+    alpha: float = setting(16.0, help="the adapters' scale: the update is multiplied by alpha / r", rule=POSITIVE)
+    dropout: float = setting(0.05, help="dropout on the adapters' input", rule=FRACTION)
+    target_modules: list[str] = setting(
+        help='module names for the custom preset, e.g. ["q_proj", "v_proj"]', factory=list
+    )
 
 
 @dataclass
 class StageConfig:
     """The training fields every stage has (pretrain uses exactly these)."""
 
-    steps: int = setting(2000, rule=AT_LEAST_1)
-    batch_size: int = setting(16, rule=AT_LEAST_1)
-    grad_accum: int = setting(1, rule=AT_LEAST_1)
-    seq_len: int = setting(256, rule=AT_LEAST_1)
-    lr: float = setting(1e-3, rule=POSITIVE)
-    warmup_steps: int = setting(100, rule=NON_NEGATIVE)
-    grad_clip: float = setting(1.0, rule=NON_NEGATIVE)  # 0 = no clipping
-    eval_every: int = setting(250, rule=NON_NEGATIVE)  # 0 = never
-    eval_batches: int = setting(20, rule=AT_LEAST_1)
-    layer_stats: bool = False  # per-layer measures at the eval cadence (engine/inspection/training.py)
-    sample_every: int = setting(250, rule=NON_NEGATIVE)  # 0 = never
-    sample_prompt: str = ""
-    save_every: int = setting(500, rule=NON_NEGATIVE)  # 0 = only final/
-    keep_last: int = setting(3, rule=NON_NEGATIVE)  # 0 = keep every checkpoint
-    compile: bool = False
-    activation_checkpointing: bool = False  # recompute each block in backward: less memory, ~1/3 more compute
-    fused_loss: str = setting("auto", choices=FUSED_LOSSES)  # plain: the full logits of the batch at once
+    steps: int = setting(2000, help="optimizer steps to train", rule=AT_LEAST_1)
+    batch_size: int = setting(16, help="sequences per micro-batch", rule=AT_LEAST_1)
+    grad_accum: int = setting(1, help="micro-batches summed into each step", rule=AT_LEAST_1)
+    seq_len: int = setting(256, help="tokens per training sequence (at most model.max_seq_len)", rule=AT_LEAST_1)
+    lr: float = setting(1e-3, help="the peak learning rate, reached after the warmup", rule=POSITIVE)
+    warmup_steps: int = setting(100, help="steps the learning rate rises linearly from 0", rule=NON_NEGATIVE)
+    grad_clip: float = setting(1.0, help="the largest gradient norm (0: no clipping)", rule=NON_NEGATIVE)
+    eval_every: int = setting(250, help="steps between evaluations (0: never)", rule=NON_NEGATIVE)
+    eval_batches: int = setting(20, help="batches each evaluation averages", rule=AT_LEAST_1)
+    layer_stats: bool = setting(
+        False, help="per-layer grad norm, update/weight ratio, activation RMS, attention entropy at each eval"
+    )
+    sample_every: int = setting(250, help="steps between samples of generated text (0: never)", rule=NON_NEGATIVE)
+    sample_prompt: str = setting("", help='the text samples start from ("": a few of the data\'s prompts)')
+    save_every: int = setting(500, help="steps between checkpoints (0: only final/)", rule=NON_NEGATIVE)
+    keep_last: int = setting(3, help="checkpoints kept besides final/ (0: keep every one)", rule=NON_NEGATIVE)
+    compile: bool = setting(False, help="torch.compile the model (slower start, faster steps)")
+    activation_checkpointing: bool = setting(
+        False, help="recompute each block in backward: less activation memory, about 1/3 more compute"
+    )
+    fused_loss: str = setting(
+        "auto", choices=FUSED_LOSSES, help="how the loss meets the logits (plain: the whole batch's logits at once)"
+    )
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     datasets: list[DatasetConfig] = field(default_factory=list)
@@ -246,7 +307,7 @@ class StageConfig:
 class FineTuneConfig(StageConfig):
     """A stage that starts from other weights, fully or with LoRA adapters (sft, dpo, ppo, grpo)."""
 
-    init: str = "pretrain"  # a stage name (its newest finished run) or a model directory
+    init: str = setting("pretrain", help="the starting weights: a stage (its newest finished run) or a model folder")
     lora: LoraConfig = field(default_factory=LoraConfig)
 
 
@@ -254,8 +315,8 @@ class FineTuneConfig(StageConfig):
 class SFTConfig(FineTuneConfig):
     steps: int = setting(1000, rule=AT_LEAST_1)
     lr: float = setting(3e-4, rule=POSITIVE)
-    assistant_only: bool = True  # false: the loss covers every token
-    packing: bool = False
+    assistant_only: bool = setting(True, help="the loss covers the replies only (off: every token)")
+    packing: bool = setting(False, help="pack several conversations into each sequence")
 
 
 @dataclass
@@ -263,11 +324,13 @@ class DPOConfig(FineTuneConfig):
     steps: int = setting(500, rule=AT_LEAST_1)
     batch_size: int = setting(8, rule=AT_LEAST_1)
     lr: float = setting(5e-5, rule=POSITIVE)
-    init: str = "sft"
-    reference: str = ""  # blank: the starting policy, frozen
-    beta: float = setting(0.1, rule=POSITIVE)
-    loss_type: str = setting("sigmoid", choices=DPO_LOSS_TYPES)
-    label_smoothing: float = setting(0.0, rule=Range(0, 0.5, high_open=True))
+    init: str = setting("sft")
+    reference: str = setting("", help='the frozen reference model ("": the starting policy)')
+    beta: float = setting(0.1, help="how far the policy may move from the reference (larger: less)", rule=POSITIVE)
+    loss_type: str = setting("sigmoid", help="sigmoid (DPO), hinge (SLiC) or ipo", choices=DPO_LOSS_TYPES)
+    label_smoothing: float = setting(
+        0.0, help="the assumed share of flipped preferences (cDPO; sigmoid only)", rule=Range(0, 0.5, high_open=True)
+    )
 
 
 @dataclass
@@ -277,36 +340,46 @@ class PolicyConfig(FineTuneConfig):
     steps: int = setting(200, rule=AT_LEAST_1)
     batch_size: int = setting(8, rule=AT_LEAST_1)
     lr: float = setting(1e-5, rule=POSITIVE)
-    init: str = "sft"
-    reward_model: str = ""  # hub id or local path; "" = rules only
-    reward_trust_remote_code: bool = False
-    reward_rules: list[str | dict] = field(default_factory=list)  # "exact_match" or {name, weight, ...}
-    max_new_tokens: int = setting(64, rule=AT_LEAST_1)
-    temperature: float = setting(1.0, rule=POSITIVE)
-    kl_coef: float = setting(0.05, rule=NON_NEGATIVE)  # the KL penalty's weight (to the reference)
-    clip_range: float = setting(0.2, rule=POSITIVE)  # the policy ratio is clipped to 1 ± clip_range
-    epochs: int = setting(4, rule=AT_LEAST_1)  # optimisation passes over each rollout
-    mini_batch_size: int = setting(4, rule=AT_LEAST_1)
+    init: str = setting("sft")
+    reward_model: str = setting("", help='a reward model: hub id or local path ("": the reward rules only)')
+    reward_trust_remote_code: bool = setting(False, help="let the reward model run its own code")
+    reward_rules: list[str | dict] = setting(
+        help='built-in rewards, e.g. ["exact_match"] or [{name = "length", target = 50}]', factory=list
+    )
+    max_new_tokens: int = setting(64, help="the longest sampled reply (tokens)", rule=AT_LEAST_1)
+    temperature: float = setting(1.0, help="the sampling temperature of the replies", rule=POSITIVE)
+    kl_coef: float = setting(0.05, help="the weight of the KL penalty to the reference", rule=NON_NEGATIVE)
+    clip_range: float = setting(0.2, help="the policy ratio is clipped to 1 ± clip_range", rule=POSITIVE)
+    epochs: int = setting(4, help="optimisation passes over each rollout", rule=AT_LEAST_1)
+    mini_batch_size: int = setting(4, help="replies per optimisation step of a pass", rule=AT_LEAST_1)
 
 
 @dataclass
 class PPOConfig(PolicyConfig):
-    gamma: float = setting(1.0, rule=UNIT)
-    lam: float = setting(0.95, rule=UNIT)
-    adaptive_kl: bool = False
-    kl_target: float = setting(6.0, rule=POSITIVE)
-    clip_range_value: float = setting(0.2, rule=POSITIVE)
-    vf_coef: float = setting(0.1, rule=NON_NEGATIVE)
+    gamma: float = setting(1.0, help="the discount of future rewards per token", rule=UNIT)
+    lam: float = setting(0.95, help="GAE's lambda: bias against variance of the advantages", rule=UNIT)
+    adaptive_kl: bool = setting(False, help="adjust kl_coef to keep the KL near kl_target")
+    kl_target: float = setting(6.0, help="the KL adaptive_kl aims at (nats per reply)", rule=POSITIVE)
+    clip_range_value: float = setting(0.2, help="the value head's predictions are clipped to ± this", rule=POSITIVE)
+    vf_coef: float = setting(0.1, help="the weight of the value loss", rule=NON_NEGATIVE)
 
 
 @dataclass
 class GRPOConfig(PolicyConfig):
-    kl_coef: float = setting(0.0, rule=NON_NEGATIVE)  # 0: no reference model at all
+    kl_coef: float = setting(
+        0.0, help="the weight of the KL to the reference (0: no reference model)", rule=NON_NEGATIVE
+    )
     epochs: int = setting(1, rule=AT_LEAST_1)
-    group_size: int = setting(4, rule=Range(2))
-    clip_range_high: float = setting(0.0, rule=NON_NEGATIVE)  # 0 = off (symmetric clip); > 0: DAPO
-    scale_rewards: str = setting("group", choices=SCALE_REWARDS)
-    loss_type: str = setting("dapo", choices=GRPO_LOSS_TYPES)
+    group_size: int = setting(4, help="replies sampled per prompt and compared with each other", rule=Range(2))
+    clip_range_high: float = setting(
+        0.0, help="the upper clip of the ratio (0: symmetric; > 0: DAPO's clip-higher)", rule=NON_NEGATIVE
+    )
+    scale_rewards: str = setting(
+        "group", help="advantages divided by the std of the group, the batch or none", choices=SCALE_REWARDS
+    )
+    loss_type: str = setting(
+        "dapo", help="how token losses are averaged: grpo, dr_grpo or dapo", choices=GRPO_LOSS_TYPES
+    )
 
 
 # Keys of earlier versions: validate says what each one is called now.
@@ -322,8 +395,10 @@ RENAMED = {
 
 @dataclass
 class Project:
-    name: str = "untitled"
-    seed: int = setting(1337, rule=Range(*SEED_RANGE))
+    name: str = setting("untitled", help="the project's name")
+    seed: int = setting(
+        1337, help="the seed of every random choice (weights, data order, sampling)", rule=Range(*SEED_RANGE)
+    )
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     pretrain: StageConfig = field(default_factory=StageConfig)

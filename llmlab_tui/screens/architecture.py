@@ -1,8 +1,9 @@
 """The architecture screen: the tokenizer and [model] of project.toml, checked while typing.
 
 Every rule is engine.project's: the edited tables go through project_from_dict + validate_project
-at each change, each problem shows under the field it names, and Ctrl+S saves only when there are
-none. Beside the form: parameters, FLOPs per token, memory to train, head dim, a block diagram.
+at each change, each problem shows under the field it names (a rule across fields under each),
+and Ctrl+S saves only when there are none. Beside the form: parameters, FLOPs per token, memory to
+train, head dim, a block diagram; under it the focused field's help (screens/base.py FormScreen).
 """
 
 from __future__ import annotations
@@ -11,14 +12,14 @@ from typing import Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal
 from textual.widgets import Footer, Static
 
 from engine.project import LLMLabError, Problem, Project, project_from_dict, project_problems, project_to_dict
 from llmlab_tui.editing import save_sections
-from llmlab_tui.screens.base import ProjectScreen
+from llmlab_tui.screens.base import FormScreen
 from llmlab_tui.summary import block_diagram, model_size, size_lines
-from llmlab_tui.widgets.forms import FieldSet, FieldSpec, dataclass_specs
+from llmlab_tui.widgets.forms import FieldHelp, FieldSet, FieldSpec, FormScroll, dataclass_specs
 from llmlab_tui.widgets.nav import NavBar
 
 HUB = "hub id or path"
@@ -40,7 +41,10 @@ def tokenizer_specs(project: Project) -> list[FieldSpec]:
     """The tokenizer form: `source` split into its kind and, for the hub or a path, the id."""
     source = project.tokenizer.source
     kind = source if source in TOKENIZER_KINDS[:2] else HUB
-    specs = [FieldSpec("source", kind, TOKENIZER_KINDS), FieldSpec("hub_id_or_path", "" if kind != HUB else source)]
+    specs = [
+        FieldSpec("source", kind, TOKENIZER_KINDS, help=f"bytes, bpe, or {HUB} (below) — the kind of tokenizer"),
+        FieldSpec("hub_id_or_path", "" if kind != HUB else source, help="a hub id (gpt2) or a local tokenizer folder"),
+    ]
     return specs + dataclass_specs(project.tokenizer, skip=["source"])
 
 
@@ -58,18 +62,19 @@ def model_table(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if k != "n_kv_heads" or values["attention"] == "gqa"}
 
 
-class ArchitectureScreen(ProjectScreen):
+class ArchitectureScreen(FormScreen):
     BINDINGS = [Binding("ctrl+s", "save", "Save", id="architecture.save")]
 
     def compose(self) -> ComposeResult:
         yield NavBar("architecture", self.project.name if self.project else "no project")
         with Horizontal(id="arch-body"):
-            with VerticalScroll(id="arch-form", can_focus=False):
+            with FormScroll(id="arch-form"):
                 if self.project is not None:
                     yield FieldSet(tokenizer_specs(self.project), "tokenizer", "Tokenizer", id="tokenizer")
                     yield FieldSet(dataclass_specs(self.project.model), "model", "Model", id="model")
                 yield Static("\n".join(map(str, self.load_problems)), id="arch-problems", classes="problems")
             yield Static("", id="arch-summary")
+        yield FieldHelp(id="field-help")
         yield Footer()
 
     def loaded(self) -> None:
@@ -107,6 +112,7 @@ class ArchitectureScreen(ProjectScreen):
         others = [p for p in problems if p not in claimed]
         self.query_one("#arch-problems", Static).update("\n".join(map(str, others)))
         self._summarize(data, problems)
+        self.mark_modified()
         return problems
 
     def _summarize(self, data: dict, problems: list[Problem]) -> None:

@@ -2,17 +2,23 @@
 
 A `ProjectScreen` reads the app's `project_path` each time it is shown and loads the project again
 when another one was opened, or when the file changed on disk and the screen holds no edits.
+A `FormScreen` edits it (architecture, stages): keys that jump between the form's sections, the
+focused field's help under the form, and the nav bar's mark while edits are not saved.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from textual import events
+from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
 
 from engine.project import PROJECT_FILE, LLMLabError, Problem, Project, project_from_dict
 from llmlab_tui.editing import load_dict
+from llmlab_tui.widgets.forms import FieldHelp, FieldSet
+from llmlab_tui.widgets.nav import NavBar
 
 
 class OpenProject(Message):
@@ -73,3 +79,46 @@ class ProjectScreen(Screen):
     def saved(self, project: Project) -> None:
         """Record that `project` is now what the file holds."""
         self.project, self._stamp = project, self._file_stamp()
+
+
+class FormScreen(ProjectScreen):
+    """A screen of FieldSets with Ctrl+S to save (`action_save`) and `dirty` while edits are not saved."""
+
+    # Keys that move the focus are priority bindings: the app runs them as it reads them, so keys
+    # typed right after (a burst) go to the field they moved to, not to the one they left.
+    BINDINGS = [
+        Binding(
+            "pagedown,ctrl+down", "section(1)", "Section", key_display="PgDn", priority=True, id="form.next_section"
+        ),
+        Binding(
+            "pageup,ctrl+up", "section(-1)", "Section", key_display="PgUp", priority=True, id="form.previous_section"
+        ),
+    ]
+
+    def action_save(self) -> None:
+        raise NotImplementedError
+
+    def action_section(self, step: int) -> None:
+        """Focus the first field of the next (step 1) or previous (-1) section shown, round the form."""
+        chain = self.focus_chain
+        sets = [field_set for field_set in self.query(FieldSet) if field_set.first_field() in chain]
+        if not sets:
+            return
+        here = next((a for a in self.focused.ancestors if a in sets), None) if self.focused else None
+        index = sets.index(here) + step if here else (0 if step > 0 else -1)
+        target = sets[index % len(sets)]
+        self.set_focus(target.first_field())  # at once (focus() waits): the keys typed next land there
+        target.scroll_visible(top=True, animate=False)
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        for field_help in self.query(FieldHelp):
+            field_help.show_for(event.widget)
+
+    def mark_modified(self) -> None:
+        """Show on the nav bar whether the screen holds edits not saved."""
+        for nav in self.query(NavBar):
+            nav.set_modified(self.dirty)
+
+    def saved(self, project: Project) -> None:
+        super().saved(project)
+        self.mark_modified()

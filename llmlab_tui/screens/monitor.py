@@ -27,7 +27,9 @@ from llmlab_tui.run_view import CHARTS, RunView, report_lines
 from llmlab_tui.runner import TRAIN_JOB as JOB
 from llmlab_tui.runner import FileSource
 from llmlab_tui.screens.base import ProjectScreen
+from llmlab_tui.unsaved import saved_first
 from llmlab_tui.widgets.nav import NavBar
+from llmlab_tui.widgets.stage_select import StageSelect
 
 REDRAW_SECONDS = 0.3
 RESUMABLE = ("stopped", "died", "diverged", "completed")  # completed: when its steps were raised
@@ -58,9 +60,7 @@ class MonitorScreen(ProjectScreen):
         yield NavBar("monitor", self.project.name if self.project else "no project")
         with Horizontal(id="monitor-bar"):
             yield Label("stage", classes="field-label")
-            yield Select(
-                [(s, s) for s in STAGES], value=self.stage, allow_blank=False, compact=True, id="monitor-stage"
-            )
+            yield StageSelect(self.stage, id="monitor-stage")
             yield Label("", id="monitor-state")
         with Horizontal(id="monitor-progress"):
             yield ProgressBar(show_eta=False, show_percentage=True, id="progress")
@@ -113,6 +113,8 @@ class MonitorScreen(ProjectScreen):
             return
         if self.app.runner.running(JOB) and self.view.state == "running":  # a finished one may still be exiting
             self.notify("A run is going already: stop it first (x).", severity="warning")
+            return
+        if not saved_first(self.app, self.action_start):  # the run trains what the forms show
             return
         handle = start_worker(self.project.root, self.stage)
         self.view = RunView(stage=self.stage, state="running")

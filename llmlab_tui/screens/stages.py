@@ -1,8 +1,10 @@
 """The stages screen: one form per stage (pretrain, sft, dpo, ppo, grpo), picked at the top.
 
 Checks run through engine.project at every change; Ctrl+S saves every stage edited here into
-project.toml (atomically). The preview line is the `llmlab run` command that runs the shown stage
-with these edits applied to the saved file (`--set` for each changed field).
+project.toml (atomically). Ctrl+G opens the stage picker (the app's `stage`, shared with the
+monitor); PgDn / PgUp jump between the form's sections (screens/base.py FormScreen). The preview
+line is the `llmlab run` command that runs the shown stage with these edits applied to the saved
+file (`--set` for each changed field).
 
 Ctrl+O shows the dataset preview: the first examples as the model sees them need the tokenizer,
 so a worker builds them from the edited stage table (screens/preview.py).
@@ -12,23 +14,25 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal
 from textual.widgets import ContentSwitcher, Footer, Label, Select, Static
 
 from engine.project import STAGES, DatasetConfig, LLMLabError, Problem, project_problems, project_to_dict
 from engine.project.overrides import NAMED, set_overrides
 from engine.project.runs import checkpoints, list_runs
 from llmlab_tui.editing import run_command, save_sections
-from llmlab_tui.screens.base import ProjectScreen
+from llmlab_tui.screens.base import FormScreen
 from llmlab_tui.screens.preview import PreviewScreen
-from llmlab_tui.widgets.forms import FieldSet
+from llmlab_tui.widgets.forms import FieldHelp, FieldSet, FormScroll
 from llmlab_tui.widgets.nav import NavBar
 from llmlab_tui.widgets.stage_form import StageForm
+from llmlab_tui.widgets.stage_select import StageSelect
 
 
-class StagesScreen(ProjectScreen):
+class StagesScreen(FormScreen):
     BINDINGS = [
         Binding("ctrl+s", "save", "Save", id="stages.save"),
+        Binding("ctrl+g", "pick_stage", "Stage", priority=True, id="stages.pick_stage"),  # see FormScreen
         Binding("ctrl+n", "add_dataset", "+Dataset", id="stages.add_dataset"),
         Binding("ctrl+r", "remove_dataset", "-Dataset", id="stages.remove_dataset"),
         Binding("ctrl+o", "preview", "Examples", id="stages.preview"),
@@ -42,13 +46,14 @@ class StagesScreen(ProjectScreen):
         yield NavBar("stages", self.project.name if self.project else "no project")
         with Horizontal(id="stage-bar"):
             yield Label("stage", classes="field-label")
-            yield Select([(s, s) for s in STAGES], value=self.stage, allow_blank=False, compact=True, id="stage-select")
-        with VerticalScroll(id="stage-body", can_focus=False):
+            yield StageSelect(self.stage, id="stage-select")
+        with FormScroll(id="stage-body"):
             if self.project is not None:
                 with ContentSwitcher(initial=f"form-{self.stage}", id="stage-switcher"):
                     yield self._form(self.stage)
         yield Static("\n".join(map(str, self.load_problems)), id="stage-problems", classes="problems")
         yield Static("", id="stage-preview")
+        yield FieldHelp(id="field-help")
         yield Footer()
 
     def _form(self, stage: str) -> StageForm:
@@ -106,7 +111,14 @@ class StagesScreen(ProjectScreen):
         self.current_form().update_shares()
         sets = set_overrides(saved[self.stage], edited[self.stage], self.stage)
         self.query_one("#stage-preview", Static).update(run_command(self.project.root, self.stage, sets))
+        self.mark_modified()
         return problems
+
+    def action_pick_stage(self) -> None:
+        """Open the stage picker: type the stage's first letters, then Enter."""
+        select = self.query_one("#stage-select", StageSelect)
+        select.action_show_overlay()
+        self.set_focus(select.query_one("SelectOverlay"), scroll_visible=False)  # now: keys typed next go there
 
     async def action_add_dataset(self) -> None:
         form = self.current_form()

@@ -1,9 +1,12 @@
 """Forms generated from engine.project dataclasses: one row per field, values read back as TOML data.
 
 A `FieldSet` edits one table of project.toml (say `model` or `pretrain.datasets[0]`): a field with
-choices becomes a Select, a boolean a Checkbox, a string an Input of plain text, anything else an
-Input of an inline TOML value (`1e-3`, `[0.9, 0.95]`, `{prompt = "question"}`) — the syntax of
-`llmlab run --set`. Problems found by engine.project show under the row they name.
+choices becomes a Select, a boolean a TickBox (`[x] true` / `[ ] false`), a string an Input of
+plain text, anything else an Input of an inline TOML value (`1e-3`, `[0.9, 0.95]`,
+`{prompt = "question"}`) read as `llmlab run --set` reads it, so a typing mistake gets the same
+words as on the command line. Problems found by engine.project show under the row they name (a
+rule across fields under each of them); `FieldHelp` shows the focused field's meaning and rule
+(engine/project/descriptions.py).
 """
 
 from __future__ import annotations
@@ -15,23 +18,27 @@ from dataclasses import dataclass, fields, is_dataclass
 from typing import Any
 
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
 from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Checkbox, Input, Label, Select, Static
 
 from engine.project import Problem, project_to_dict
-from engine.project.overrides import format_value, parse_value
+from engine.project.descriptions import field_help
+from engine.project.overrides import format_value, override_value
 from llmlab_tui.widgets.ordered_input import OrderedInput
 
 
 @dataclass(frozen=True)
 class FieldSpec:
-    """One editable field: its TOML key, current value, and the choices when it has a fixed set."""
+    """One editable field: its TOML key, current value, the choices when it has a fixed set, and
+    its help when the schema has none for its path (a field only the app shows)."""
 
     name: str
     value: Any
     choices: tuple[str, ...] | None = None
+    help: str = ""
 
 
 def dataclass_specs(obj: Any, skip: Iterable[str] = ()) -> list[FieldSpec]:
@@ -57,6 +64,7 @@ class FieldRow(Vertical):
     def __init__(self, spec: FieldSpec, path: str) -> None:
         super().__init__(classes="field-row")
         self.spec, self.path = spec, path
+        self.help = spec.help or field_help(path) or ""
         self.editor = _editor(spec, field_id(path))
         self.problem = Static("", classes="field-problem")
 
@@ -68,13 +76,24 @@ class FieldRow(Vertical):
 
     @property
     def value(self) -> Any:
-        """The edited value; ValueError when the text is not a TOML value."""
+        """The edited value (text that is not a TOML value stays text, as `--set` reads it, and the
+        schema's type check names it); ValueError when a non-text field is empty."""
         editor = self.editor
         if isinstance(editor, Select):  # NULL until mounted
             return self.spec.value if editor.value is Select.NULL else editor.value
         if isinstance(editor, Checkbox):
             return editor.value
-        return editor.value if isinstance(self.spec.value, str) else parse_value(editor.value)
+        if isinstance(self.spec.value, str):
+            return editor.value
+        if not editor.value.strip():
+            raise ValueError("a value is required")
+        return override_value(editor.value)
+
+    def on_descendant_focus(self) -> None:
+        self.add_class("-focused")  # the label highlight (app.tcss); :focus-within does not restyle the label
+
+    def on_descendant_blur(self) -> None:
+        self.remove_class("-focused")
 
     def show_problem(self, text: str) -> None:
         self.problem.update(text)
@@ -89,9 +108,30 @@ def _editor(spec: FieldSpec, widget_id: str) -> Widget:
             [(str(o) or "(none)", o) for o in options], value=spec.value, allow_blank=False, compact=True, id=widget_id
         )
     if isinstance(spec.value, bool):
-        return Checkbox(value=spec.value, compact=True, id=widget_id)
+        return TickBox(value=spec.value, compact=True, id=widget_id)
     text = spec.value if isinstance(spec.value, str) else format_value(spec.value)
     return OrderedInput(text, compact=True, id=widget_id)
+
+
+class TickBox(Checkbox):
+    """A checkbox whose states differ in any colours: `[x] true` / `[ ] false` (TOML's words)."""
+
+    def render(self) -> Content:
+        text = "[x] true" if self.value else "[ ] false"
+        return Content(text).stylize_before(self.get_visual_style("toggle--label"))
+
+
+class FormScroll(VerticalScroll, can_focus=False, inherit_bindings=False):
+    """The scrolling body of a form: never a Tab stop itself (it scrolls to the focused field),
+    and without the scroll keys, so PageUp / PageDown reach the screen's section jumps."""
+
+
+class FieldHelp(Static):
+    """The line under a form: what the focused field means, its unit and its rule (from the schema)."""
+
+    def show_for(self, widget: Widget | None) -> None:
+        row = next((a for a in widget.ancestors_with_self if isinstance(a, FieldRow)), None) if widget else None
+        self.update(Content.assemble((f"{row.spec.name}: ", "bold"), row.help) if row and row.help else "")
 
 
 class FieldSet(Vertical):
@@ -145,9 +185,14 @@ class FieldSet(Vertical):
         claimed = []
         for row in self.rows.values():
             mine = [p for p in problems if p.field == row.path]
-            row.show_problem("\n".join(p.message for p in mine) if row.display else "")
-            claimed += mine
+            related = [p for p in problems if row.path in p.also]  # its field's name says which rule
+            row.show_problem("\n".join([p.message for p in mine] + [str(p) for p in related]) if row.display else "")
+            claimed += mine + related
         return claimed
+
+    def first_field(self) -> Widget | None:
+        """The first shown editor of the set (where a jump to the set lands)."""
+        return next((row.editor for row in self.rows.values() if row.display and row.editor.focusable), None)
 
     def _changed(self, widget: Widget) -> None:
         for name, row in self.rows.items():

@@ -17,7 +17,7 @@ class NavBar(Horizontal):
 
     def compose(self) -> ComposeResult:
         for name, entry in self.app.SCREEN_ENTRIES.items():
-            label = Label(f"{entry.key.upper()} {entry.title}", classes="nav-item")
+            label = Label(f"{entry.key.upper()} {entry.title}", classes="nav-item", id=f"nav-{name}")
             label.set_class(name == self.current, "-current")
             yield label
         yield Label(self.detail, classes="nav-detail")
@@ -25,3 +25,10 @@ class NavBar(Horizontal):
     def set_detail(self, detail: str) -> None:
         self.detail = detail
         self.query_one(".nav-detail", Label).update(detail)
+
+    def set_modified(self, modified: bool) -> None:
+        """Mark the shown screen's title while it holds edits not saved (`F2 Architecture •`)."""
+        entry = self.app.SCREEN_ENTRIES[self.current]
+        item = self.query_one(f"#nav-{self.current}", Label)
+        item.update(f"{entry.key.upper()} {entry.title}{' •' if modified else ''}")
+        item.set_class(modified, "-modified")

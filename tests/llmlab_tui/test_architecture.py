@@ -53,7 +53,7 @@ async def test_a_value_that_is_not_a_number_is_named(projects_dir):
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await _open(pilot)
         await type_into(pilot, "model-n_layers", "four")
-        await wait_for(pilot, lambda: _problem(screen, "model.n_layers") == "not a TOML value: 'four'")
+        await wait_for(pilot, lambda: _problem(screen, "model.n_layers") == "expected a whole number, got 'four'")
 
 
 async def test_mqa_implies_one_kv_head_and_hides_the_field(projects_dir):

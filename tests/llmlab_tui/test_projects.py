@@ -42,7 +42,7 @@ def test_listing_shows_size_stages_done_and_last_run(projects_dir):
     assert rows["alpha"].parameters == parameter_count(project.model, vocab)
     assert rows["alpha"].stages_done == ("pretrain",)
     assert (rows["alpha"].last_run, rows["alpha"].last_state) == ("sft-20260102-120000", "failed")
-    assert rows["broken"].problem.startswith("model.d_model: expected an integer")
+    assert rows["broken"].problem.startswith("model.d_model: expected a whole number")
     assert cells(rows["broken"])[1] == "invalid"
 
 

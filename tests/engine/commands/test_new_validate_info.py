@@ -49,7 +49,12 @@ def test_validate_prints_one_line_per_problem_and_exits_2(tmp_path, capsys):
     )
     assert main(["validate", str(root)]) == 2
     captured = capsys.readouterr()
-    assert captured.out == ""
+    assert captured.out.splitlines() == [  # what each named field means, from the schema (descriptions.py)
+        "pretrain.lr is the peak learning rate, reached after the warmup — a number, greater than 0",
+        "model.d_model is the width of each token's vector (features) — a whole number, at least 1",
+        "model.n_kv_heads is key/value heads for gqa (n_heads must be divisible by it); mqa: 1, mha: n_heads"
+        " — a whole number, at least 1",
+    ]
     assert captured.err.splitlines() == [
         "pretrain.lr: must be greater than 0, got 0.0",
         "model.d_model: must be divisible by model.n_heads (8), got 100",

@@ -138,9 +138,9 @@ BROKEN = [
     ),
     ({"model": {"yarn_factor": 1.0}}, "model.yarn_factor: must be greater than 1, got 1.0"),
     ({"model": {"dropout": 1.0}}, "model.dropout: must be in [0, 1), got 1.0"),
-    ({"model": {"d_model": "abc"}}, "model.d_model: expected an integer, got 'abc'"),
+    ({"model": {"d_model": "abc"}}, "model.d_model: expected a whole number, got 'abc'"),
     ({"model": {"bias": "no"}}, "model.bias: expected true or false, got 'no'"),
-    ({"model": {"d_model": 2.5}}, "model.d_model: expected an integer, got 2.5"),
+    ({"model": {"d_model": 2.5}}, "model.d_model: expected a whole number, got 2.5"),
     ({"pretrain": {"lr": 0}}, "pretrain.lr: must be greater than 0, got 0.0"),
     ({"sft": {"lr": -1e-3}}, "sft.lr: must be greater than 0, got -0.001"),
     ({"pretrain": {"steps": 0}}, "pretrain.steps: must be at least 1, got 0"),
@@ -251,7 +251,7 @@ def test_every_problem_is_reported_at_once(tmp_path):
     with pytest.raises(LLMLabError) as error:
         load_project(tmp_path)
     assert error.value.lines == [
-        "model.d_model: expected an integer, got 'abc'",
+        "model.d_model: expected a whole number, got 'abc'",
         "model.n_layers: must be at least 1, got 0",
         "pretrain.lr: must be greater than 0, got 0.0",
     ]
@@ -391,7 +391,7 @@ def test_project_problems_matches_what_load_reports(tmp_path):
         [str(p) for p in project_problems(data, tmp_path)]
         == error.value.lines
         == [
-            "model.d_model: expected an integer, got 'abc'",
+            "model.d_model: expected a whole number, got 'abc'",
             "pretrain.lr: must be greater than 0, got 0.0",
             "model.n_heads: must be divisible by model.n_kv_heads (2) for gqa, got 3",
         ]
