@@ -26,6 +26,7 @@ LORA_PRESETS = ("minimal", "attention_only", "ffn_only", "all", "custom")
 DPO_LOSS_TYPES = ("sigmoid", "hinge", "ipo")
 GRPO_LOSS_TYPES = ("grpo", "dr_grpo", "dapo")
 SCALE_REWARDS = ("group", "batch", "none")
+PARALLELS = ("ddp", "fsdp")  # how torchrun ranks share the model: replicated (ddp) or sharded (fsdp)
 REWARD_RULES = ("exact_match", "regex", "length")
 # What each reward rule's table accepts beside `name` and `weight` (engine/rewards.py's RULE_OPTIONS).
 REWARD_RULE_OPTIONS: dict[str, tuple[str, ...]] = {"exact_match": (), "regex": ("pattern",), "length": ("target",)}
@@ -231,6 +232,9 @@ class StageConfig:
     save_every: int = setting(500, rule=NON_NEGATIVE)  # 0 = only final/
     keep_last: int = setting(3, rule=NON_NEGATIVE)  # 0 = keep every checkpoint
     compile: bool = False
+    # torchrun runs: "ddp" replicates the model on every rank; "fsdp" shards weights, gradients and
+    # optimizer state across them (FSDP2, engine/sharding.py); one process ignores it
+    parallel: str = setting("ddp", choices=PARALLELS)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     datasets: list[DatasetConfig] = field(default_factory=list)
