@@ -60,10 +60,8 @@ def packed_rate(path: Path, streaming: bool, tokenizer, batches: int) -> dict:
     start = time.perf_counter()
     loader = packer(path, streaming, tokenizer)
     opened = time.perf_counter()
-    for batch in itertools.islice(loader, batches):
-        pass
+    tokens = sum(batch.num_tokens for batch in itertools.islice(loader, batches))
     done = time.perf_counter()
-    tokens = batches * batch.num_tokens
     return {"open_s": opened - start, "tokens_per_s": tokens / (done - opened)}
 
 
