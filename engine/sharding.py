@@ -21,6 +21,7 @@ import shutil
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 from torch.distributed.checkpoint.state_dict import (
     StateDictOptions,
@@ -28,22 +29,26 @@ from torch.distributed.checkpoint.state_dict import (
     get_optimizer_state_dict,
     set_optimizer_state_dict,
 )
+from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 from torch.distributed.tensor import DTensor
 
+from engine.device import barrier
 from engine.optim import Composite
 
 
 def shard_model(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-    """FSDP2 in place: each decoder block its own unit, then the root; returns `model`."""
+    """FSDP2 in place over every rank of the process group: each decoder block its own unit, then the
+    root; returns `model`."""
+    mesh = init_device_mesh(device.type, (dist.get_world_size(),))  # the run's device, not torch's guess
     policy = (
         MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
         if device.type == "cuda" and torch.cuda.is_bf16_supported()
         else MixedPrecisionPolicy()
     )
     for block in model.model.layers:
-        fully_shard(block, mp_policy=policy)
-    fully_shard(model, mp_policy=policy)
+        fully_shard(block, mesh=mesh, mp_policy=policy)
+    fully_shard(model, mesh=mesh, mp_policy=policy)
     return model
 
 
@@ -89,7 +94,9 @@ def _parts(optimizer: torch.optim.Optimizer) -> dict[str, torch.optim.Optimizer]
 def save_optimizer(model: torch.nn.Module, optimizer: torch.optim.Optimizer, folder: Path) -> None:
     """Every rank writes its shard of the optimizer state into `folder` (collective)."""
     state = {name: get_optimizer_state_dict(model, part) for name, part in _parts(optimizer).items()}
-    shutil.rmtree(folder, ignore_errors=True)  # a previous attempt's leftovers
+    if dist.get_rank() == 0:
+        shutil.rmtree(folder, ignore_errors=True)  # a previous attempt's leftovers
+    barrier()
     dcp.save(state, checkpoint_id=folder)
 
 
@@ -97,7 +104,7 @@ def load_optimizer(model: torch.nn.Module, optimizer: torch.optim.Optimizer, fol
     """Read the optimizer state DCP wrote (by any number of ranks) into this run's sharding."""
     parts = _parts(optimizer)
     state = {name: get_optimizer_state_dict(model, part) for name, part in parts.items()}  # the layout to fill
-    dcp.load(state, checkpoint_id=folder)
+    dcp.load(state, checkpoint_id=folder, no_dist=not dist.is_initialized())  # one process: no group
     for name, part in parts.items():
         set_optimizer_state_dict(model, part, optim_state_dict=state[name])
     if isinstance(optimizer, Composite):
