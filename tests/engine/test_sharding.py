@@ -26,7 +26,7 @@ from tests.tiny_project import make_project
 # a constant rate (no schedule over the step count), so a 2-step run resumed to 4 is the 4-step run
 FIELDS = dict(
     steps=4, batch_size=4, grad_accum=2, eval_every=0, sample_every=0, save_every=2, keep_last=0, lr=1e-2,
-    warmup_steps=0, parallel="fsdp", scheduler={"name": "none"},
+    warmup_steps=0, grad_clip=0.1, parallel="fsdp", scheduler={"name": "none"},
 )  # fmt: skip
 TOLERANCE = {"adamw": 1e-5, "lion": 1e-5}  # the optimizers fsdp shards (engine/project/rules.py)
 HALF_BATCH = ["pretrain.batch_size=2"]  # each of 2 ranks: half the global batch of 4 rows
@@ -50,9 +50,9 @@ def run_dir(project):
     return run
 
 
-def losses(run) -> dict[int, float]:
-    """{step: training loss} (a resumed step: its latest value)."""
-    return {e["step"]: e["loss"] for e in read_events(run / METRICS_FILE) if e["type"] == "metrics"}
+def losses(run, measure: str = "loss") -> dict[int, float]:
+    """{step: training loss (or another measure)} (a resumed step: its latest value)."""
+    return {e["step"]: e[measure] for e in read_events(run / METRICS_FILE) if e["type"] == "metrics"}
 
 
 def resumable_copy(run, name: str = "pretrain-20000101-000000"):
@@ -86,6 +86,9 @@ def test_two_fsdp_processes_train_as_one_with_the_global_batch(trained, optimize
     assert sorted(losses(two)) == [1, 2, 3, 4]
     for step, loss in losses(one).items():
         assert losses(two)[step] == pytest.approx(loss, abs=TOLERANCE[optimizer]), step
+    norms = losses(one, "grad_norm")
+    assert min(norms.values()) > FIELDS["grad_clip"]  # every step clipped: on shards, by the global norm
+    assert losses(two, "grad_norm") == pytest.approx(norms, rel=1e-5)
     gathered, reference = load_file(two / FINAL / "model.safetensors"), load_file(one / FINAL / "model.safetensors")
     assert gathered.keys() == reference.keys()
     for name in reference:
