@@ -2,13 +2,15 @@
 
 A checkpoint is `runs/<stage>-<ts>/step-000200/` (or `final/`): a Hugging Face model directory
 with the tokenizer files, plus `trainer_state.pt` holding the optimizer, the scheduler, every
-RNG (python, numpy, torch, cuda), the step, the tokens seen and each rank's objective state.
+RNG (python, numpy, torch, cuda), the step, the tokens seen and each rank's objective state
+(a sharded run keeps its optimizer state in the OPTIMIZER_DCP folder instead: engine/sharding.py).
 It is written atomically and only step directories beyond `keep_last` are pruned. The state
 holds tensors and builtins only and is read with `weights_only=True`: loading runs no code.
 """
 
 from __future__ import annotations
 
+import os
 import pickle
 import random
 import re
@@ -19,18 +21,23 @@ import numpy as np
 import torch
 
 from engine.project.fileio import atomic_directory
-from engine.project.layout import FINAL, TRAINER_STATE
+from engine.project.layout import FINAL, OPTIMIZER_DCP, TRAINER_STATE
 from engine.project.problems import LLMLabError
 from engine.project.runs import checkpoints
 
 
-def write_checkpoint(path: Path, model, tokenizer, objective, trainer_state: dict) -> Path:
-    """Write a model directory with `trainer_state` to `path` in one atomic rename."""
+def write_checkpoint(
+    path: Path, model, tokenizer, objective, trainer_state: dict, optimizer_dir: Path | None = None
+) -> Path:
+    """Write a model directory with `trainer_state` to `path` in one atomic rename; a sharded run's
+    optimizer state, written by every rank into `optimizer_dir`, moves in as OPTIMIZER_DCP."""
     with atomic_directory(path) as tmp:
         tokenizer.save_pretrained(tmp)
         if not objective.save(tmp):
             model.save_pretrained(tmp)
         torch.save(trainer_state, tmp / TRAINER_STATE)
+        if optimizer_dir is not None:
+            os.replace(optimizer_dir, tmp / OPTIMIZER_DCP)
     return path
 
 

@@ -12,7 +12,7 @@
 - `tokenize` turns a source's text into token ids in batches: a map-style source once (cached
   on disk by datasets, so epochs and later runs reuse it), a streaming one as it is read.
 - `pretraining_data` joins them for a stage: sources and weights, packed into batches by
-  engine.packing.PackedBatches.
+  engine.packing.PackedBatches, made ahead of the loop by engine.prefetch.Prefetched.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import numpy as np
 
 from engine.demo_data import DEMO_SCHEME, demo_source
 from engine.packing import PackedBatch, PackedBatches
+from engine.prefetch import Prefetched
 from engine.project import DatasetConfig
 from engine.project.problems import LLMLabError
 
@@ -336,7 +337,7 @@ class PretrainingData:
 
     names: list[str]  # one per source with weight > 0 (dataset paths)
     weights: list[float]  # configured shares, summing to 1
-    train: PackedBatches
+    train: Prefetched  # of PackedBatches
     eval: list[PackedBatch]
 
 
@@ -370,7 +371,7 @@ def pretraining_data(
         mixture = token_mixture([h for h, _ in held], [w for _, w in held], tokenizer, project.seed, single_pass=True)
         packed = PackedBatches(mixture, tokenizer, config.seq_len, config.batch_size)
         evaluation = list(itertools.islice(packed, config.eval_batches))
-    return PretrainingData(names, weights, batches, evaluation)
+    return PretrainingData(names, weights, Prefetched(batches), evaluation)
 
 
 def training_texts(project, max_chars: int):

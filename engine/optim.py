@@ -214,7 +214,11 @@ class Composite(torch.optim.Optimizer):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         for name, part in self.parts.items():
             part.load_state_dict(state_dict[name])
-        self.param_groups = [g for part in self.parts.values() for g in part.param_groups]  # new dicts
+        self.regroup()
+
+    def regroup(self) -> None:
+        """Share the parts' group dicts again, after loading state gave them new ones."""
+        self.param_groups = [g for part in self.parts.values() for g in part.param_groups]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,6 +5,12 @@ averaged over ranks, clipped, the optimizer and its schedule stepped. Then, on t
 a `metrics` event (one host sync a step), evaluation, a sample, a checkpoint. Control messages
 (`stop`, `save`) are read between steps; under DDP rank 0's decision is broadcast so every rank
 checkpoints and stops at the same step. Rank 0 alone emits events and writes files.
+
+With `parallel = "fsdp"` under torchrun the model is sharded (engine/sharding.py): FSDP averages
+the gradients itself (once a step, in the last micro-batch's backward), the norm is taken over
+every rank's shard, every rank evaluates and samples (each forward needs every shard) with the
+same random draws, and a checkpoint gathers the weights to rank 0 while each rank writes its
+shard of the optimizer state.
 """
 
 from __future__ import annotations
@@ -18,14 +24,15 @@ from pathlib import Path
 import torch
 
 from engine import device as dev
+from engine import sharding
 from engine.checkpoints import prune_checkpoints, rng_state, set_rng_state, write_checkpoint
 from engine.events import event, finished, log
 from engine.inspection.training import LayerStats
 from engine.objectives.base import Objective, ObjectiveContext
 from engine.optim import before_step, build_optimizer, build_scheduler
 from engine.project.fileio import disk_full
-from engine.project.layout import FINAL, step_name
-from engine.project.problems import Diverged, LLMLabError
+from engine.project.layout import FINAL, OPTIMIZER_DCP, step_name
+from engine.project.problems import Diverged, LLMLabError, Problem
 from engine.project.runs import resume_point
 from engine.project.sizing import flops_per_token
 
@@ -44,6 +51,9 @@ class Trainer:
         self.ctx, self.objective, self.cfg = ctx, objective, ctx.config
         self._emit = emit or (lambda ev: None)
         self._control = control or (lambda: None)
+        self.sharded = ctx.world_size > 1 and self.cfg.parallel == "fsdp"
+        if self.sharded:
+            sharding.shard_model(objective.module, ctx.device)
         self.params = [p for p in objective.module.parameters() if p.requires_grad]
         self.optimizer = build_optimizer(objective.module, self.cfg.optimizer, self.cfg.lr)
         self.scheduler = build_scheduler(self.optimizer, self.cfg.scheduler, self.cfg.warmup_steps, self.cfg.steps)
@@ -122,10 +132,11 @@ class Trainer:
         """
         k = self.cfg.grad_accum
         loss_sum, metric_sums, tokens = 0.0, {}, 0
-        for _ in range(k):
+        for i in range(k):
             with self.ctx.precision.autocast():
                 batch = self.objective.next_batch()
                 loss, metrics = self.objective.loss(batch)
+            sharding.sync_gradients(self.objective.module, i == k - 1)
             (loss / k).backward()
             loss_sum = loss_sum + loss.detach()
             for name, value in metrics.items():
@@ -137,9 +148,7 @@ class Trainer:
 
     def clip_gradients(self) -> torch.Tensor:
         """The global gradient norm before clipping; gradients scaled down to grad_clip if above."""
-        if self.cfg.grad_clip > 0:
-            return torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
-        return torch.nn.utils.get_total_norm([p.grad for p in self.params if p.grad is not None])
+        return sharding.grad_norm(self.params, self.cfg.grad_clip)
 
     def train_step(self) -> tuple[dict, int]:
         """One optimizer step; returns its measures as floats (the step's one host sync, made before
@@ -149,7 +158,8 @@ class Trainer:
             loss, metrics, tokens, batch = self.accumulate()
         with self.ctx.precision.autocast():
             before_step(self.optimizer, self.objective.module, batch)  # Sophia's Hessian refresh
-        dev.all_reduce_gradients(self.params)
+        if not self.sharded:  # FSDP has reduced them in the backward
+            dev.all_reduce_gradients(self.params)
         if stats:
             stats.before_update()
         grad_norm = self.clip_gradients()
@@ -197,8 +207,8 @@ class Trainer:
             self.checkpoint(step_name(self.step))
 
     def evaluate(self) -> dict:
-        """The objective's held-out measures (rank 0), emitted as an `eval` event."""
-        if self.ctx.is_main:
+        """The objective's held-out measures (rank 0; every rank when sharded), emitted as an `eval` event."""
+        if self.ctx.is_main or self.sharded:
             with _inference(self.objective.module, self.ctx.precision):
                 self.last_eval = self.objective.evaluate()
             if self.last_eval:
@@ -206,24 +216,34 @@ class Trainer:
         return self.last_eval
 
     def sample(self) -> None:
-        if self.ctx.is_main:
-            with _inference(self.objective.module, self.ctx.precision):
+        if self.ctx.is_main or self.sharded:
+            with _inference(self.objective.module, self.ctx.precision), self._same_draws():
                 samples = self.objective.sample()
             if samples:
                 self.emit(event("sample", step=self.step, samples=samples))
 
     def checkpoint(self, name: str) -> Path | None:
-        """Write checkpoint `name` (rank 0; every rank gives its RNG and data state)."""
+        """Write checkpoint `name` (rank 0; every rank gives its RNG and data state, and when sharded
+        its part of the weights and its shard of the optimizer state)."""
+        if self.ctx.run_dir is None:
+            return None
         ranks = dev.gather_objects({"rng": rng_state(), "objective": self.objective.state_dict()})
-        if not self.ctx.is_main or self.ctx.run_dir is None:
+        model, optimizer_dir = self.ctx.model, None
+        if self.sharded:
+            weights = sharding.full_state_dict(model)
+            optimizer_dir = self.ctx.run_dir / f".{name}.optimizer.tmp"
+            sharding.save_optimizer(model, self.optimizer, optimizer_dir)
+            model = sharding.plain_model(model, weights) if self.ctx.is_main else None
+        if not self.ctx.is_main:
             return None
         try:
             path = write_checkpoint(
                 self.ctx.run_dir / name,
-                self.ctx.model,
+                model,
                 self.ctx.tokenizer,
                 self.objective,
                 {**self.state_dict(), "ranks": ranks},
+                optimizer_dir,
             )
         except (OSError, RuntimeError) as error:
             raise (disk_full(error, self.ctx.run_dir / name) or error) from error
@@ -242,14 +262,14 @@ class Trainer:
             "elapsed": self.elapsed,
             "train_loss": self.train_loss,
             "last_eval": self.last_eval,
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": None if self.sharded else self.optimizer.state_dict(),  # None: in OPTIMIZER_DCP
             "scheduler": self.scheduler.state_dict(),
         }
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a checkpoint's trainer state; this rank's RNG and data position last."""
         settings = [{k: v for k, v in group.items() if k != "params"} for group in self.optimizer.param_groups]
-        self.optimizer.load_state_dict(state["optimizer"])
+        self._load_optimizer(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self._apply_settings(settings)
         self.step, self.tokens_seen, self.elapsed = state["step"], state["tokens_seen"], state["elapsed"]
@@ -266,6 +286,23 @@ class Trainer:
         mine = ranks[self.ctx.rank] if len(ranks) == self.ctx.world_size else ranks[0]
         self.objective.load_state_dict(mine["objective"])
         set_rng_state(mine["rng"])
+
+    def _load_optimizer(self, saved: dict | None) -> None:
+        """The checkpoint's optimizer state: from its OPTIMIZER_DCP folder when a sharded run wrote it
+        (into any sharding, or none), else from trainer_state.pt (not into a sharded run)."""
+        if saved is None:
+            sharding.load_optimizer(self.objective.module, self.optimizer, self.ctx.resume_dir / OPTIMIZER_DCP)
+        elif self.sharded:
+            rule = 'the checkpoint was written by an unsharded run; resume it with parallel = "ddp"'
+            raise LLMLabError(Problem(f"{self.ctx.stage}.parallel", rule))
+        else:
+            self.optimizer.load_state_dict(saved)
+
+    def _same_draws(self) -> contextlib.AbstractContextManager:
+        """Under fsdp, every rank samples with the same seed so that all run the same forwards."""
+        if not self.sharded:
+            return contextlib.nullcontext()
+        return _seeded(self.ctx.seed + self.step, self.ctx.device)
 
     def _apply_settings(self, settings: list[dict]) -> None:
         """This run's optimizer settings over a checkpoint's (a resume may change lr, betas, ...), and
@@ -331,6 +368,14 @@ def _inference(module: torch.nn.Module, precision: dev.Precision):
             yield
     finally:
         module.train()
+
+
+@contextlib.contextmanager
+def _seeded(seed: int, device: torch.device):
+    """Random draws from `seed` inside the block; the run's own generators untouched after it."""
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        yield
 
 
 def _to_floats(values: dict) -> dict:

@@ -11,7 +11,7 @@ from engine import bench
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "bench",
-        help="run a benchmark (train, generate, shakespeare, components, pipeline; the app: `llmlab bench tui`)",
+        help="run a benchmark (train, generate, shakespeare, components, pipeline, data; the app: `llmlab bench tui`)",
     )
     benches = parser.add_subparsers(dest="bench", required=True, metavar="BENCH")
     for info in sorted(pkgutil.iter_modules(bench.__path__), key=lambda m: m.name):

@@ -28,7 +28,9 @@ then averages gradients across ranks, clips, steps. Rules an objective keeps:
   (`ctx.rank`, `ctx.world_size`); the global batch is world_size × grad_accum × micro-batch.
 - `evaluate` and `sample` are called on rank 0 only, with `module.eval()`, `torch.no_grad()`
   and autocast in place; the loop restores train mode afterwards. They must not use
-  collectives (the other ranks are not there to answer). `evaluate` returns floats: its `loss`
+  collectives (the other ranks are not there to answer). Under parallel = "fsdp" they run on
+  every rank instead (a sharded forward needs every rank), so they must do the same work on
+  each: rank-independent held-out data, and sampling from the seed the loop sets. `evaluate` returns floats: its `loss`
   becomes the report's eval loss and `bpb` its bits per byte, when the objective has them.
 - `state_dict` / `load_state_dict` carry the data position (and any objective RNG) for resume:
   tensors and builtins only, since trainer state is loaded with `weights_only=True`.

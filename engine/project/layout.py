@@ -31,6 +31,7 @@ TOKENIZER_DIR = "tokenizer"
 TOKENIZER_FILE = "tokenizer.json"
 FINAL = "final"
 TRAINER_STATE = "trainer_state.pt"
+OPTIMIZER_DCP = "optimizer.dcp"  # a sharded run's optimizer state, one file per rank (engine/sharding.py)
 MODEL_CONFIG = "config.json"
 ADAPTER_CONFIG = "adapter_config.json"
 MERGED_SUFFIX = "-merged"  # merging `<dir>` writes the sibling `<dir>-merged` unless told otherwise

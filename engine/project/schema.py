@@ -29,6 +29,7 @@ SCALE_REWARDS = ("group", "batch", "none")
 # How a stage's loss gets log-probabilities from the last hidden states (engine/logprobs.py):
 # auto = Liger's fused kernel for cross-entropy on CUDA where liger_kernel is installed, else chunked.
 FUSED_LOSSES = ("auto", "chunked", "plain")
+PARALLELS = ("ddp", "fsdp")  # how torchrun ranks share the model: replicated (ddp) or sharded (fsdp)
 REWARD_RULES = ("exact_match", "regex", "length")
 # What each reward rule's table accepts beside `name` and `weight` (engine/rewards.py's RULE_OPTIONS).
 REWARD_RULE_OPTIONS: dict[str, tuple[str, ...]] = {"exact_match": (), "regex": ("pattern",), "length": ("target",)}
@@ -298,6 +299,23 @@ class StageConfig:
     fused_loss: str = setting(
         "auto", choices=FUSED_LOSSES, help="how the loss meets the logits (plain: the whole batch's logits at once)"
     )
+    steps: int = setting(2000, rule=AT_LEAST_1)
+    batch_size: int = setting(16, rule=AT_LEAST_1)
+    grad_accum: int = setting(1, rule=AT_LEAST_1)
+    seq_len: int = setting(256, rule=AT_LEAST_1)
+    lr: float = setting(1e-3, rule=POSITIVE)
+    warmup_steps: int = setting(100, rule=NON_NEGATIVE)
+    grad_clip: float = setting(1.0, rule=NON_NEGATIVE)  # 0 = no clipping
+    eval_every: int = setting(250, rule=NON_NEGATIVE)  # 0 = never
+    eval_batches: int = setting(20, rule=AT_LEAST_1)
+    sample_every: int = setting(250, rule=NON_NEGATIVE)  # 0 = never
+    sample_prompt: str = ""
+    save_every: int = setting(500, rule=NON_NEGATIVE)  # 0 = only final/
+    keep_last: int = setting(3, rule=NON_NEGATIVE)  # 0 = keep every checkpoint
+    compile: bool = False
+    # torchrun runs: "ddp" replicates the model on every rank; "fsdp" shards weights, gradients and
+    # optimizer state across them (FSDP2, engine/sharding.py); one process ignores it
+    parallel: str = setting("ddp", choices=PARALLELS)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     datasets: list[DatasetConfig] = field(default_factory=list)
