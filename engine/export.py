@@ -1,4 +1,4 @@
-"""Export a model directory to another architecture's stock format (today: Llama).
+"""Export a model directory to another architecture's stock format: Llama, or GGUF (engine.export_gguf).
 
 A model whose parts Llama has (rope or yarn, rmsnorm, swiglu) becomes a `LlamaForCausalLM`
 directory that stock transformers loads without remote code: the weights keep their names,
@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from engine.export_gguf import export_gguf
 from engine.project.outputs import check_output, output_directory
 from engine.project.problems import LLMLabError
 
@@ -96,12 +97,13 @@ def export_llama(model_dir: str | Path, out_dir: str | Path, overwrite: bool = F
     return out_dir
 
 
-EXPORTERS = {"llama": export_llama}
+EXPORTERS = {"llama": export_llama, "gguf": export_gguf}
 WRITTEN_BY = {name: f"llmlab export --format {name}" for name in EXPORTERS}  # the outputs' marker
 
 
-def export(model_dir: str | Path, out_dir: str | Path, format: str, overwrite: bool = False) -> Path:
+def export(model_dir: str | Path, out_dir: str | Path, format: str, overwrite: bool = False, **options) -> Path:
+    """Run the exporter of `format`; `options` are that exporter's own (gguf: dtype)."""
     if format not in EXPORTERS:
         raise LLMLabError(f"format: {format!r} is not one of {', '.join(EXPORTERS)}")
     with torch.no_grad():
-        return EXPORTERS[format](model_dir, out_dir, overwrite)
+        return EXPORTERS[format](model_dir, out_dir, overwrite, **options)
