@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from engine.export_gguf import export_gguf
+from engine.llama_shape import llama_problems
 from engine.project.outputs import check_output, output_directory
 from engine.project.problems import LLMLabError
 
@@ -27,24 +28,6 @@ TOKENIZER_FILES = (
     "chat_template.jinja",
     "chat_template.json",
 )
-
-# project field, config attribute, the values Llama has
-LLAMA_PARTS = (
-    ("positional_encoding", "positional_encoding", ("rope", "yarn")),
-    ("normalization", "normalization", ("rmsnorm",)),
-    ("activation", "hidden_act", ("swiglu",)),
-)
-
-
-def llama_problems(config) -> list[str]:
-    """One line per part of `config` that has no Llama equivalent; empty when it is Llama-shaped."""
-    if getattr(config, "model_type", None) != "llmlab":
-        return [f"model: {getattr(config, 'model_type', '?')} is not an LLM-Lab model"]
-    return [
-        f"{field}: {getattr(config, attribute)} has no Llama equivalent (needs {' or '.join(allowed)})"
-        for field, attribute, allowed in LLAMA_PARTS
-        if getattr(config, attribute) not in allowed
-    ]
 
 
 def llama_config(config):

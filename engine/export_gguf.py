@@ -1,6 +1,6 @@
 """GGUF export for llama.cpp and Ollama: a Llama-shaped model as one `model.gguf` (architecture "llama").
 
-The shape check is the Llama export's (engine.export.llama_problems). The file holds llama.cpp's
+The shape check is the Llama export's (engine.llama_shape). The file holds llama.cpp's
 "llama" metadata, the tokenizer (a byte-level BPE declared as tokenizer.ggml.model "gpt2" with
 GPT-2's pre-tokenizer "gpt-2", which is exactly how ours splits text), the chat template and the
 weights under llama.cpp's tensor names (gguf's own TensorNameMap gives them).
@@ -20,9 +20,11 @@ from pathlib import Path
 
 import torch
 
+from engine.llama_shape import llama_problems
 from engine.project.outputs import check_output, output_directory
 from engine.project.problems import LLMLabError
 
+WRITTEN_BY = "llmlab export --format gguf"  # the output marker: engine.export.WRITTEN_BY["gguf"]
 GGUF_FILE = "model.gguf"
 MODELFILE = "Modelfile"  # Ollama's recipe: `ollama create NAME -f DIR/Modelfile`
 MISSING = "gguf export needs the gguf package: pip install -e '.[gguf]'"
@@ -136,7 +138,6 @@ def write_hyperparameters(writer, config, file_type) -> None:
 
 def export_gguf(model_dir: str | Path, out_dir: str | Path, overwrite: bool = False, dtype: str = "f32") -> Path:
     """Write `model_dir` as `out_dir`/model.gguf (+ an Ollama Modelfile), atomically; returns `out_dir`."""
-    from engine.export import WRITTEN_BY, llama_problems
     from engine.factory import load_model, model_chain
 
     if dtype not in DTYPES:
@@ -144,7 +145,7 @@ def export_gguf(model_dir: str | Path, out_dir: str | Path, overwrite: bool = Fa
     gguf = _gguf()
     model_dir = Path(model_dir)
     sources = model_chain(model_dir)
-    out_dir = check_output(out_dir, WRITTEN_BY["gguf"], overwrite, sources)
+    out_dir = check_output(out_dir, WRITTEN_BY, overwrite, sources)
     model = load_model(model_dir, dtype=None)
     problems = llama_problems(model.config) + tokenizer_problems(model_dir)
     if problems:
@@ -154,7 +155,7 @@ def export_gguf(model_dir: str | Path, out_dir: str | Path, overwrite: bool = Fa
     file_type = {"f32": gguf.LlamaFileType.ALL_F32, "f16": gguf.LlamaFileType.MOSTLY_F16}.get(
         dtype, gguf.LlamaFileType.MOSTLY_BF16
     )
-    with output_directory(out_dir, WRITTEN_BY["gguf"], overwrite, sources) as tmp:
+    with output_directory(out_dir, WRITTEN_BY, overwrite, sources) as tmp:
         writer = gguf.GGUFWriter(tmp / GGUF_FILE, "llama")
         writer.add_name(model_dir.resolve().name)
         write_hyperparameters(writer, model.config, file_type)

@@ -10,10 +10,11 @@ import torch
 
 from engine.chat_template import ensure_chat_template
 from engine.cli import main
-from engine.export import export
+from engine.export import WRITTEN_BY, export
 from engine.factory import build_model
 from engine.positions import apply_rotation
 from engine.project import ModelConfig, Project
+from engine.project.outputs import read_marker
 from engine.project.problems import LLMLabError
 from engine.tokenizer import EOS_TOKEN, PAD_TOKEN, train_bpe
 
@@ -216,6 +217,7 @@ def test_export_command_writes_the_file_and_a_modelfile(tmp_path, capsys):
     out = tmp_path / "gguf"
     assert main(["export", str(tmp_path / "ours"), "--format", "gguf", "--dtype", "f16", "--out", str(out)]) == 0
     assert (out / "Modelfile").read_text() == "FROM ./model.gguf\n"
+    assert read_marker(out)["written_by"] == WRITTEN_BY["gguf"] == "llmlab export --format gguf"
     assert read(out)[2]["token_embd.weight"] == "F16"
     capsys.readouterr()
     llama = ["export", str(tmp_path / "ours"), "--format", "llama", "--dtype", "f16", "--out", str(tmp_path / "x")]
