@@ -34,4 +34,7 @@ class WandbTracker:
         self.run.log(scalars, step=step)
 
     def finish(self, failed: bool) -> None:
+        import wandb
+
         self.run.finish(exit_code=1 if failed else 0)
+        wandb.teardown()  # waits until W&B's service has written (or uploaded) everything: finish alone may not
