@@ -1,5 +1,6 @@
 """GGUF export: gguf's reader finds every weight (q and k rows interleaved for llama.cpp's rotary
-layout) and the llama metadata, tokenizer and chat template; non-Llama shapes are refused."""
+layout) and the llama metadata, tokenizer and chat template; a forward pass that reads the file as
+llama.cpp does gives our logits; non-Llama shapes are refused."""
 
 import json
 import sys
@@ -231,3 +232,59 @@ def test_without_the_gguf_package_the_export_says_how_to_install_it(tmp_path, mo
     with pytest.raises(LLMLabError) as caught:
         export(tmp_path / "ours", tmp_path / "gguf", "gguf")
     assert caught.value.lines == ["gguf export needs the gguf package: pip install -e '.[gguf]'"]
+
+
+def llama_cpp_forward(fields, tensors, ids):
+    """Logits computed the way llama.cpp's "llama" graph reads the file: RMSNorm, rotation of adjacent
+    pairs (rope type NORM), grouped kv heads, SwiGLU, and token_embd as the output when `output` is absent."""
+    t = {name: torch.from_numpy(array.copy()) for name, array in tensors.items()}
+    heads, kv_heads = fields["llama.attention.head_count"], fields["llama.attention.head_count_kv"]
+    eps, theta = fields["llama.attention.layer_norm_rms_epsilon"], fields["llama.rope.freq_base"]
+    d, length = fields["llama.rope.dimension_count"], len(ids)
+    angles = torch.arange(length)[:, None] * theta ** (-torch.arange(0, d, 2) / d)  # (T, d/2)
+    turn = torch.polar(torch.ones_like(angles), angles)[:, None]  # (T, 1, d/2)
+
+    def norm(x, name):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * t[name]
+
+    def rope(y, n):  # (T, n*d) -> (T, n, d), pairs (2i, 2i+1) turned as complex numbers
+        pairs = torch.view_as_complex(y.view(length, n, d // 2, 2).contiguous())
+        return torch.view_as_real(pairs * turn).reshape(length, n, d)
+
+    x = t["token_embd.weight"].reshape(-1, fields["llama.embedding_length"])[ids]
+    mask = torch.full((length, length), float("-inf")).triu(1)
+    for i in range(fields["llama.block_count"]):
+        w = {name.split(".", 2)[2]: v for name, v in t.items() if name.startswith(f"blk.{i}.")}
+        h = norm(x, f"blk.{i}.attn_norm.weight")
+        q = rope(h @ w["attn_q.weight"].reshape(-1, h.shape[-1]).T, heads).transpose(0, 1)
+        k = rope(h @ w["attn_k.weight"].reshape(-1, h.shape[-1]).T, kv_heads).transpose(0, 1)
+        v = (h @ w["attn_v.weight"].reshape(-1, h.shape[-1]).T).view(length, kv_heads, d).transpose(0, 1)
+        k, v = (z.repeat_interleave(heads // kv_heads, dim=0) for z in (k, v))
+        attention = torch.softmax(q @ k.transpose(-1, -2) / d**0.5 + mask, dim=-1) @ v  # (H, T, d)
+        x = x + attention.transpose(0, 1).reshape(length, -1) @ w["attn_output.weight"].reshape(x.shape[-1], -1).T
+        h = norm(x, f"blk.{i}.ffn_norm.weight")
+        gate = h @ w["ffn_gate.weight"].reshape(-1, h.shape[-1]).T
+        up = h @ w["ffn_up.weight"].reshape(-1, h.shape[-1]).T
+        x = x + (torch.nn.functional.silu(gate) * up) @ w["ffn_down.weight"].reshape(x.shape[-1], -1).T
+    output = t.get("output.weight", t["token_embd.weight"]).reshape(-1, x.shape[-1])
+    return norm(x, "output_norm.weight") @ output.T
+
+
+@pytest.mark.parametrize("tie_embeddings", [True, False], ids=["tied", "untied"])
+def test_a_llama_cpp_style_forward_of_the_file_gives_our_logits(tmp_path, tie_embeddings):
+    model, _ = saved_model(tmp_path / "ours", tie_embeddings=tie_embeddings)
+    with torch.no_grad():  # weights large enough that attention is sharp and a wrong layout shows
+        for parameter in model.parameters():
+            if parameter.dim() == 2:
+                parameter.normal_(0.0, 0.4)
+            else:
+                parameter.uniform_(0.5, 1.5)
+    model.save_pretrained(tmp_path / "ours")
+    export(tmp_path / "ours", tmp_path / "gguf", "gguf")
+    fields, tensors, _ = read(tmp_path / "gguf")
+    ids = torch.randint(0, 300, (24,), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ours = model(ids[None]).logits[0]
+    theirs = llama_cpp_forward(fields, tensors, ids)
+    assert ours.abs().max() > 1.0  # far from uniform: the comparison means something
+    torch.testing.assert_close(theirs, ours, atol=1e-4, rtol=1e-4)
