@@ -67,12 +67,12 @@ class Reporter:
 
     @classmethod
     def open(cls, project: Project, stage: str, run_dir: Path, emit: Callable[[dict], None]) -> Reporter:
+        """Start each tool's run. It emits nothing: a run's first event must stay its `started`."""
         reporter = cls(emit, {})
         try:
             for name in dict.fromkeys(project.tracking.report_to):
                 module, class_name = CLASSES[name]
                 reporter.trackers[name] = getattr(importlib.import_module(module), class_name)(project, stage, run_dir)
-                emit(ev.log(f"tracking: reporting to {name}"))
         except BaseException:
             reporter.close()  # the tools opened so far end as failed
             raise
