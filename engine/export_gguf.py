@@ -106,10 +106,11 @@ def write_vocab(writer, model_dir: Path, vocab_size: int) -> None:
     writer.add_tokenizer_pre("gpt-2")
     writer.add_token_list(tokens)
     writer.add_token_types(types)
-    ids = tokenizer("a")["input_ids"]
-    writer.add_add_bos_token(bool(ids) and ids[0] == tokenizer.bos_token_id)
     # merges, bos/eos/pad ids and the chat template, read by gguf from the saved tokenizer files
-    gguf.SpecialVocab(model_dir, load_merges=True, n_vocab=vocab_size).add_to_gguf(writer, quiet=True)
+    special = gguf.SpecialVocab(model_dir, load_merges=True, n_vocab=vocab_size)
+    ids = tokenizer("a")["input_ids"]
+    special.add_special_token.setdefault("bos", bool(ids) and ids[0] == tokenizer.bos_token_id)
+    special.add_to_gguf(writer, quiet=True)
 
 
 def write_hyperparameters(writer, config, file_type) -> None:
@@ -157,7 +158,7 @@ def export_gguf(model_dir: str | Path, out_dir: str | Path, overwrite: bool = Fa
     )
     with output_directory(out_dir, WRITTEN_BY, overwrite, sources) as tmp:
         writer = gguf.GGUFWriter(tmp / GGUF_FILE, "llama")
-        writer.add_name(model_dir.resolve().name)
+        writer.add_name("-".join(model_dir.resolve().parts[-2:]))  # e.g. pretrain-20261201-120000-final
         write_hyperparameters(writer, model.config, file_type)
         write_vocab(writer, model_dir, model.config.vocab_size)
         for name, weight in gguf_tensors(model).items():

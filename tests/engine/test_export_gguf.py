@@ -108,7 +108,7 @@ def test_the_file_holds_every_weight_and_the_llama_metadata(tmp_path, fields):
         np.testing.assert_array_equal(tensors[name].reshape(weight.shape), weight.numpy(), err_msg=name)
     assert set(types.values()) == {"F32"}
     config = model.config
-    assert fields_read["general.architecture"] == "llama"
+    assert fields_read["general.architecture"] == "llama" and fields_read["general.name"] == f"{tmp_path.name}-ours"
     assert fields_read["llama.attention.head_count"] == config.num_attention_heads
     assert fields_read["llama.attention.head_count_kv"] == config.num_key_value_heads
     assert fields_read["llama.context_length"] == 64
