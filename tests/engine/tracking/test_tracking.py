@@ -11,8 +11,13 @@ from engine import events as ev
 from engine import worker
 from engine.project import load_project
 from engine.project.problems import LLMLabError
-from engine.tracking import Reporter, scalars
+from engine.project.schema import TRACKERS
+from engine.tracking import CLASSES, Reporter, scalars
 from tests.tiny_project import Recorder, make_project
+
+
+def test_every_tool_the_schema_allows_has_a_class():
+    assert tuple(CLASSES) == TRACKERS
 
 
 def test_report_to_accepts_only_the_known_tools(tmp_path):
