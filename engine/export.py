@@ -1,4 +1,4 @@
-"""Export a model directory to another architecture's stock format (today: Llama).
+"""Export a model directory to another architecture's stock format: Llama, or GGUF (engine.export_gguf).
 
 A model whose parts Llama has (rope or yarn, rmsnorm, swiglu) becomes a `LlamaForCausalLM`
 directory that stock transformers loads without remote code: the weights keep their names,
@@ -12,6 +12,8 @@ from pathlib import Path
 
 import torch
 
+from engine.export_gguf import export_gguf
+from engine.llama_shape import llama_problems
 from engine.project.outputs import check_output, output_directory
 from engine.project.problems import LLMLabError
 
@@ -26,24 +28,6 @@ TOKENIZER_FILES = (
     "chat_template.jinja",
     "chat_template.json",
 )
-
-# project field, config attribute, the values Llama has
-LLAMA_PARTS = (
-    ("positional_encoding", "positional_encoding", ("rope", "yarn")),
-    ("normalization", "normalization", ("rmsnorm",)),
-    ("activation", "hidden_act", ("swiglu",)),
-)
-
-
-def llama_problems(config) -> list[str]:
-    """One line per part of `config` that has no Llama equivalent; empty when it is Llama-shaped."""
-    if getattr(config, "model_type", None) != "llmlab":
-        return [f"model: {getattr(config, 'model_type', '?')} is not an LLM-Lab model"]
-    return [
-        f"{field}: {getattr(config, attribute)} has no Llama equivalent (needs {' or '.join(allowed)})"
-        for field, attribute, allowed in LLAMA_PARTS
-        if getattr(config, attribute) not in allowed
-    ]
 
 
 def llama_config(config):
@@ -96,12 +80,13 @@ def export_llama(model_dir: str | Path, out_dir: str | Path, overwrite: bool = F
     return out_dir
 
 
-EXPORTERS = {"llama": export_llama}
+EXPORTERS = {"llama": export_llama, "gguf": export_gguf}
 WRITTEN_BY = {name: f"llmlab export --format {name}" for name in EXPORTERS}  # the outputs' marker
 
 
-def export(model_dir: str | Path, out_dir: str | Path, format: str, overwrite: bool = False) -> Path:
+def export(model_dir: str | Path, out_dir: str | Path, format: str, overwrite: bool = False, **options) -> Path:
+    """Run the exporter of `format`; `options` are that exporter's own (gguf: dtype)."""
     if format not in EXPORTERS:
         raise LLMLabError(f"format: {format!r} is not one of {', '.join(EXPORTERS)}")
     with torch.no_grad():
-        return EXPORTERS[format](model_dir, out_dir, overwrite)
+        return EXPORTERS[format](model_dir, out_dir, overwrite, **options)

@@ -40,6 +40,7 @@ from engine.project.run_lock import RunLock
 from engine.project.runs import create_run_dir, resolve_init, resume_point
 from engine.project_tokenizer import project_tokenizer
 from engine.tokenizer import load_tokenizer
+from engine.tracking import Reporter, check_installed
 from engine.trainer import Trainer
 
 
@@ -63,15 +64,18 @@ def train_stage(
     project = load_project(project_path, overrides)
     config = project.stage(stage)
     check_available(stage)
+    check_installed(project.tracking.report_to)  # before a run folder exists
     ranks = dev.distributed_from_env()
     device = dev.pick_device(device, ranks.local_rank)
     dev.init_distributed(ranks, device)
     precision, warning = dev.pick_precision(device)
     folder = RunFolder.open(project, stage, resume) if ranks.is_main else None
     run_dir, resume_dir = dev.broadcast_object((folder.run_dir, folder.checkpoint) if folder else None)
+    reporter = None
     try:
         if folder is not None:
             open_log(run_dir / METRICS_FILE)
+            emit = reporter = Reporter.open(project, stage, run_dir, emit)  # rank 0 reports to the tools
             if warning:
                 emit(log(warning, "warning"))
         seed_everything(project.seed)
@@ -101,6 +105,8 @@ def train_stage(
         poll = folder.control(control) if folder is not None else control
         return Trainer(ctx, objective, emit if ranks.is_main else None, poll, state).run()
     finally:
+        if reporter is not None:
+            reporter.close()
         if folder is not None:
             folder.lock.release()
 

@@ -66,7 +66,10 @@ def _check_fields(obj: Any, where: str, problems: list[Problem]) -> None:
 
 
 def _check_value(value: Any, rule: Range | None, choices: tuple | None, at: str, problems: list[Problem]) -> None:
-    if choices and value not in choices:
+    if choices and isinstance(value, list):
+        allowed = ", ".join(choices)  # a list field's choices apply to each item
+        problems += [Problem(at, f"each must be one of {allowed}, got {v!r}") for v in value if v not in choices]
+    elif choices and value not in choices:
         problems.append(Problem(at, f"must be one of {', '.join(choices)}, got {value!r}"))
     if rule is None:
         return

@@ -31,6 +31,7 @@ SCALE_REWARDS = ("group", "batch", "none")
 FUSED_LOSSES = ("auto", "chunked", "plain")
 PARALLELS = ("ddp", "fsdp")  # how torchrun ranks share the model: replicated (ddp) or sharded (fsdp)
 REWARD_RULES = ("exact_match", "regex", "length")
+TRACKERS = ("tensorboard", "trackio", "wandb")  # engine/tracking's tools
 # What each reward rule's table accepts beside `name` and `weight` (engine/rewards.py's RULE_OPTIONS).
 REWARD_RULE_OPTIONS: dict[str, tuple[str, ...]] = {"exact_match": (), "regex": ("pattern",), "length": ("target",)}
 SEED_RANGE = (0, 2**32 - 1)  # numpy's seeding takes 32 bits
@@ -400,6 +401,13 @@ class GRPOConfig(PolicyConfig):
     )
 
 
+@dataclass
+class TrackingConfig:
+    # transformers' Trainer's name: the tools a run also reports its train and eval measures to,
+    # each an optional extra (pip install -e ".[tensorboard]"); [] = metrics.jsonl only
+    report_to: list[str] = setting(factory=list, choices=TRACKERS)
+
+
 # Keys of earlier versions: validate says what each one is called now.
 RENAMED = {
     "ppo.ppo_epochs": "ppo.epochs",
@@ -424,6 +432,7 @@ class Project:
     dpo: DPOConfig = field(default_factory=DPOConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
     grpo: GRPOConfig = field(default_factory=GRPOConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
     root: Path = field(default=Path("."), compare=False)  # the project directory; not in the file
 
     def stage(self, name: str) -> StageConfig:

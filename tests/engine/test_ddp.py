@@ -22,7 +22,8 @@ def _rank_main(rank: int, project: str, port: int) -> None:
     os.environ.update(
         RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
     )
-    worker.run(project, "pretrain", ["pretrain.batch_size=2"], device="cpu")
+    # rank 0 alone reports to the tracking tools (tensorboard: the test extra has it)
+    worker.run(project, "pretrain", ["pretrain.batch_size=2", 'tracking.report_to=["tensorboard"]'], device="cpu")
     torch.distributed.destroy_process_group()
 
 
@@ -50,3 +51,5 @@ def test_two_gloo_processes_give_the_weights_of_one_with_the_global_batch(tmp_pa
     [run] = list_runs(load_project(double), "pretrain")  # rank 0 alone made a run and wrote events
     kinds = [e["type"] for e in read_events(run / METRICS_FILE)]
     assert kinds.count("started") == 1 and kinds.count("metrics") == 4 and kinds[-1] == "finished"
+    [board] = (run / "tensorboard").iterdir()  # one event file: rank 1 reported nothing
+    assert board.name.startswith("events.out.tfevents")

@@ -225,7 +225,10 @@ BROKEN = [
         "activation, d_model, n_layers, n_heads, n_kv_heads, d_ff, max_seq_len, dropout, bias, tie_embeddings, "
         "rope_theta, yarn_factor, yarn_original_max_seq_len, init_std)",
     ),
-    ({"rlhf": {}}, "rlhf: unknown setting (known: name, seed, tokenizer, model, pretrain, sft, dpo, ppo, grpo)"),
+    (
+        {"rlhf": {}},
+        "rlhf: unknown setting (known: name, seed, tokenizer, model, pretrain, sft, dpo, ppo, grpo, tracking)",
+    ),
     ({"model": 5}, "model: expected a table, got 5"),
     ({"sft": {"datasets": {"path": "x"}}}, "sft.datasets: expected a list, got {'path': 'x'}"),
 ]
