@@ -84,7 +84,7 @@ def test_events_fold_into_charts_progress_samples_log_and_report():
         ("train loss", "4.996"),
         ("eval loss", "5.006"),
         ("bits per byte", "7.308"),
-        ("eval.ppl", "149.3"),
+        ("eval perplexity", "149.3"),
     ]
 
 
