@@ -87,12 +87,21 @@ class LabApp(App):
 
     @property
     def runner(self) -> Runner:
-        """The worker processes (llmlab_tui/runner.py), made on first use: the first paint needs none."""
+        """The worker processes (llmlab_tui/runner.py)."""
+        return self.start_runner()
+
+    def start_runner(self) -> Runner:
+        """Make the runner unless made: after the first frame (on_ready), or at first use if sooner.
+        It starts the helper process spawned workers' queues need (the resource tracker), so it must
+        come before any screen starts a worker; the first paint needs neither."""
         if self._runner is None:
             from llmlab_tui.runner import Runner
 
             self._runner = Runner()
         return self._runner
+
+    def on_ready(self) -> None:
+        self.start_runner()
 
     def on_unmount(self) -> None:
         if self._runner is not None:

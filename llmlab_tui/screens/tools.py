@@ -20,7 +20,7 @@ from textual.widgets import Button, Checkbox, Footer, Input, Label, Select, Stat
 
 from engine.project.layout import project_tokenizer_file
 from engine.worker import start_tool
-from llmlab_tui.messages import WorkerEvents
+from llmlab_tui.messages import WorkerEvents, error_content
 from llmlab_tui.model_dirs import ModelDir, model_dirs
 from llmlab_tui.screens.base import ProjectScreen
 from llmlab_tui.widgets.nav import NavBar
@@ -146,7 +146,7 @@ class ToolsScreen(ProjectScreen):
             self.show(Content.assemble((f"{event.get('tool')}: done\n", "$text-success bold"), lines))
             self.notify(f"{event.get('tool')}: done")
         for event in message.of("error"):
-            self.show(Content.assemble((f"{event['message']}\n", "$text-error bold"), event["traceback"]))
+            self.show(error_content(event))
             self.notify(event["message"], title="Tool failed", severity="error")
 
     def show(self, content: Content | str) -> None:
