@@ -25,7 +25,7 @@ from llmlab_tui.model_dirs import has_chat_template, model_dirs
 from llmlab_tui.screens.base import ProjectScreen
 from llmlab_tui.widgets.nav import NavBar
 from llmlab_tui.widgets.ordered_input import OrderedInput
-from llmlab_tui.widgets.pickers import model_picker, update_options
+from llmlab_tui.widgets.pickers import ModelPicker
 
 JOB = "chat"
 MODES = (("chat", "chat"), ("completion", "completion"))
@@ -57,7 +57,7 @@ class ChatScreen(ProjectScreen):
         self.models = model_dirs(self.project) if self.project else []
         yield NavBar("chat", self.project.name if self.project else "no project")
         with Horizontal(id="chat-bar"):
-            yield model_picker(
+            yield ModelPicker(
                 [(m.title, str(m.path)) for m in self.models], "no model yet: run a stage first", "chat-model"
             )
             yield Select(MODES, value=self._default_mode(), allow_blank=False, compact=True, id="chat-mode")
@@ -77,7 +77,7 @@ class ChatScreen(ProjectScreen):
         if self.project is None or models == self.models:
             return
         self.models = models
-        update_options(self.query_one("#chat-model", Select), [(m.title, str(m.path)) for m in models])
+        self.query_one("#chat-model", ModelPicker).set_models([(m.title, str(m.path)) for m in models])
 
     def loaded(self) -> None:
         self.history, self.reply, self.stream = [], "", None

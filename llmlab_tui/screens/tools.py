@@ -25,7 +25,7 @@ from llmlab_tui.model_dirs import ModelDir, model_dirs
 from llmlab_tui.screens.base import ProjectScreen
 from llmlab_tui.widgets.nav import NavBar
 from llmlab_tui.widgets.ordered_input import OrderedInput
-from llmlab_tui.widgets.pickers import model_picker, update_options
+from llmlab_tui.widgets.pickers import ModelPicker
 
 JOB = "tool"
 EXPORT_DIR = "export"  # default exports go to <project>/export/<run>-<checkpoint>-llama
@@ -48,7 +48,7 @@ class ToolsScreen(ProjectScreen):
         yield NavBar("tools", self.project.name if self.project else "no project")
         with VerticalScroll(id="tools-body", can_focus=False):
             yield Label("Merge LoRA adapters into a full model", classes="field-set-title")
-            yield from _row("adapter", model_picker(adapters, "no adapter run yet", "merge-adapter"))
+            yield from _row("adapter", ModelPicker(adapters, "no adapter run yet", "merge-adapter"))
             yield from _row(
                 "out dir", OrderedInput(placeholder="blank: beside it, <name>-merged", compact=True, id="merge-out")
             )
@@ -57,7 +57,7 @@ class ToolsScreen(ProjectScreen):
             )
             yield Button("Merge (^g)", id="merge", action="screen.merge", compact=True)
             yield Label("Export to Llama format", classes="field-set-title")
-            yield from _row("model", model_picker(full, "no model yet", "export-model"))
+            yield from _row("model", ModelPicker(full, "no model yet", "export-model"))
             yield from _row(
                 "out dir",
                 OrderedInput(
@@ -87,8 +87,8 @@ class ToolsScreen(ProjectScreen):
         if models == self.models:
             return
         self.models = models
-        update_options(self.query_one("#merge-adapter", Select), _options(models, adapter=True))
-        update_options(self.query_one("#export-model", Select), _options(models, adapter=False))
+        self.query_one("#merge-adapter", ModelPicker).set_models(_options(models, adapter=True))
+        self.query_one("#export-model", ModelPicker).set_models(_options(models, adapter=False))
 
     def _tokenizer_line(self) -> str:
         if self.project is None:
