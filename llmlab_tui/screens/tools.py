@@ -103,7 +103,7 @@ class ToolsScreen(ProjectScreen):
     def action_merge(self) -> None:
         adapter = self.query_one("#merge-adapter", Select).value
         if adapter == Select.NULL:
-            self.notify("No adapter directory to merge (train a stage with LoRA first).", severity="warning")
+            self.tell("No adapter directory to merge (train a stage with LoRA first).", "warning")
             return
         self.start(
             "merge",
@@ -115,7 +115,7 @@ class ToolsScreen(ProjectScreen):
     def action_export(self) -> None:
         model = self.query_one("#export-model", Select).value
         if model == Select.NULL:
-            self.notify("No model directory to export (run a stage first).", severity="warning")
+            self.tell("No model directory to export (run a stage first).", "warning")
             return
         path = Path(str(model))
         out = self._out("#export-out") or str(self.project.root / EXPORT_DIR / f"{path.parent.name}-{path.name}-llama")
@@ -132,7 +132,7 @@ class ToolsScreen(ProjectScreen):
 
     def start(self, name: str, **kwargs) -> None:
         if self.app.runner.running(JOB):
-            self.notify("A tool is running already; wait for it.", severity="warning")
+            self.tell("A tool is running already; wait for it.", "warning")
             return
         self.show(f"{name}: running in a worker …")
         self.app.runner.start(JOB, start_tool(name, **kwargs), self)
@@ -144,13 +144,22 @@ class ToolsScreen(ProjectScreen):
             self.refresh_models()  # a merged model or a tokenizer appears in the lines above
             lines = "\n".join(f"  {key}: {value}" for key, value in event["report"].items())
             self.show(Content.assemble((f"{event.get('tool')}: done\n", "$text-success bold"), lines))
-            self.notify(f"{event.get('tool')}: done")
+            self.notify_elsewhere(f"{event.get('tool')}: done (F6)")
         for event in message.of("error"):
             self.show(error_content(event))
-            self.notify(event["message"], title="Tool failed", severity="error")
+            self.notify_elsewhere(f"{event['message']} (F6)", title="Tool failed", severity="error")
 
     def show(self, content: Content | str) -> None:
         self.query_one("#tool-output", Static).update(content)
+
+    def tell(self, text: str, severity: str) -> None:
+        """A note in the output area (a toast there would cover the result text)."""
+        self.show(Content.assemble((text, f"$text-{severity}")))
+
+    def notify_elsewhere(self, text: str, **kwargs) -> None:
+        """A toast for a tool that ended while another screen is shown; here the output says it."""
+        if not self.is_current:
+            self.notify(text, **kwargs)
 
 
 def _row(label: str, editor) -> ComposeResult:
