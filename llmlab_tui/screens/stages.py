@@ -83,7 +83,7 @@ class StagesScreen(ProjectScreen):
             switcher.current = None  # while the new form mounts, not the last stage's values under its name
             await switcher.add_content(self._form(self.stage))
         switcher.current = f"form-{self.stage}"
-        self.check_soon()
+        self.check()  # now: the rows the new form hides are hidden in its first frame
 
     async def on_field_set_changed(self, event: FieldSet.Changed) -> None:
         form = next(a for a in event.field_set.ancestors if isinstance(a, StageForm))
