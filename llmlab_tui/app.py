@@ -69,6 +69,7 @@ class LabApp(App):
     BINDINGS = [
         # shown on every screen's top line (widgets/nav.py), so the footer keeps room for the screen's keys
         *(Binding(e.key, f"show('{name}')", e.title, show=False, id=f"screen.{name}") for name, e in SCREENS.items()),
+        Binding("question_mark", "keys", "Keys", id="app.keys"),
         Binding("escape", "back", "Back", id="app.back"),
         Binding("q", "quit", "Quit", id="app.quit"),
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True, id="app.force_quit"),
@@ -144,6 +145,13 @@ class LabApp(App):
         if name != self.current_mode:
             self._history.append(self.current_mode)
             self.switch_mode(name)
+
+    def action_keys(self) -> None:
+        """The keys dialog for the shown screen (screens/keys.py)."""
+        from llmlab_tui.screens.keys import KeysScreen
+
+        if not isinstance(self.screen, KeysScreen):
+            self.push_screen(KeysScreen(self.screen, SCREENS[self.current_mode].title))
 
     def action_back(self) -> None:
         """Show the screen shown before this one (skipping those that need a closed project)."""
