@@ -19,7 +19,8 @@ pickles across a spawn queue and serialises as one JSON line. Torch-free: the ap
 | `finished`   | status (completed / stopped / diverged), run_dir, report {wall_time_s, steps,   |
 |              | tokens_seen, train_loss, eval_loss, bpb, + the stage's own final measures};     |
 |              | diverged: message (what went non-finite, what to try)                           |
-| `error`      | message, traceback (formatted); died: true when the parent saw the process vanish |
+| `error`      | message, traceback (formatted); problem: true when the input was refused        |
+|              | (an LLMLabError: the message says it all); died: true when the process vanished |
 | `token`      | text (chat: one streamed piece of a reply)                                      |
 | `reply`      | text + whatever the chat worker reports about the finished reply                |
 
@@ -75,18 +76,17 @@ def finished(status: str, report: dict, **fields) -> dict:
     return event("finished", status=status, report=report, **fields)
 
 
-def error(message: str, traceback: str) -> dict:
-    return event("error", message=message, traceback=traceback)
+def error(message: str, traceback: str, problem: bool = False) -> dict:
+    return event("error", message=message, traceback=traceback, problem=problem)
 
 
 def error_event(exception: BaseException) -> dict:
     """The `error` event for the exception being handled: its readable message and its traceback
-    (an LLMLabError's message is its problem lines; any other exception's is prefixed by its type)."""
+    (an LLMLabError's message is its problem lines, marked `problem`: a person needs no traceback
+    for it; any other exception's message is prefixed by its type)."""
     if isinstance(exception, LLMLabError):
-        message = str(exception)
-    else:
-        message = f"{type(exception).__name__}: {exception}"
-    return error(message, tb.format_exc())
+        return error(str(exception), tb.format_exc(), problem=True)
+    return error(f"{type(exception).__name__}: {exception}", tb.format_exc())
 
 
 def control_type(message) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual.app import App
 from textual.binding import Binding
@@ -20,11 +21,11 @@ from textual.reactive import reactive
 from textual.screen import Screen
 
 from engine.project import PROJECT_FILE, STAGES
-from llmlab_tui.commands import LabCommands
-from llmlab_tui.runner import TRAIN_JOB, FileSource, Runner
 from llmlab_tui.screens.base import OpenProject
-from llmlab_tui.screens.quit import QuitScreen
 from llmlab_tui.unsaved import leave
+
+if TYPE_CHECKING:
+    from llmlab_tui.runner import Job, Runner
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,13 @@ class ScreenEntry:
     def factory(self) -> Screen:
         module, name = self.screen.split(":")
         return getattr(importlib.import_module(module), name)()
+
+
+def lab_commands() -> type:
+    """The app's command-palette entries (llmlab_tui/commands.py), imported when the palette opens."""
+    from llmlab_tui.commands import LabCommands
+
+    return LabCommands
 
 
 # The app's screens, in footer order.
@@ -60,10 +68,11 @@ class LabApp(App):
     SCREEN_ENTRIES = SCREENS
     MODES = {name: entry.factory for name, entry in SCREENS.items()}
     DEFAULT_MODE = "projects"
-    COMMANDS = App.COMMANDS | {LabCommands}
+    COMMANDS = App.COMMANDS | {lab_commands}
     BINDINGS = [
         # shown on every screen's top line (widgets/nav.py), so the footer keeps room for the screen's keys
         *(Binding(e.key, f"show('{name}')", e.title, show=False, id=f"screen.{name}") for name, e in SCREENS.items()),
+        Binding("question_mark", "keys", "Keys", id="app.keys"),
         Binding("escape", "back", "Back", id="app.back"),
         Binding("q", "quit", "Quit", id="app.quit"),
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True, id="app.force_quit"),
@@ -73,32 +82,58 @@ class LabApp(App):
     stage: reactive[str] = reactive(STAGES[0])
 
     def __init__(self, project_path: Path | None = None, projects_dir: Path | None = None) -> None:
+        # a project given: start on its architecture, never building the projects screen (a faster start)
+        self.DEFAULT_MODE = "architecture" if project_path else "projects"
         super().__init__()
         self.projects_dir = projects_dir or (project_path.parent if project_path else Path("projects"))
         self.set_reactive(LabApp.project_path, project_path)
-        self._history: list[str] = []
-        self.runner = Runner()  # the worker processes (llmlab_tui/runner.py)
+        self._history: list[str] = ["projects"] if project_path else []  # Escape still leads to F1
+        self._runner: Runner | None = None
 
-    def on_mount(self) -> None:
-        if self.project_path is not None:
-            self.action_show("architecture")
+    @property
+    def runner(self) -> Runner:
+        """The worker processes (llmlab_tui/runner.py)."""
+        return self.start_runner()
+
+    def start_runner(self) -> Runner:
+        """Make the runner unless made: after the first frame (on_ready), or at first use if sooner.
+        It starts the helper process spawned workers' queues need (the resource tracker), so it must
+        come before any screen starts a worker; the first paint needs neither."""
+        if self._runner is None:
+            from llmlab_tui.runner import Runner
+
+            self._runner = Runner()
+        return self._runner
+
+    def on_ready(self) -> None:
+        self.start_runner()
 
     def on_unmount(self) -> None:
-        self.runner.shutdown()
+        if self._runner is not None:
+            self._runner.shutdown()
+
+    def training_job(self) -> Job | None:
+        """The training run this app drives or follows, if any."""
+        from llmlab_tui.runner import TRAIN_JOB
+
+        return self._runner.running(TRAIN_JOB) if self._runner is not None else None
 
     def action_quit(self) -> None:
         """Quit; with unsaved edits or during a run, ask first (save them; stop the run or leave it)."""
         leave(self, self._quit)
 
     def _quit(self) -> None:
-        job = self.runner.running(TRAIN_JOB)
+        from llmlab_tui.runner import FileSource
+        from llmlab_tui.screens.quit import QuitScreen
+
+        job = self.training_job()
         if job is None or isinstance(job.source, FileSource):
             self.exit()
         else:
             self.push_screen(QuitScreen(), self._quit_answered)
 
     def _quit_answered(self, answer: str) -> None:
-        job = self.runner.running(TRAIN_JOB)
+        job = self.training_job()
         if job is None:
             self.exit()
         elif answer == "leave":
@@ -107,7 +142,7 @@ class LabApp(App):
         elif answer == "stop":
             job.stop()
             self.notify("Stopping: the app quits once the checkpoint is saved.")
-            self.set_interval(0.2, lambda: self.runner.running(TRAIN_JOB) or self.exit())
+            self.set_interval(0.2, lambda: self.training_job() or self.exit())
 
     def action_show(self, name: str) -> None:
         """Switch to a registered screen (refused, with a note, when it needs a project and none is open)."""
@@ -120,6 +155,13 @@ class LabApp(App):
     def _switch(self, name: str) -> None:
         self._history.append(self.current_mode)
         self.switch_mode(name)
+
+    def action_keys(self) -> None:
+        """The keys dialog for the shown screen (screens/keys.py)."""
+        from llmlab_tui.screens.keys import KeysScreen
+
+        if not isinstance(self.screen, KeysScreen):
+            self.push_screen(KeysScreen(self.screen, SCREENS[self.current_mode].title))
 
     def action_back(self) -> None:
         """Show the screen shown before this one (skipping those that need a closed project)."""

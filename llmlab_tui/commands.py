@@ -23,6 +23,7 @@ ACTIONS = (
     ("Resume run", "monitor", "resume", "continue the shown stopped, died or diverged run in its folder (r)"),
     ("Preview dataset examples", "stages", "preview", "the shown stage's first examples (Ctrl+O)"),
     ("Open chat", "chat", "focus_input", "talk to a model of the project (F5)"),
+    ("Stop reply", "chat", "stop_reply", "end the reply that streams; what came so far stays (Ctrl+G on chat)"),
     ("Regenerate reply", "chat", "regenerate", "sample the last reply again (Ctrl+R)"),
     ("Clear chat", "chat", "clear", "start a new conversation (Ctrl+L)"),
     ("Merge LoRA adapters", "tools", "merge", "bake the picked adapters into a full model (Ctrl+G)"),
@@ -59,6 +60,7 @@ class LabCommands(Provider):
             for row in list_projects(app.projects_dir)
         ]
         found += [(title, partial(run_on, app, name, action), help_text) for title, name, action, help_text in ACTIONS]
+        found.append(("Keys of this screen", app.action_keys, "every key here and what it does (?)"))
         if hasattr(self.screen, "action_save"):
             found.append(("Save", self.screen.action_save, "write project.toml (Ctrl+S)"))
         return found

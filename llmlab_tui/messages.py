@@ -8,6 +8,7 @@ engine's plain dicts (engine/events.py tables each type's fields); screens fold 
 
 from __future__ import annotations
 
+from textual.content import Content
 from textual.message import Message
 
 
@@ -28,3 +29,11 @@ class WorkerExited(Message):
     def __init__(self, job: str, exitcode: int | None) -> None:
         super().__init__()
         self.job, self.exitcode = job, exitcode
+
+
+def error_content(event: dict) -> Content:
+    """An `error` event as a screen shows it: the message, then the traceback unless the input was
+    refused (`problem`: the message names the field and the rule, a traceback would only bury it)."""
+    if event.get("problem"):
+        return Content.assemble((event["message"], "$text-warning bold"))
+    return Content.assemble((f"{event['message']}\n", "$text-error bold"), event.get("traceback", ""))

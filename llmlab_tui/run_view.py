@@ -236,7 +236,16 @@ REPORT_LABELS = {
     "train_loss": "train loss",
     "eval_loss": "eval loss",
     "bpb": "bits per byte",
+    # the held-out measures of each objective (engine/objectives/*.py `evaluate`)
+    "eval.ppl": "eval perplexity",
+    "eval.accuracy": "eval preference accuracy",
+    "eval.margin": "eval reward margin",
+    "eval.reward": "eval reward",
+    "eval.truncated": "eval replies cut at max_new_tokens",
+    "eval.truncated_total": "training conversations cut at seq_len",
 }
+REPEATED = {"eval.loss": "eval_loss", "eval.bpb": "bpb"}  # the eval table repeats these two
+SHARES = {"eval.accuracy", "eval.truncated"}  # fractions, shown as percentages
 
 
 def duration(seconds: float) -> str:
@@ -248,10 +257,14 @@ def duration(seconds: float) -> str:
 
 
 def report_lines(report: dict) -> list[tuple[str, str]]:
-    """The finished report as (label, value) rows: the usual measures first, then the stage's own."""
-    flat = _flatten(report)
+    """The finished report as (label, value) rows: the usual measures first, then the stage's own;
+    a measure the stage does not take (None: no bits per byte for sft) and repeats are left out."""
+    flat = {key: value for key, value in _flatten(report).items() if value is not None}
+    for repeat, key in REPEATED.items():
+        if key in flat:
+            flat.pop(repeat, None)
     rows = [(label, _number(key, flat.pop(key))) for key, label in REPORT_LABELS.items() if key in flat]
-    return rows + [(key.replace("_", " "), _number(key, value)) for key, value in flat.items()]
+    return rows + [(key.replace(".", " ").replace("_", " "), _number(key, value)) for key, value in flat.items()]
 
 
 def _flatten(data: dict, prefix: str = "") -> dict:
@@ -269,4 +282,8 @@ def _number(key: str, value) -> str:
         return duration(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return str(value)
+    if key in SHARES:
+        return f"{value:.1%}"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        value = int(value)  # a count sent as a float (truncated_total)
     return f"{value:,}" if isinstance(value, int) else f"{value:.4g}"

@@ -12,9 +12,11 @@ owns is ended (asked to stop, then killed), except a run left going on purpose (
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing.resource_tracker
 import queue
+import sys
 import threading
 import time
 from pathlib import Path
@@ -105,9 +107,10 @@ class Runner:
 
     def __init__(self) -> None:
         self.jobs: dict[str, Job] = {}
-        # The helper process that spawn queues need starts now, while sys.stderr is still the real
-        # one: started later, under Textual's captured stderr, it fails ("bad value(s) in fds_to_keep").
-        multiprocessing.resource_tracker.ensure_running()
+        # The helper process that spawn queues need is given the real stderr: under Textual's
+        # captured one (no file descriptor) it fails to start ("bad value(s) in fds_to_keep").
+        with contextlib.redirect_stderr(sys.__stderr__):
+            multiprocessing.resource_tracker.ensure_running()
 
     def start(self, name: str, source: Any, target: MessagePump) -> Job:
         """Drain `source` into messages for `target`; a previous job of that name is ended first."""

@@ -2,14 +2,23 @@
 
 Plain functions, no Textual. A hub or path tokenizer's size is only known by loading it (in a
 worker, with transformers), so the app shows sizes for the tokenizers project.toml sizes itself.
+The training memory is the one of the precision a run on this machine will use (bf16 autocast on
+a CUDA GPU, fp32 on the CPU: engine/device.py), told without torch from the NVIDIA driver.
 """
 
 from __future__ import annotations
 
+import functools
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from engine.project import ModelConfig, Project, sizing
 
+NVIDIA_GPUS = Path("/proc/driver/nvidia/gpus")  # one folder per GPU the NVIDIA driver runs
+NVIDIA_DEVICES = Path("/dev")  # nvidia0, nvidia1, ...: the GPUs a container was given
+
+DEVICES = {"bf16": "GPU", "fp32": "CPU"}  # where a run here trains in each precision
 NORMS = {"layernorm": "LayerNorm", "rmsnorm": "RMSNorm"}
 ATTENTIONS = {"mha": "MHA", "mqa": "MQA", "gqa": "GQA"}
 ACTIVATIONS = {"relu": "ReLU", "gelu": "GELU", "leaky_relu": "LeakyReLU", "silu": "SiLU", "swiglu": "SwiGLU"}
@@ -29,21 +38,33 @@ class ModelSize:
     vocab_size: int | None
     parameters: int | None
     flops_per_token: int | None
-    memory_bf16: int | None  # bytes to train pretrain at its batch and seq_len
+    memory: int | None  # bytes to train pretrain at its batch and seq_len, in `precision`
     head_dim: int
+    precision: str  # "bf16" (a CUDA GPU) or "fp32" (the CPU): what a run on this machine uses
 
 
-def model_size(project: Project) -> ModelSize:
-    """Sizes of a valid project (engine.project.sizing), at the pretrain stage's batch and seq_len."""
+@functools.cache
+def this_machine_precision() -> str:
+    """bf16 when an NVIDIA GPU is visible here (its driver lists one, CUDA_VISIBLE_DEVICES hides
+    none of them), else fp32 — engine/device.py's choice, guessed without importing torch."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", "0").strip() in ("", "-1"):
+        return "fp32"
+    found = any(NVIDIA_GPUS.glob("*")) or any(NVIDIA_DEVICES.glob("nvidia[0-9]*"))
+    return "bf16" if found else "fp32"
+
+
+def model_size(project: Project, precision: str | None = None) -> ModelSize:
+    """Sizes of a valid project (engine.project.sizing), at the pretrain stage's batch and seq_len;
+    the memory in `precision` (default: this machine's)."""
     m, seq_len = project.model, project.pretrain.seq_len
+    precision = precision or this_machine_precision()
     tokens = sizing.tokenizer_vocab_size(project.tokenizer)
     if tokens is None:
-        return ModelSize(None, None, None, None, m.head_dim)
+        return ModelSize(None, None, None, None, m.head_dim, precision)
     vocab = sizing.padded_vocab_size(tokens)
-    memory = sizing.training_memory(project, vocab)["bf16"]["total"]
-    return ModelSize(
-        vocab, sizing.parameter_count(m, vocab), sizing.flops_per_token(m, vocab, seq_len), memory, m.head_dim
-    )
+    memory = sizing.training_memory(project, vocab)[precision]["total"]
+    flops = sizing.flops_per_token(m, vocab, seq_len)
+    return ModelSize(vocab, sizing.parameter_count(m, vocab), flops, memory, m.head_dim, precision)
 
 
 def count(n: int | None) -> str:
@@ -63,7 +84,7 @@ def size_lines(size: ModelSize) -> list[str]:
     return [
         f"parameters   {count(size.parameters)}",
         f"FLOPs/token  {count(size.flops_per_token)}",
-        f"train memory {gib(size.memory_bf16)} (bf16)",
+        f"train memory {gib(size.memory)} {size.precision} {DEVICES[size.precision]}",
         f"head dim     {size.head_dim}",
         f"vocabulary   {size.vocab_size or '? (hub/path: loaded in a run)'}",
     ]

@@ -11,6 +11,7 @@
     fileio.py     atomic writes
     outputs.py    folders a command writes where told (--out): what they may replace
     sizing.py     parameters, FLOPs and memory worked out from the file alone
+    sampling.py   the sampling settings' rules (chat, generate): ranges checked without torch
 
 The names most callers need are re-exported here.
 """

@@ -95,7 +95,7 @@ class ArchitectureScreen(FormScreen):
         return bool(bad) or (tokenizer, model) != (saved["tokenizer"], saved["model"])
 
     def on_field_set_changed(self, event: FieldSet.Changed) -> None:
-        self.check()
+        self.check_soon()
 
     def check(self) -> list[Problem]:
         """Show which rows apply, every problem under its row, and the summary; returns the problems."""

@@ -30,13 +30,22 @@ class OpenProject(Message):
 
 
 class ProjectScreen(Screen):
-    """A screen that edits the open project (`self.project`, None until one loads)."""
+    """A screen that edits the open project (`self.project`, None until one loads).
+
+    The app builds a screen when it is first shown; the open project is read then, before the
+    first compose, so the first frame already shows it (no empty frame, no second compose)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.project: Project | None = None
         self.load_problems: list[Problem] = []
         self._stamp: tuple[Path, float] | None = None
+        self._check_pending = False
+        self._load()
+
+    def on_mount(self) -> None:
+        self.loaded()
+        self.focus_first_field()
 
     @property
     def dirty(self) -> bool:
@@ -56,6 +65,13 @@ class ProjectScreen(Screen):
 
     async def reload(self) -> None:
         """Load the open project from disk and rebuild the screen from it."""
+        self._load()
+        await self.recompose()
+        self.loaded()
+        self.focus_first_field()
+
+    def _load(self) -> None:
+        """Read the open project (its problems instead, when it does not load)."""
         self._stamp = self._file_stamp()
         self.project, self.load_problems = None, []
         if self._stamp is not None:
@@ -63,9 +79,6 @@ class ProjectScreen(Screen):
                 self.project = project_from_dict(load_dict(self._stamp[0]), self._stamp[0])
             except LLMLabError as error:
                 self.load_problems = error.problems
-        await self.recompose()
-        self.loaded()
-        self.focus_first_field()
 
     def focus_first_field(self) -> None:
         """Put the focus on the first editable field, so typing starts at the top of the form."""
@@ -75,6 +88,21 @@ class ProjectScreen(Screen):
 
     def loaded(self) -> None:
         """Called after the screen was rebuilt for a newly loaded project."""
+
+    def check(self) -> list[Problem]:
+        """Show the edits' problems where they belong and return them (here: the load's)."""
+        return self.load_problems
+
+    def check_soon(self) -> None:
+        """Run `check` once after the messages queued now: a burst of edits (a paste, the Changed
+        events of a form being mounted) costs one check, not one per key."""
+        if not self._check_pending:
+            self._check_pending = True
+            self.call_after_refresh(self._pending_check)
+
+    def _pending_check(self) -> None:
+        self._check_pending = False
+        self.check()
 
     def saved(self, project: Project) -> None:
         """Record that `project` is now what the file holds."""

@@ -19,13 +19,14 @@ from textual.content import Content
 from textual.widgets import Footer, Input, Label, Markdown, Select, Static
 from textual.widgets.markdown import MarkdownStream
 
+from engine.project.sampling import sampling_problems
 from engine.worker import start_chat
 from llmlab_tui.messages import WorkerEvents, WorkerExited
 from llmlab_tui.model_dirs import has_chat_template, model_dirs
 from llmlab_tui.screens.base import ProjectScreen
 from llmlab_tui.widgets.nav import NavBar
 from llmlab_tui.widgets.ordered_input import OrderedInput
-from llmlab_tui.widgets.pickers import model_picker, update_options
+from llmlab_tui.widgets.pickers import ModelPicker
 
 JOB = "chat"
 MODES = (("chat", "chat"), ("completion", "completion"))
@@ -57,7 +58,7 @@ class ChatScreen(ProjectScreen):
         self.models = model_dirs(self.project) if self.project else []
         yield NavBar("chat", self.project.name if self.project else "no project")
         with Horizontal(id="chat-bar"):
-            yield model_picker(
+            yield ModelPicker(
                 [(m.title, str(m.path)) for m in self.models], "no model yet: run a stage first", "chat-model"
             )
             yield Select(MODES, value=self._default_mode(), allow_blank=False, compact=True, id="chat-mode")
@@ -77,7 +78,7 @@ class ChatScreen(ProjectScreen):
         if self.project is None or models == self.models:
             return
         self.models = models
-        update_options(self.query_one("#chat-model", Select), [(m.title, str(m.path)) for m in models])
+        self.query_one("#chat-model", ModelPicker).set_models([(m.title, str(m.path)) for m in models])
 
     def loaded(self) -> None:
         self.history, self.reply, self.stream = [], "", None
@@ -100,8 +101,8 @@ class ChatScreen(ProjectScreen):
     def _default_mode(self) -> str:
         return "chat" if self.models and has_chat_template(self.models[0].path) else "completion"
 
-    def set_status(self, text: str) -> None:
-        self.query_one("#chat-status", Label).update(text)
+    def set_status(self, text: str, severity: str = "") -> None:
+        self.query_one("#chat-status", Label).update(Content.assemble((text, f"$text-{severity}" if severity else "")))
 
     def on_select_changed(self, event: Select.Changed) -> None:
         if event.select.id == "chat-model" and event.value != Select.NULL:
@@ -110,21 +111,28 @@ class ChatScreen(ProjectScreen):
 
     # -- sending -------------------------------------------------------------------------------------
 
-    def request(self) -> dict | None:
-        """The generate request for the conversation so far, or None (with a note) if a setting is bad."""
-        request = {
-            "type": "generate",
-            "messages": list(self.history),
-            "chat": self.query_one("#chat-mode", Select).value == "chat",
-        }
-        for key, label, _, parse in SETTINGS:
-            text = self.query_one(f"#chat-{key}", Input).value
+    def settings(self) -> dict | None:
+        """The sampling settings as typed, or None when one breaks its rule: then the status line
+        names it and says the rule (it stays until the next send; what was typed is kept)."""
+        values = {}
+        for key, _, _, parse in SETTINGS:
+            text = self.query_one(f"#chat-{key}", Input).value.strip()
             try:
-                request[key] = parse(text)
+                values[key] = parse(text)
             except ValueError:
-                self.notify(f"{label}: {text!r} is not a number", severity="error")
-                return None
-        return request
+                values[key] = text  # refused below, by its rule
+        problems = sampling_problems(values)
+        if problems:
+            labels = {key: label for key, label, _, _ in SETTINGS}
+            lines = [f"{labels[p.field]} ({p.field}): {p.message}" for p in problems]
+            self.set_status("; ".join(lines) + ". Fix it, then Enter sends the message.", "error")
+            return None
+        return values
+
+    def request(self, settings: dict) -> dict:
+        """The generate request for the conversation so far."""
+        chat = self.query_one("#chat-mode", Select).value == "chat"
+        return {"type": "generate", "messages": list(self.history), "chat": chat, **settings}
 
     def worker(self):
         """The chat worker for the picked model, started if needed (None: no model picked)."""
@@ -145,20 +153,24 @@ class ChatScreen(ProjectScreen):
         if self.reply or self.stream is not None:
             self.notify("Wait for the reply to finish (Ctrl+G stops it).", severity="warning")
             return
+        settings = self.settings()
+        if settings is None:
+            return  # the message stays in the input, the status line says what to fix
         self.history.append({"role": "user", "content": event.value})
         event.input.value = ""
         await self.query_one("#chat-log").mount(Static(Content(event.value), classes="chat-user"))
-        await self.send()
+        await self.send(settings)
 
-    async def send(self) -> None:
-        request, job = self.request(), self.worker()
-        if request is None or job is None:
+    async def send(self, settings: dict | None = None) -> None:
+        settings = settings or self.settings()
+        job = self.worker() if settings is not None else None
+        if job is None:
             return
         markdown = Markdown(classes="chat-reply")
         await self.query_one("#chat-log").mount(markdown)
         self.stream, self.reply = Markdown.get_stream(markdown), ""
         self.refresh_bindings()
-        job.send(request)
+        job.send(self.request(settings))
 
     def action_stop_reply(self) -> None:
         """Ask the worker to end the reply that streams; what came so far stays (see on_worker_events)."""
@@ -211,9 +223,26 @@ class ChatScreen(ProjectScreen):
             self.set_status(status)
         for event in message.of("error"):
             await self._end_stream()
+            note = " Your message is back in the input." if await self._take_back_unanswered() else ""
             log = self.query_one("#chat-log")
-            await log.mount(Static(Content.assemble((event["message"], "$text-error")), classes="chat-error"))
+            await log.mount(Static(Content.assemble((event["message"] + note, "$text-error")), classes="chat-error"))
             self.set_status("error: see above")
+
+    async def _take_back_unanswered(self) -> bool:
+        """After a refused request (say a message longer than the model's context), the unanswered
+        message leaves the conversation and goes back into the input, to be shortened and sent."""
+        if not self.history or self.history[-1]["role"] != "user":
+            return False
+        text = self.history.pop()["content"]
+        for selector in ("#chat-log .chat-reply", "#chat-log .chat-user"):
+            widgets = self.query(selector)
+            if widgets and (selector.endswith("user") or not widgets.last().source):
+                await widgets.last().remove()
+        field = self.query_one("#chat-input", Input)
+        if not field.value:
+            field.value = text
+            field.cursor_position = len(text)  # at its end, to shorten it
+        return True
 
     async def on_worker_exited(self, message: WorkerExited) -> None:
         if message.job == JOB:

@@ -51,7 +51,11 @@ class NameScreen(ModalScreen[str | None]):
     dialog stays open. Dismisses with the name once accepted, None on Escape.
     """
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel", id="name.cancel")]
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", id="name.cancel"),
+        # Enter on the closed template dropdown creates (space or down opens it)
+        Binding("enter", "accept", "Create", show=False, priority=True, id="name.accept"),
+    ]
 
     def __init__(self, title: str, accept: Callable[[str, str], object], templates: tuple[str, ...] = ()) -> None:
         super().__init__(classes="dialog-screen")
@@ -74,14 +78,24 @@ class NameScreen(ModalScreen[str | None]):
             yield Static("", id="name-problem", classes="problems")
         yield Footer()
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "accept":  # elsewhere Enter keeps its meaning (submit the name, pick an option)
+            return isinstance(self.focused, Select) and not self.focused.expanded
+        return super().check_action(action, parameters)
+
     def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.action_accept()
+
+    def action_accept(self) -> None:
+        """Hand the name and template to `accept`; its refusal shows under the input."""
+        name = self.query_one("#name", Input).value.strip()
         template = self.query_one("#template", Select).value if self.templates else ""
         try:
-            self.accept(event.value.strip(), str(template))
+            self.accept(name, str(template))
         except LLMLabError as error:
             self.query_one("#name-problem", Static).update(str(error))
             return
-        self.dismiss(event.value.strip())
+        self.dismiss(name)
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -15,7 +15,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, Label, Static
 
 from engine.worker import start_tool
-from llmlab_tui.messages import WorkerEvents
+from llmlab_tui.messages import WorkerEvents, error_content
 
 JOB = "preview"
 TRAINED_STYLE = "bold underline $text-success"
@@ -44,7 +44,7 @@ class PreviewScreen(ModalScreen[None]):
         for event in message.of("finished"):
             text.update(examples_content(event["report"]["examples"]))
         for event in message.of("error"):
-            text.update(Content.assemble((f"{event['message']}\n", "$text-error bold"), event["traceback"]))
+            text.update(error_content(event))
 
     def action_close(self) -> None:
         self.app.runner.end(JOB)

@@ -85,15 +85,16 @@ class StagesScreen(FormScreen):
         self.stage = str(event.value)
         switcher = self.query_one(ContentSwitcher)
         if not self.query(f"#form-{self.stage}"):
+            switcher.current = None  # while the new form mounts, not the last stage's values under its name
             await switcher.add_content(self._form(self.stage))
         switcher.current = f"form-{self.stage}"
-        self.check()
+        self.check()  # now: the rows the new form hides are hidden in its first frame
 
     async def on_field_set_changed(self, event: FieldSet.Changed) -> None:
         form = next(a for a in event.field_set.ancestors if isinstance(a, StageForm))
         if event.name == "name" and event.field_set.table in NAMED:
             await form.replace_named(event.field_set)
-        self.check()
+        self.check_soon()
 
     def check(self) -> list[Problem]:
         """Show every problem under its row (the rest below the form), the shares and the preview."""

@@ -20,12 +20,12 @@ from textual.widgets import Button, Checkbox, Footer, Input, Label, Select, Stat
 
 from engine.project.layout import project_tokenizer_file
 from engine.worker import start_tool
-from llmlab_tui.messages import WorkerEvents
+from llmlab_tui.messages import WorkerEvents, error_content
 from llmlab_tui.model_dirs import ModelDir, model_dirs
 from llmlab_tui.screens.base import ProjectScreen
 from llmlab_tui.widgets.nav import NavBar
 from llmlab_tui.widgets.ordered_input import OrderedInput
-from llmlab_tui.widgets.pickers import model_picker, update_options
+from llmlab_tui.widgets.pickers import ModelPicker
 
 JOB = "tool"
 EXPORT_DIR = "export"  # default exports go to <project>/export/<run>-<checkpoint>-llama
@@ -48,7 +48,7 @@ class ToolsScreen(ProjectScreen):
         yield NavBar("tools", self.project.name if self.project else "no project")
         with VerticalScroll(id="tools-body", can_focus=False):
             yield Label("Merge LoRA adapters into a full model", classes="field-set-title")
-            yield from _row("adapter", model_picker(adapters, "no adapter run yet", "merge-adapter"))
+            yield from _row("adapter", ModelPicker(adapters, "no adapter run yet", "merge-adapter"))
             yield from _row(
                 "out dir", OrderedInput(placeholder="blank: beside it, <name>-merged", compact=True, id="merge-out")
             )
@@ -57,7 +57,7 @@ class ToolsScreen(ProjectScreen):
             )
             yield Button("Merge (^g)", id="merge", action="screen.merge", compact=True)
             yield Label("Export to Llama format", classes="field-set-title")
-            yield from _row("model", model_picker(full, "no model yet", "export-model"))
+            yield from _row("model", ModelPicker(full, "no model yet", "export-model"))
             yield from _row(
                 "out dir",
                 OrderedInput(
@@ -87,8 +87,8 @@ class ToolsScreen(ProjectScreen):
         if models == self.models:
             return
         self.models = models
-        update_options(self.query_one("#merge-adapter", Select), _options(models, adapter=True))
-        update_options(self.query_one("#export-model", Select), _options(models, adapter=False))
+        self.query_one("#merge-adapter", ModelPicker).set_models(_options(models, adapter=True))
+        self.query_one("#export-model", ModelPicker).set_models(_options(models, adapter=False))
 
     def _tokenizer_line(self) -> str:
         if self.project is None:
@@ -103,7 +103,7 @@ class ToolsScreen(ProjectScreen):
     def action_merge(self) -> None:
         adapter = self.query_one("#merge-adapter", Select).value
         if adapter == Select.NULL:
-            self.notify("No adapter directory to merge (train a stage with LoRA first).", severity="warning")
+            self.tell("No adapter directory to merge (train a stage with LoRA first).", "warning")
             return
         self.start(
             "merge",
@@ -115,7 +115,7 @@ class ToolsScreen(ProjectScreen):
     def action_export(self) -> None:
         model = self.query_one("#export-model", Select).value
         if model == Select.NULL:
-            self.notify("No model directory to export (run a stage first).", severity="warning")
+            self.tell("No model directory to export (run a stage first).", "warning")
             return
         path = Path(str(model))
         out = self._out("#export-out") or str(self.project.root / EXPORT_DIR / f"{path.parent.name}-{path.name}-llama")
@@ -132,7 +132,7 @@ class ToolsScreen(ProjectScreen):
 
     def start(self, name: str, **kwargs) -> None:
         if self.app.runner.running(JOB):
-            self.notify("A tool is running already; wait for it.", severity="warning")
+            self.tell("A tool is running already; wait for it.", "warning")
             return
         self.show(f"{name}: running in a worker …")
         self.app.runner.start(JOB, start_tool(name, **kwargs), self)
@@ -144,13 +144,22 @@ class ToolsScreen(ProjectScreen):
             self.refresh_models()  # a merged model or a tokenizer appears in the lines above
             lines = "\n".join(f"  {key}: {value}" for key, value in event["report"].items())
             self.show(Content.assemble((f"{event.get('tool')}: done\n", "$text-success bold"), lines))
-            self.notify(f"{event.get('tool')}: done")
+            self.notify_elsewhere(f"{event.get('tool')}: done (F6)")
         for event in message.of("error"):
-            self.show(Content.assemble((f"{event['message']}\n", "$text-error bold"), event["traceback"]))
-            self.notify(event["message"], title="Tool failed", severity="error")
+            self.show(error_content(event))
+            self.notify_elsewhere(f"{event['message']} (F6)", title="Tool failed", severity="error")
 
     def show(self, content: Content | str) -> None:
         self.query_one("#tool-output", Static).update(content)
+
+    def tell(self, text: str, severity: str) -> None:
+        """A note in the output area (a toast there would cover the result text)."""
+        self.show(Content.assemble((text, f"$text-{severity}")))
+
+    def notify_elsewhere(self, text: str, **kwargs) -> None:
+        """A toast for a tool that ended while another screen is shown; here the output says it."""
+        if not self.is_current:
+            self.notify(text, **kwargs)
 
 
 def _row(label: str, editor) -> ComposeResult:

@@ -100,5 +100,6 @@ def test_error_event_gives_a_problem_its_lines_and_other_exceptions_their_type()
         raise KeyError("x")
     except KeyError as error:
         crash = ev.error_event(error)
-    assert problem["type"] == "error" and problem["message"] == "a.b: too big\nc: missing"
+    assert problem["type"] == "error" and problem["message"] == "a.b: too big\nc: missing" and problem["problem"]
     assert crash["message"] == "KeyError: 'x'" and "Traceback (most recent call last)" in crash["traceback"]
+    assert not crash["problem"]

@@ -127,3 +127,86 @@ async def test_ctrl_g_does_nothing_without_a_streaming_reply(chat_project):
         await pilot.press("ctrl+g")
         await pilot.pause()
         assert not workers and not app.screen.query(".chat-stopped")
+
+
+class ByteContextChat(ScriptedChat):
+    """A scripted worker with a 256-token context of one token per character: a prompt that fills
+    it is refused the way engine.chat_worker refuses it (engine.generation.fit_context)."""
+
+    CONTEXT = 256
+
+    def _serve(self) -> None:
+        from engine import events as ev
+        from engine.generation import fit_context
+        from engine.project import LLMLabError
+
+        while True:
+            request = self.control.get()
+            self.requests.append(request)
+            if request == "stop" or request.get("type") == "stop":
+                return self.close(0)
+            try:
+                prompt = sum(len(m["content"]) for m in request["messages"])
+                fit_context(prompt, request["max_new_tokens"], self.CONTEXT)
+            except LLMLabError as error:
+                self.queue.put(ev.error_event(error))
+                continue
+            self._generate(request["max_new_tokens"])
+
+
+@pytest.fixture
+def small_context(chat_project, monkeypatch: pytest.MonkeyPatch):
+    project, workers = chat_project
+
+    def start_chat(model_dir):
+        workers.append(ByteContextChat(str(model_dir)))
+        return workers[-1]
+
+    monkeypatch.setattr("llmlab_tui.screens.chat.start_chat", start_chat)
+    return project, workers
+
+
+async def test_a_message_past_the_context_is_refused_in_words_and_given_back(small_context):
+    project, _workers = small_context
+    app = app_on(project, project.parent)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen) and app.screen.project)
+        chat = app.screen
+        long = "the cat sat on the mat. " * 72  # 1,728 characters
+        chat.query_one("#chat-input").value = long  # pasted
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: chat.query(".chat-error"))
+        error = " ".join(str(chat.query_one(".chat-error").render()).split())
+        assert "prompt: 1728 tokens, but the model's context is 256 tokens" in error
+        assert error.endswith("Your message is back in the input.")
+        assert chat.query_one("#chat-input").value == long and chat.history == []
+        assert not chat.query(".chat-user") and not chat.query(".chat-reply")
+        await pilot.press("ctrl+u", *"the cat", "enter")  # shortened, it is answered
+        await wait_for(pilot, lambda: len(chat.history) == 2, tries=600, delay=0.05)
+        assert chat.history[0] == {"role": "user", "content": "the cat"}
+
+
+async def test_a_bad_setting_is_named_with_its_rule_and_the_message_is_kept(chat_project):
+    project, workers = chat_project
+    app = app_on(project, project.parent)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen) and app.screen.project)
+        chat = app.screen
+        await pilot.press("shift+tab", "shift+tab", "shift+tab", "shift+tab", "ctrl+u", *"abc")
+        assert chat.query_one("#chat-temperature").value == "abc"
+        chat.query_one("#chat-input").focus()
+        await pilot.press(*"hello there", "enter")
+        status = " ".join(str(chat.query_one("#chat-status").render()).split())
+        assert status == (
+            "temp (temperature): must be >= 0 (0 is greedy), a finite number, got 'abc'. "
+            "Fix it, then Enter sends the message."
+        )
+        assert chat.query_one("#chat-input").value == "hello there"  # not eaten
+        assert not workers and chat.history == [] and not app._notifications
+        await pilot.press("shift+tab", "shift+tab", "shift+tab", "shift+tab", "ctrl+u", *"0.5")
+        chat.query_one("#chat-input").focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: len(chat.history) == 2, tries=600, delay=0.05)
+        assert workers[0].requests[0]["temperature"] == 0.5

@@ -206,3 +206,23 @@ async def test_a_torn_line_in_the_middle_of_metrics_jsonl_does_not_stop_the_moni
         monitor = await open_monitor(pilot)
         await wait_for(pilot, lambda: monitor.view.state == "stopped")
         assert monitor.view.series[("metrics", "loss")].points()[0] == [1, 2]
+
+
+async def test_the_summary_tab_of_an_sft_run_reads_in_words(projects_dir: Path):
+    app = app_on(projects_dir / "alpha", projects_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        monitor = await open_monitor(pilot)
+        source = QueueSource()
+        app.runner.start(JOB, source, monitor)
+        evaluation = {"loss": 2.5, "ppl": 12.18, "truncated_total": 50.0}
+        report = {"steps": 4, "eval_loss": 2.5, "bpb": None, "eval": evaluation}
+        source.queue.put({**STARTED, "stage": "sft"})
+        source.queue.put({"type": "finished", "status": "completed", "report": report})
+        source.close(0)
+        await wait_for(pilot, lambda: monitor.view.state == "completed")
+        await pilot.press("4")
+        await wait_for(pilot, lambda: monitor.drawn == monitor.view.version)
+        text = str(monitor.query_one("#summary-text").render())
+        assert "None" not in text and "bits per byte" not in text
+        assert text.count("eval loss") == 1 and "eval perplexity" in text
+        assert "training conversations cut at seq_len 50" in " ".join(text.split())

@@ -121,3 +121,38 @@ def test_a_duplicate_keeps_the_comments(projects_dir):
     copy = duplicate_project(alpha, "alpha2")
     assert (copy / "project.toml").read_text().startswith("# my notes\n")
     assert load_project(copy).name == "alpha2"
+
+
+async def test_enter_on_the_template_creates_and_space_opens_the_choices(projects_dir):
+    app = app_on(None, projects_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, NameScreen))
+        await pilot.press(*"delta", "tab")
+        template = app.screen.query_one("#template")
+        assert app.focused is template
+        await pilot.press("space")  # opens the choices; Enter there picks one, the dialog stays
+        await wait_for(pilot, lambda: template.expanded)
+        await pilot.press("down", "enter")
+        await wait_for(pilot, lambda: not template.expanded)
+        picked = template.value
+        assert isinstance(app.screen, NameScreen) and picked != templates()[0]
+        await pilot.press("enter")  # on the closed dropdown: create
+        await wait_for(pilot, lambda: isinstance(app.screen, ProjectsScreen))
+        assert (projects_dir / "delta" / "project.toml").is_file()
+
+
+async def test_the_top_line_keeps_the_projects_folder_whole_at_80_columns(tmp_path):
+    directory = tmp_path / "projects"
+    new_project("alpha", "blank", directory)
+    app = app_on(None, directory)
+    async with app.run_test(size=(80, 24)) as pilot:
+        nav = app.screen.query_one("NavBar")
+        shown = lambda: [str(label.render()) for label in nav.query("Label")]
+        await wait_for(pilot, lambda: shown()[0] == "F1 Projects" and shown()[1] == "F2")
+        detail = shown()[-1]
+        path = directory.as_posix()
+        assert detail == path or (detail.startswith("…") and path.endswith(detail[1:]) and detail.endswith("/projects"))
+    async with app_on(None, directory).run_test(size=(200, 24)) as pilot:  # room enough: every title
+        nav = pilot.app.screen.query_one("NavBar")
+        await wait_for(pilot, lambda: [str(label.render()) for label in nav.query("Label")][1] == "F2 Architecture")

@@ -84,7 +84,7 @@ def test_events_fold_into_charts_progress_samples_log_and_report():
         ("train loss", "4.996"),
         ("eval loss", "5.006"),
         ("bits per byte", "7.308"),
-        ("eval.ppl", "149.3"),
+        ("eval perplexity", "149.3"),
     ]
 
 
@@ -141,3 +141,28 @@ def test_a_tiny_run_of_each_stage_feeds_every_line_of_its_charts(stage, tmp_path
         drawn = {label for label, steps, _ in view.chart_lines(chart) if steps}
         assert drawn == {line.label for line in chart.lines if stage in line.stages}, chart.title
     assert [chart for chart in CHARTS if view.chart_lines(chart)] == charts
+
+
+def test_an_sft_report_shows_each_measure_once_in_words():
+    report = {
+        "steps": 10,
+        "eval_loss": 2.5,
+        "bpb": None,  # sft measures no bits per byte
+        "eval": {"loss": 2.5, "ppl": 12.18, "truncated_total": 50.0},
+    }
+    assert report_lines(report) == [
+        ("steps", "10"),
+        ("eval loss", "2.5"),
+        ("eval perplexity", "12.18"),
+        ("training conversations cut at seq_len", "50"),
+    ]
+
+
+def test_policy_and_preference_fractions_read_as_percentages():
+    report = {"eval": {"reward": 0.5, "truncated": 0.25, "accuracy": 0.875, "kl_new": 0.01}}
+    assert report_lines(report) == [
+        ("eval preference accuracy", "87.5%"),
+        ("eval reward", "0.5"),
+        ("eval replies cut at max_new_tokens", "25.0%"),
+        ("eval kl new", "0.01"),
+    ]

@@ -10,6 +10,7 @@ from pathlib import Path
 import tomli_w
 
 from engine.project import read_toml
+from llmlab_tui.messages import WorkerEvents
 from llmlab_tui.screens.preview import PreviewScreen, examples_content
 from llmlab_tui.screens.stages import StagesScreen
 from llmlab_tui.screens.tools import ToolsScreen
@@ -36,7 +37,7 @@ async def test_train_the_tokenizer_and_refuse_a_merge_without_adapters(tmp_path:
         tools = app.screen
         assert "not trained yet" in str(tools.query_one("#tokenizer-line").render())
         await pilot.press("ctrl+g")
-        await wait_for(pilot, lambda: any("No adapter directory" in str(n.message) for n in app._notifications))
+        await wait_for(pilot, lambda: "No adapter directory" in str(tools.query_one("#tool-output").render()))
         await pilot.press("ctrl+t")
         await wait_for(pilot, lambda: "tokenizer: done" in str(app.screen.query_one("#tool-output").render()), **SLOW)
         assert "vocab_size: 300" in str(app.screen.query_one("#tool-output").render())
@@ -88,12 +89,13 @@ async def test_the_buttons_run_the_actions_of_their_keys(projects_dir: Path):
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("f6")
         await wait_for(pilot, lambda: isinstance(app.screen, ToolsScreen) and app.screen.project)
+        output = lambda: str(app.screen.query_one("#tool-output").render())
         await tab_to(pilot, "merge")
         await pilot.press("enter")
-        await wait_for(pilot, lambda: any("No adapter directory" in str(n.message) for n in app._notifications))
+        await wait_for(pilot, lambda: "No adapter directory" in output())
         await tab_to(pilot, "export")
         await pilot.press("enter")
-        await wait_for(pilot, lambda: any("No model directory" in str(n.message) for n in app._notifications))
+        await wait_for(pilot, lambda: "No model directory" in output())
 
 
 async def test_the_sft_preview_shows_the_format_and_marks_the_reply(tmp_path: Path):
@@ -128,3 +130,21 @@ def test_trained_spans_are_marked():
     assert content.plain == "── a.jsonl (format: messages, truncated at seq_len)\nuser: hi\nhello\n\n"
     start = content.plain.index("hello")
     assert [(s.start, s.end) for s in content.spans if "underline" in str(s.style)] == [(start, start + 5)]
+
+
+async def test_a_tool_result_shows_without_a_toast_over_it_and_a_toast_when_elsewhere(projects_dir: Path):
+    app = app_on(projects_dir / "alpha", projects_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f6")
+        await wait_for(pilot, lambda: isinstance(app.screen, ToolsScreen) and app.screen.project)
+        tools = app.screen
+        done = {"type": "finished", "status": "completed", "tool": "export", "report": {"out_dir": "/x/llama"}}
+        tools.post_message(WorkerEvents("tool", [done]))
+        await wait_for(pilot, lambda: "export: done" in str(tools.query_one("#tool-output").render()))
+        assert not app._notifications  # nothing covers the result at the bottom of the screen
+        await pilot.press("f2")
+        await wait_for(pilot, lambda: not tools.is_current)
+        failed = {"type": "error", "message": "export: out_dir: not empty", "traceback": "", "problem": True}
+        tools.post_message(WorkerEvents("tool", [failed]))
+        await wait_for(pilot, lambda: app._notifications)
+        assert [n.message for n in app._notifications] == ["export: out_dir: not empty (F6)"]

@@ -1,0 +1,69 @@
+"""The architecture summary's training memory: in the precision a run on this machine will use,
+told from the NVIDIA driver's files (no torch), shown on F2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.project import load_project, sizing
+from llmlab_tui import summary
+from llmlab_tui.screens.architecture import ArchitectureScreen
+from tests.llmlab_tui.pilot_keys import app_on, wait_for
+
+
+@pytest.fixture
+def machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A fake machine: `machine(gpus=n, visible=...)` makes its driver list n GPUs."""
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+
+    def make(gpus: int = 0, devices: int = 0, visible: str | None = None) -> str:
+        root = tmp_path / f"machine-{gpus}-{devices}-{visible}"
+        (root / "gpus").mkdir(parents=True)
+        (root / "dev").mkdir()
+        for i in range(gpus):
+            (root / "gpus" / f"0000:0{i}:00.0").mkdir()
+        for i in range(devices):
+            (root / "dev" / f"nvidia{i}").touch()
+        (root / "dev" / "nvidiactl").touch()  # the control device alone is no GPU
+        monkeypatch.setattr(summary, "NVIDIA_GPUS", root / "gpus")
+        monkeypatch.setattr(summary, "NVIDIA_DEVICES", root / "dev")
+        if visible is not None:
+            monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+        summary.this_machine_precision.cache_clear()
+        return summary.this_machine_precision()
+
+    yield make
+    summary.this_machine_precision.cache_clear()
+
+
+def test_the_precision_follows_the_gpus_the_driver_lists(machine):
+    assert machine() == "fp32"
+    assert machine(gpus=1) == "bf16"
+    assert machine(devices=2) == "bf16"  # a container given /dev/nvidia0, /dev/nvidia1
+    assert machine(gpus=1, visible="") == "fp32"  # CUDA_VISIBLE_DEVICES hides them all
+    assert machine(gpus=1, visible="-1") == "fp32"
+    assert machine(gpus=1, visible="0") == "bf16"
+
+
+def test_the_memory_is_the_one_of_that_precision(projects_dir):
+    project = load_project(projects_dir / "alpha")
+    vocab = sizing.padded_vocab_size(sizing.tokenizer_vocab_size(project.tokenizer))
+    table = sizing.training_memory(project, vocab)
+    for precision in ("fp32", "bf16"):
+        size = summary.model_size(project, precision)
+        assert size.memory == table[precision]["total"] and size.precision == precision
+    assert table["fp32"]["total"] > table["bf16"]["total"]  # fp32 activations take twice the room
+
+
+@pytest.mark.parametrize(("gpus", "shown"), [(0, "fp32 CPU"), (1, "bf16 GPU")])
+async def test_f2_shows_the_memory_this_machine_will_use(projects_dir, machine, gpus, shown):
+    precision = machine(gpus=gpus)
+    project = load_project(projects_dir / "alpha")
+    expected = summary.gib(summary.model_size(project, precision).memory)
+    app = app_on(projects_dir / "alpha", projects_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ArchitectureScreen))
+        text = str(app.screen.query_one("#arch-summary").render())
+        assert f"train memory {expected} {shown}" in text
