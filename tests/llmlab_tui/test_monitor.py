@@ -7,6 +7,7 @@ import json
 import threading
 from pathlib import Path
 
+from engine.events import phase
 from engine.project.run_lock import RunLock
 from llmlab_tui.runner import TRAIN_JOB as JOB
 from llmlab_tui.runner import QueueSource
@@ -206,3 +207,16 @@ async def test_a_torn_line_in_the_middle_of_metrics_jsonl_does_not_stop_the_moni
         monitor = await open_monitor(pilot)
         await wait_for(pilot, lambda: monitor.view.state == "stopped")
         assert monitor.view.series[("metrics", "loss")].points()[0] == [1, 2]
+
+
+async def test_a_preparation_phase_shows_in_the_status_and_the_log_at_once(projects_dir: Path):
+    app = app_on(projects_dir / "alpha", projects_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        monitor = await open_monitor(pilot)
+        source = QueueSource()
+        app.runner.start(JOB, source, monitor)
+        source.queue.put(phase("datasets", "tokenizing a.txt", 50, 200, "documents"))
+        shown = "tokenizing a.txt: 50/200 documents (25%)"
+        await wait_for(pilot, lambda: str(monitor.query_one("#progress-text").render()) == shown)
+        assert shown in str(monitor.query_one("#log-text").render())
+        source.close(0)

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from engine import events as ev
 from engine.project import STAGES
 from llmlab_tui.run_view import CHARTS, RunView, Series, duration, report_lines
 
@@ -141,3 +142,21 @@ def test_a_tiny_run_of_each_stage_feeds_every_line_of_its_charts(stage, tmp_path
         drawn = {label for label, steps, _ in view.chart_lines(chart) if steps}
         assert drawn == {line.label for line in chart.lines if stage in line.stages}, chart.title
     assert [chart for chart in CHARTS if view.chart_lines(chart)] == charts
+
+
+def test_preparation_phases_show_at_once_and_progress_updates_their_log_line():
+    view = RunView()
+    view.apply([ev.phase("worker", "worker started (pid 7): loading torch and the project")])
+    assert view.progress_text() == "worker started (pid 7): loading torch and the project"
+    view.apply([ev.phase("datasets", "tokenizing a.txt", 0, 200, "documents")])
+    view.apply([ev.phase("datasets", "tokenizing a.txt", 100, 200, "documents"), ev.log("a warning", "warning")])
+    view.apply([ev.phase("datasets", "tokenizing a.txt", 200, 200, "documents")])
+    assert [message for _, message in view.log] == [
+        "worker started (pid 7): loading torch and the project",
+        "tokenizing a.txt: 100/200 documents (50%)",  # updated in place until another line came
+        "a warning",
+        "tokenizing a.txt: 200/200 documents (100%)",
+    ]
+    assert view.progress_text() == "tokenizing a.txt: 200/200 documents (100%)"
+    view.apply([STARTED, metrics(1)])
+    assert view.phase == "" and view.progress_text().startswith("step 1/")
