@@ -33,7 +33,7 @@ from llmlab_tui.screens.base import ProjectScreen
 from llmlab_tui.widgets.charts import ChartPanel, chart_grid
 from llmlab_tui.widgets.nav import NavBar
 
-REDRAW_SECONDS = 0.3
+REDRAW_SECONDS = 0.5
 CHART_SECONDS = 1.0  # the charts are redrawn at most this often
 RESUMABLE = ("stopped", "died", "diverged", "completed")  # completed: when its steps were raised
 LOG_STYLES = {"warning": "$text-warning", "error": "$text-error bold"}
@@ -62,6 +62,7 @@ class MonitorScreen(ProjectScreen):
         self.drawable = False  # the widgets are there (not while the screen is being rebuilt)
         self.charts_at = 0.0  # when the charts were last drawn (time.monotonic)
         self.grid = (0, 0)  # the chart grid's (columns, rows per chart)
+        self.status: tuple = ()  # what the status line shows
 
     def compose(self) -> ComposeResult:
         yield NavBar("monitor", self.project.name if self.project else "no project")
@@ -94,7 +95,7 @@ class MonitorScreen(ProjectScreen):
         await super().reload()
 
     def loaded(self) -> None:
-        self.drawn, self.drawable, self.grid = -1, True, (0, 0)
+        self.drawn, self.drawable, self.grid, self.status = -1, True, (0, 0), ()
         if self.app.runner.running(JOB) is None and self.project is not None:
             self.show_last_run()
         self.query_one("#log-scroll", VerticalScroll).anchor()
@@ -203,9 +204,13 @@ class MonitorScreen(ProjectScreen):
         if self.view.version == self.drawn or not self.drawable or self.app.screen is not self:
             return
         view, tab = self.view, self.query_one(TabbedContent).active
-        self.query_one("#monitor-state", Label).update(f"{view.state} {view.stage}  {view.detail}".rstrip())
-        self.query_one("#progress", ProgressBar).update(total=view.total_steps or None, progress=view.step)
-        self.query_one("#progress-text", Label).update(view.progress_text())
+        state = f"{view.state} {view.stage}  {view.detail}".rstrip()
+        status = (state, view.total_steps, view.step, view.progress_text())
+        if status != self.status:  # fixed-size labels: no layout pass (it would repaint every chart)
+            self.status = status
+            self.query_one("#monitor-state", Label).update(status[0], layout=False)
+            self.query_one("#progress", ProgressBar).update(total=view.total_steps or None, progress=view.step)
+            self.query_one("#progress-text", Label).update(status[3], layout=False)
         if tab == "charts" and time.monotonic() - self.charts_at < CHART_SECONDS:
             return  # drawn at a later tick
         self.drawn = view.version

@@ -90,6 +90,8 @@ class ChartPanel(Vertical, can_focus=True):
     ChartPanel:focus > Label { background: $accent; color: $text; }
     """
 
+    heading: Content | None = None  # the legend line shown
+
     def compose(self) -> ComposeResult:
         yield Label("")
         yield PlotextPlot()
@@ -97,7 +99,10 @@ class ChartPanel(Vertical, can_focus=True):
     def draw(self, title: str, lines: list[tuple[str, list[float], list[float]]]) -> None:
         """Plot `lines` ((label, steps, values)), with ticks fitted to the plot's size."""
         widget = self.query_one(PlotextPlot)
-        self.query_one(Label).update(legend(title, [label for label, _, _ in lines]))
+        heading = legend(title, [label for label, _, _ in lines])
+        if heading != self.heading:
+            self.heading = heading
+            self.query_one(Label).update(heading, layout=False)  # one row whatever it says
         width, height = max(20, widget.size.width), max(5, widget.size.height)
         xs = [x for _, steps, _ in lines for x in steps]
         ys = [y for _, _, values in lines for y in values if math.isfinite(y)]
