@@ -209,7 +209,8 @@ class MonitorScreen(ProjectScreen):
         if status != self.status:  # fixed-size labels: no layout pass (it would repaint every chart)
             self.status = status
             self.query_one("#monitor-state", Label).update(status[0], layout=False)
-            self.query_one("#progress", ProgressBar).update(total=view.total_steps or None, progress=view.step)
+            bar = self.query_one("#progress", ProgressBar)  # never without a total: that one animates all the time
+            bar.update(total=view.total_steps or 1, progress=view.step)
             self.query_one("#progress-text", Label).update(status[3], layout=False)
         if tab == "charts" and time.monotonic() - self.charts_at < CHART_SECONDS:
             return  # drawn at a later tick
