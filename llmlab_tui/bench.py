@@ -151,14 +151,14 @@ def main(argv: list[str] | None = None) -> int:
 def _training_lines(training: dict) -> str:
     """The throughput of the demo's pretraining headless and from the app, and their ratio."""
     rows = [
-        [how, f"{run['tokens_per_s']:,.0f}", f"{run['train_seconds']:.1f} s"]
+        [how, f"{run['tokens_per_s']:,.0f}", f"{run['train_seconds']:.1f} s", " ".join(map(str, run["load_average"]))]
         for how, run in (("llmlab run", training["headless"]), ("from the app, 120x40", training["app"]))
     ]
     verdict = "ok" if training["ratio"] >= training["target_ratio"] else f"below the {training['target_ratio']} target"
     return "\n".join(
         [
             f"\ntraining the demo's pretraining for {training['steps']} steps (median tokens/s after the first tenth)",
-            _table(["", "tokens/s", "steps took"], rows),
+            _table(["", "tokens/s", "steps took", "load after"], rows),
             f"app / headless: {training['ratio']:.2f} ({verdict}); the app redrew the Monitor "
             f"{training['app'].get('redraws', 0)} times",
         ]

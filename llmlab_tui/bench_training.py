@@ -10,6 +10,7 @@ steps left out (warm-up); the measure is their ratio, app over headless.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -67,6 +68,7 @@ def run_throughput(run_dir: Path) -> dict:
         "steps": len(metrics),
         "tokens_per_s": statistics.median(e["tokens_per_s"] for e in kept),
         "train_seconds": metrics[-1]["time"] - metrics[0]["time"],
+        "load_average": [round(x, 2) for x in os.getloadavg()],  # other work on the machine shows here
     }
 
 
