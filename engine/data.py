@@ -21,11 +21,13 @@ import itertools
 import math
 import os
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import datasets
 import numpy as np
+from datasets.fingerprint import Hasher
 
 from engine.demo_data import DEMO_SCHEME, demo_source
 from engine.packing import PackedBatch, PackedBatches
@@ -36,6 +38,8 @@ from engine.project.problems import LLMLabError
 CHUNK_DOCS = 64  # documents drawn and tokenized together
 TEXT = "text"  # every source's text column is renamed to this
 IDS = "input_ids"  # a tokenized source's column
+# progress(message, done, total, unit): how a long preparation step reports how far it got
+Progress = Callable[[str, int, int | None, str], None]
 BUILDERS = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv", ".txt": "text", ".md": "text"}
 BUILDER_OPTIONS = {"text": {"sample_by": "paragraph"}}
 
@@ -309,15 +313,38 @@ class Mixture:
             yield from zip(chunk.sources.tolist(), chunk.documents)
 
 
-def tokenize(dataset, tokenizer):
+def tokenize(dataset, tokenizer, progress: Progress | None = None, name: str = "the source"):
     """The TEXT column as token ids (IDS): once for a map-style source (datasets caches it on
-    disk, so later runs and epochs reuse it), lazily, batch by batch, for a streaming one."""
-    return dataset.map(lambda batch: {IDS: _encode(tokenizer, batch[TEXT])}, batched=True, remove_columns=[TEXT])
+    disk, so later runs and epochs reuse it), lazily, batch by batch, for a streaming one.
+    `progress` hears the documents tokenized of a map-style source (all at once when cached)."""
+    if not isinstance(dataset, datasets.Dataset):
+        return dataset.map(lambda batch: {IDS: _encode(tokenizer, batch[TEXT])}, batched=True, remove_columns=[TEXT])
+    message, total, done = f"tokenizing {name}", len(dataset), 0
+    report = progress or (lambda message, done, total, unit: None)
+
+    def encode(batch: dict) -> dict:
+        nonlocal done
+        ids = _encode(tokenizer, batch[TEXT])
+        done += len(ids)
+        report(message, done, total, "documents")
+        return {IDS: ids}
+
+    # The cache key says what the output depends on (the source and the tokenizer), not the
+    # function, whose closure holds the progress callback.
+    fingerprint = Hasher.hash([dataset._fingerprint, tokenizer, IDS])
+    report(message, 0, total, "documents")
+    tokenized = dataset.map(encode, batched=True, remove_columns=[TEXT], new_fingerprint=fingerprint)
+    report(message, total, total, "documents")
+    return tokenized
 
 
-def token_mixture(sources: list, weights: list[float], tokenizer, seed: int, single_pass: bool = False) -> Mixture:
-    """A mixture of tokenized documents, what PackedBatches packs."""
-    return Mixture([tokenize(s, tokenizer) for s in sources], weights, seed, single_pass, column=IDS)
+def token_mixture(
+    sources: list, weights: list[float], tokenizer, seed: int, single_pass: bool = False, progress=None, names=()
+) -> Mixture:
+    """A mixture of tokenized documents, what PackedBatches packs (`names` label the progress)."""
+    names = list(names) or [f"source {i}" for i in range(len(sources))]
+    tokenized = [tokenize(s, tokenizer, progress, name) for s, name in zip(sources, names)]
+    return Mixture(tokenized, weights, seed, single_pass, column=IDS)
 
 
 def _encode(tokenizer, texts: list[str]) -> list[list[int]]:
@@ -358,17 +385,20 @@ def _weighted_sources(configs, root, field: str) -> tuple[list[str], list[float]
 
 
 def pretraining_data(
-    project, tokenizer, stage: str = "pretrain", rank: int = 0, world_size: int = 1
+    project, tokenizer, stage: str = "pretrain", rank: int = 0, world_size: int = 1, progress: Progress | None = None
 ) -> PretrainingData:
     """Batches for a pretraining-style stage: seq_len, batch_size, eval_batches from its config."""
     config = project.stage(stage)
     names, weights, train, heldout = _weighted_sources(config.datasets, project.root, f"{stage}.datasets")
-    mixture = token_mixture(train, weights, tokenizer, project.seed)
+    mixture = token_mixture(train, weights, tokenizer, project.seed, progress=progress, names=names)
     batches = PackedBatches(mixture, tokenizer, config.seq_len, config.batch_size, rank, world_size)
     held = [(h, w) for h, w in zip(heldout, weights) if h is not None]
     evaluation: list[PackedBatch] = []
     if held:
-        mixture = token_mixture([h for h, _ in held], [w for _, w in held], tokenizer, project.seed, single_pass=True)
+        held_names = [f"{name} (held out)" for name, h in zip(names, heldout) if h is not None]
+        mixture = token_mixture(
+            [h for h, _ in held], [w for _, w in held], tokenizer, project.seed, True, progress, held_names
+        )
         packed = PackedBatches(mixture, tokenizer, config.seq_len, config.batch_size)
         evaluation = list(itertools.islice(packed, config.eval_batches))
     return PretrainingData(names, weights, Prefetched(batches), evaluation)

@@ -16,6 +16,8 @@ pickles across a spawn queue and serialises as one JSON line. Torch-free: the ap
 | `sample`     | step, samples: [{prompt, text}]                                                 |
 | `checkpoint` | step, path, final, pruned (the step directories retention deleted)              |
 | `log`        | level (info / warning / error), message                                         |
+| `phase`      | name (one of PHASES), message, [done, total, unit: progress where it has a       |
+|              | length, e.g. documents tokenized]: a run's preparation, before `started`         |
 | `finished`   | status (completed / stopped / diverged), run_dir, report {wall_time_s, steps,   |
 |              | tokens_seen, train_loss, eval_loss, bpb, + the stage's own final measures};     |
 |              | diverged: message (what went non-finite, what to try)                           |
@@ -40,6 +42,7 @@ from pathlib import Path
 from engine.project.problems import LLMLabError
 
 EVENT_TYPES = (
+    "phase",
     "started",
     "metrics",
     "eval",
@@ -52,6 +55,8 @@ EVENT_TYPES = (
     "token",
     "reply",
 )
+# A run's preparation, in the order a run goes through them (resume only when it resumes).
+PHASES = ("worker", "tokenizer", "model", "datasets", "resume", "first step")
 LOG_LEVELS = ("info", "warning", "error")
 FINISH_STATUSES = ("completed", "stopped", "diverged")
 CONTROL_MESSAGES = ("stop", "save")
@@ -68,6 +73,25 @@ def log(message: str, level: str = "info") -> dict:
     if level not in LOG_LEVELS:
         raise ValueError(f"unknown log level {level!r}; expected one of {', '.join(LOG_LEVELS)}")
     return event("log", level=level, message=message)
+
+
+def phase(name: str, message: str, done: int | None = None, total: int | None = None, unit: str = "") -> dict:
+    """A preparation phase begun (`done` None) or advanced (`done` of `total` `unit`s)."""
+    if name not in PHASES:
+        raise ValueError(f"unknown phase {name!r}; expected one of {', '.join(PHASES)}")
+    progress = {} if done is None else {"done": done, "total": total, "unit": unit}
+    return event("phase", name=name, message=message, **progress)
+
+
+def phase_text(ev: dict) -> str:
+    """One line for a phase event: `tokenizing corpus.txt: 1,000/2,700 documents (37%)`."""
+    done, total = ev.get("done"), ev.get("total")
+    if done is None:
+        return ev["message"]
+    unit = f" {ev['unit']}" if ev.get("unit") else ""
+    if not total:
+        return f"{ev['message']}: {done:,}{unit}"
+    return f"{ev['message']}: {done:,}/{total:,}{unit} ({done / total:.0%})"
 
 
 def finished(status: str, report: dict, **fields) -> dict:

@@ -6,7 +6,8 @@ lock the run directory (or lock, check and clean the one to resume: engine/proje
 load the starting model (tokenizer + weights: the resumed checkpoint's, the stage's `init`, or a
 fresh model on the project's tokenizer), on a GPU check that the run's predicted memory fits it
 (engine/memory.py), build the objective's context and the objective, and hand them to the one
-loop in engine.trainer.
+loop in engine.trainer. Rank 0 says which of these it is in (`phase` events, engine/events.py),
+with progress where a step has a length, so a watcher sees the run prepare instead of a silent wait.
 """
 
 from __future__ import annotations
@@ -14,25 +15,36 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import datasets
 import numpy as np
 import torch
 import transformers
 
 from engine import device as dev
 from engine.checkpoints import load_trainer_state
-from engine.events import log
+from engine.events import log, phase
 from engine.factory import build_model, load_model
 from engine.lora import merged_start
 from engine.memory import check_fits
 from engine.objectives import build_objective, check_available
 from engine.objectives.base import ObjectiveContext
 from engine.project import FineTuneConfig, load_project, project_to_dict, save_project
-from engine.project.layout import ADAPTER, FINAL, METRICS_FILE, RESUMES_FILE, TRAINER_STATE, model_kind, step_name
+from engine.project.layout import (
+    ADAPTER,
+    FINAL,
+    METRICS_FILE,
+    RESUMES_FILE,
+    TRAINER_STATE,
+    model_kind,
+    project_tokenizer_file,
+    step_name,
+)
 from engine.project.problems import LLMLabError, Problem
 from engine.project.resume import record_resume, remove_temporaries, resume_changes, resume_run_dir, trained_settings
 from engine.project.run_control import take_requests
@@ -61,6 +73,7 @@ def train_stage(
     metrics.jsonl once it is known.
     """
     transformers.utils.logging.disable_progress_bar()  # events report checkpoints
+    datasets.disable_progress_bars()  # and tokenizing (`phase` events)
     project = load_project(project_path, overrides)
     config = project.stage(stage)
     check_available(stage)
@@ -72,6 +85,7 @@ def train_stage(
     folder = RunFolder.open(project, stage, resume) if ranks.is_main else None
     run_dir, resume_dir = dev.broadcast_object((folder.run_dir, folder.checkpoint) if folder else None)
     reporter = None
+    phases = Phases(emit if ranks.is_main else None)
     try:
         if folder is not None:
             open_log(run_dir / METRICS_FILE)
@@ -79,9 +93,10 @@ def train_stage(
             if warning:
                 emit(log(warning, "warning"))
         seed_everything(project.seed)
-        tokenizer, model = starting_model(project, stage, config, resume_dir, device, ranks)
+        tokenizer, model = starting_model(project, stage, config, resume_dir, device, ranks, phases)
         check_fits(project, stage, model, device, precision.name, ranks.world_size)
         dev.broadcast_parameters(model)
+        phases.begin("datasets", f"loading the {stage} datasets")
         seed_everything(project.seed + ranks.rank)  # dropout differs between ranks
         ctx = ObjectiveContext(
             project=project,
@@ -97,8 +112,11 @@ def train_stage(
             world_size=ranks.world_size,
             resume_dir=resume_dir,
             log=lambda message, level="info": emit(log(message, level)),
+            progress=phases.progress,
         )
         objective = build_objective(ctx)
+        if resume_dir is not None:
+            phases.begin("resume", f"resuming from {resume_dir.name}: loading the optimizer and data position")
         state = load_trainer_state(resume_dir) if resume_dir is not None else None
         if folder is not None and state is not None:
             folder.record(project, state["step"], emit)
@@ -190,19 +208,56 @@ def _resume_checkpoint(run_dir: Path, stage: str, steps: int) -> Path:
     return kept
 
 
-def starting_model(project, stage: str, config, resume_dir: Path | None, device, ranks: dev.Distributed):
+def starting_model(
+    project, stage: str, config, resume_dir: Path | None, device, ranks: dev.Distributed, phases: Phases | None = None
+):
     """(tokenizer, model on device): the resumed checkpoint's weights, the stage's `init`, or new."""
+    phases = phases or Phases(None)
     if resume_dir is not None and model_kind(resume_dir) not in (None, ADAPTER):
         source = resume_dir
     elif isinstance(config, FineTuneConfig):  # every stage after pretrain starts from other weights
         source = resolve_init(project, config.init, f"{stage}.init")
     else:
         if ranks.is_main:  # a project BPE is trained once, by rank 0, then read by the others
+            phases.begin("tokenizer", _tokenizer_phase(project))
             project_tokenizer(project)
         dev.barrier()
         tokenizer = project_tokenizer(project)
+        phases.begin("model", f"building the model ({project.model.n_layers} layers, d_model {project.model.d_model})")
         return tokenizer, build_model(project, tokenizer).to(device)
-    return load_tokenizer(str(source)), merged_start(load_model(source, device))
+    phases.begin("tokenizer", f"loading the tokenizer of {source}")
+    tokenizer = load_tokenizer(str(source))
+    phases.begin("model", f"loading the starting weights from {source}")
+    return tokenizer, merged_start(load_model(source, device))
+
+
+def _tokenizer_phase(project) -> str:
+    source = project.tokenizer.source
+    if source == "bpe" and not project_tokenizer_file(project.root).is_file():
+        return f"training the project's BPE tokenizer (vocab {project.tokenizer.vocab_size:,}) on its text"
+    return f"loading the tokenizer ({'the project BPE' if source == 'bpe' else source})"
+
+
+class Phases:
+    """Emits rank 0's `phase` events; progress at most every PROGRESS_SECONDS, and its ends."""
+
+    PROGRESS_SECONDS = 0.25
+
+    def __init__(self, emit: Callable[[dict], None] | None):
+        self.emit, self.name, self.last, self.said = emit, "worker", 0.0, None
+
+    def begin(self, name: str, message: str) -> None:
+        self.name = name
+        if self.emit is not None:
+            self.emit(phase(name, message))
+
+    def progress(self, message: str, done: int, total: int | None, unit: str) -> None:
+        now = time.monotonic()
+        early = 0 < done != total and now - self.last < self.PROGRESS_SECONDS
+        if self.emit is None or early or self.said == (message, done):
+            return
+        self.last, self.said = now, (message, done)
+        self.emit(phase(self.name, message, done, total, unit))
 
 
 def seed_everything(seed: int) -> None:

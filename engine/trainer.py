@@ -26,7 +26,7 @@ import torch
 from engine import device as dev
 from engine import sharding
 from engine.checkpoints import prune_checkpoints, rng_state, set_rng_state, write_checkpoint
-from engine.events import event, finished, log
+from engine.events import event, finished, log, phase
 from engine.inspection.training import LayerStats
 from engine.objectives.base import Objective, ObjectiveContext
 from engine.optim import before_step, build_optimizer, build_scheduler
@@ -92,6 +92,7 @@ class Trainer:
                     "warning" if warning else "info",
                 )
             )
+        self.emit(phase("first step", f"training step {self.step + 1}, the first of this run"))
         self.objective.module.train()
         status, start, elapsed_before, session_steps = "completed", time.perf_counter(), self.elapsed, 0
         try:

@@ -66,6 +66,8 @@ def run(
     its traceback, then raised; a divergence has said so in its `finished` event and is raised.
     """
     emit = _Emitter(events)
+    if os.environ.get("RANK", "0") == "0":  # torchrun's other ranks stay quiet
+        emit(ev.phase("worker", f"worker started (pid {os.getpid()}): loading torch and the project"))
     try:
         from engine.setup import train_stage
 
@@ -80,18 +82,25 @@ def run(
 
 
 class _Emitter:
-    """Sends each event to the queue and, once the run directory is known, to metrics.jsonl."""
+    """Sends each event to the queue and, once the run directory is known, to metrics.jsonl (with
+    the events sent before it was known)."""
 
     def __init__(self, events: Any):
         self.queue, self.log = events, None
+        self.early: list[dict] | None = []  # until the log opens
 
     def open_log(self, path: Path) -> None:
         self.log = ev.EventLog(path)
+        early, self.early = self.early or [], None
+        for event in early:
+            self.log.write(event)
 
     def __call__(self, event: dict) -> None:
         if self.queue is not None:
             self.queue.put(event)
-        if self.log is not None:
+        if self.early is not None:
+            self.early.append(event)
+        elif self.log is not None:
             try:
                 self.log.write(event)
             except OSError as error:  # a full disk: say so once; the queue still hears the rest

@@ -33,6 +33,7 @@ DEMO = Path(__file__).resolve().parents[1] / "projects" / "demo"
 HEAVY = ("torch", "transformers", "datasets", "peft")
 TARGET_SECONDS = 0.5
 ROUNDS = 3
+TRAIN_STEPS = 300
 
 IMPORT_CODE = "import time; t = time.perf_counter(); import llmlab_tui.app; print(time.perf_counter() - t)"
 PAINT_CODE = (
@@ -46,6 +47,12 @@ def parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--project", type=Path, default=DEMO, help="the project opened in the second measure")
     parser.add_argument("--rounds", type=int, default=ROUNDS, help=f"fresh processes per measure (default {ROUNDS})")
+    parser.add_argument(
+        "--train-steps",
+        type=int,
+        default=TRAIN_STEPS,
+        help=f"pretraining steps trained headless and from the app (default {TRAIN_STEPS}; 0: skip)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     return parser
 
@@ -135,6 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     project = args.project if args.project and args.project.exists() else None
     result = run_bench(project, args.rounds)
+    if args.train_steps > 0:
+        from llmlab_tui.bench_training import compare
+
+        result["training"] = compare(DEMO, args.train_steps)
     if args.json:
         print(json.dumps(result))
         return 0
@@ -155,7 +166,26 @@ def main(argv: list[str] | None = None) -> int:
     worst = max(result["first_paint_s"], result["first_paint_project_s"] if project else 0.0)
     verdict = "ok" if worst < TARGET_SECONDS else f"above the {TARGET_SECONDS:g} s target"
     print(f"first paint: {worst:.2f} s ({verdict})")
+    if "training" in result:
+        print(_training_lines(result["training"]))
     return 0
+
+
+def _training_lines(training: dict) -> str:
+    """The throughput of the demo's pretraining headless and from the app, and their ratio."""
+    rows = [
+        [how, f"{run['tokens_per_s']:,.0f}", f"{run['train_seconds']:.1f} s", " ".join(map(str, run["load_average"]))]
+        for how, run in (("llmlab run", training["headless"]), ("from the app, 120x40", training["app"]))
+    ]
+    verdict = "ok" if training["ratio"] >= training["target_ratio"] else f"below the {training['target_ratio']} target"
+    return "\n".join(
+        [
+            f"\ntraining the demo's pretraining for {training['steps']} steps (median tokens/s after the first tenth)",
+            _table(["", "tokens/s", "steps took", "load after"], rows),
+            f"app / headless: {training['ratio']:.2f} ({verdict}); the app redrew the Monitor "
+            f"{training['app'].get('redraws', 0)} times",
+        ]
+    )
 
 
 def _table(headers: list[str], rows: list[list]) -> str:

@@ -12,7 +12,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.events import read_events
+from engine.events import phase_text, read_events
 from engine.project import STAGES
 
 MAX_POINTS = 300
@@ -104,6 +104,7 @@ class RunView:
     run_dir: str = ""
     state: str = "idle"  # idle, or a run state: running | completed | stopped | failed | diverged | died
     detail: str = ""  # device, precision, parameters
+    phase: str = ""  # what the run prepares now (its last `phase` event), until its first step
     step: int = 0
     total_steps: int = 0
     tokens_seen: int = 0
@@ -117,6 +118,7 @@ class RunView:
     error: tuple[str, str] | None = None  # message, traceback
     checkpoint: str | None = None  # where a resume would continue (stopped, died, diverged runs)
     version: int = 0
+    _phase_said: tuple | None = None  # ((name, message), line) of the last phase logged
 
     @classmethod
     def from_file(cls, metrics: Path) -> RunView:
@@ -146,6 +148,17 @@ class RunView:
                 handler(self, event)
         self.version += 1
 
+    def _phase(self, event: dict) -> None:
+        """A preparation phase: the status line shows it; the log gets one line a phase, updated
+        in place as its progress advances."""
+        key, text = (event.get("name"), event.get("message")), phase_text(event)
+        last = self._phase_said
+        if event.get("done") is not None and last and last[0] == key and self.log and self.log[-1] == ("info", last[1]):
+            self.log[-1] = ("info", text)
+        else:
+            self.log.append(("info", text))
+        self._phase_said, self.phase, self.state = (key, text), text, "running"
+
     def _started(self, event: dict) -> None:
         self.stage, self.run_dir, self.state = event.get("stage", ""), event.get("run_dir", ""), "running"
         self.total_steps, self.step = event.get("total_steps") or 0, event.get("start_step") or 0
@@ -155,7 +168,7 @@ class RunView:
         self.log.append(("info", f"started {self.stage}{resumed} on {self.detail} → {self.run_dir}"))
 
     def _metrics(self, event: dict) -> None:
-        self.state = "running"
+        self.state, self.phase = "running", ""
         self.step = event.get("step", self.step)
         self.tokens_seen = event.get("tokens_seen", self.tokens_seen)
         self.eta_s = event.get("eta_s")
@@ -208,6 +221,8 @@ class RunView:
         return [(label, *series.points()) for label, series in found if series is not None]
 
     def progress_text(self) -> str:
+        if self.phase and self.state == "running":
+            return self.phase
         parts = [
             f"step {self.step:,}/{self.total_steps:,}" if self.total_steps else f"step {self.step:,}",
             f"{self.tokens_seen:,} tokens",
@@ -218,6 +233,7 @@ class RunView:
 
 
 _HANDLERS = {
+    "phase": RunView._phase,
     "started": RunView._started,
     "metrics": RunView._metrics,
     "eval": RunView._eval,

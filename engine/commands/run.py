@@ -13,6 +13,7 @@ import sys
 
 from engine.commands import add_overrides
 from engine.device import DEVICES
+from engine.events import phase_text
 from engine.project import STAGES
 from engine.project.problems import Diverged
 
@@ -78,6 +79,8 @@ class Progress:
         kind = ev["type"]
         if kind == "metrics":
             self._metrics(ev)
+        elif kind == "phase":
+            self._phase(ev)
         elif kind == "started":
             self._print(self._started(ev))
         elif kind in _LINES:
@@ -94,6 +97,17 @@ class Progress:
             self._line_open = True
         elif ev["step"] % self.every == 0 or ev["step"] == self.total:
             self._print(line)
+
+    def _phase(self, ev: dict) -> None:
+        """A preparation phase in one line: live on a terminal, else only where it starts and ends."""
+        if self.live and ev.get("done") is not None:
+            self.stream.write("\r\033[K" + phase_text(ev))
+            self.stream.flush()
+            self._line_open = ev["done"] != ev.get("total")
+            if not self._line_open:
+                self.stream.write("\n")
+        elif ev.get("done") is None or ev["done"] == ev.get("total"):
+            self._print(phase_text(ev))
 
     def _print(self, text: str) -> None:
         if self._line_open:

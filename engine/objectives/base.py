@@ -79,6 +79,8 @@ class ObjectiveContext:
     world_size: int = 1
     resume_dir: Path | None = None  # the checkpoint a resumed run starts from
     log: Callable[[str, str], None] = lambda message, level="info": None  # emits a `log` event
+    # progress(message, done, total, unit) of a long preparation step (engine.data.Progress)
+    progress: Callable[[str, int, int | None, str], None] = lambda message, done, total, unit: None
 
     @property
     def is_main(self) -> bool:

@@ -34,7 +34,7 @@ class PretrainObjective(Objective):
     def __init__(self, ctx: ObjectiveContext):
         self.ctx = ctx
         self.module = ctx.model
-        self.data = pretraining_data(ctx.project, ctx.tokenizer, ctx.stage, ctx.rank, ctx.world_size)
+        self.data = pretraining_data(ctx.project, ctx.tokenizer, ctx.stage, ctx.rank, ctx.world_size, ctx.progress)
 
     def _on_device(self, batch: PackedBatch) -> dict:
         # a dict with `input_ids` is also what Sophia's Hessian refresh reads (engine/optim.py)

@@ -173,11 +173,14 @@ def resume_point(run_dir: Path) -> Path | None:
 
 
 def _first_and_last_events(path: Path) -> tuple[dict | None, list[dict]]:
-    """The first event and the events in the last 64 KiB of a JSON-lines file (partial lines skipped)."""
+    """The first `started` event (after the run's preparation `phase` events) and the events in the
+    last 64 KiB of a JSON-lines file (partial lines skipped)."""
     if not path.is_file():
         return None, []
     with open(path, "rb") as f:
         first = _parse(f.readline())
+        while first is not None and first.get("type") == "phase":
+            first = _parse(f.readline())
         size = f.seek(0, 2)
         f.seek(max(0, size - _TAIL_BYTES))
         lines = f.read().split(b"\n")

@@ -2,13 +2,17 @@
 now, and watch it: charts, progress, samples, the log, dataset shares, the report or the error.
 
 Events arrive batched (llmlab_tui/runner.py) and are folded into a RunView at once; the widgets
-are redrawn from it on a timer, only when it changed, so a worker emitting at full speed costs a
-few redraws a second. With no run going, the project's newest run is read back from its
-metrics.jsonl (followed live when another process still writes it).
+are redrawn from it on a timer, only when it changed, and only what is shown: the status line a
+few times a second, the charts at most once a second (a chart costs tens of milliseconds of CPU,
+taken from the run it watches), nothing while another screen is shown. With no run going, the
+project's newest run is read back from its metrics.jsonl (followed live when another process
+still writes it). The charts fill the space they get (widgets/charts.py); `f` or Enter opens the
+focused one full-screen.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from textual.app import ComposeResult
@@ -16,7 +20,6 @@ from textual.binding import Binding
 from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.content import Content
 from textual.widgets import Footer, Label, ProgressBar, Select, Static, TabbedContent, TabPane
-from textual_plotext import PlotextPlot
 
 from engine.project import STAGES
 from engine.project.layout import METRICS_FILE
@@ -28,10 +31,12 @@ from llmlab_tui.runner import TRAIN_JOB as JOB
 from llmlab_tui.runner import FileSource
 from llmlab_tui.screens.base import ProjectScreen
 from llmlab_tui.unsaved import saved_first
+from llmlab_tui.widgets.charts import ChartPanel, chart_grid
 from llmlab_tui.widgets.nav import NavBar
 from llmlab_tui.widgets.stage_select import StageSelect
 
-REDRAW_SECONDS = 0.3
+REDRAW_SECONDS = 0.5
+CHART_SECONDS = 1.0  # the charts are redrawn at most this often
 RESUMABLE = ("stopped", "died", "diverged", "completed")  # completed: when its steps were raised
 LOG_STYLES = {"warning": "$text-warning", "error": "$text-error bold"}
 TABS = ("charts", "samples", "log", "summary")
@@ -43,6 +48,7 @@ class MonitorScreen(ProjectScreen):
         Binding("x", "stop", "Stop", id="monitor.stop"),
         Binding("ctrl+s", "save_now", "Save ckpt", id="monitor.save_now"),
         Binding("r", "resume", "Resume", id="monitor.resume"),
+        Binding("f,enter", "full_screen", "Full screen", id="monitor.full_screen"),
         *(
             Binding(str(i), f"tab('{tab}')", tab.title(), show=False, id=f"monitor.tab_{tab}")
             for i, tab in enumerate(TABS, 1)
@@ -55,6 +61,10 @@ class MonitorScreen(ProjectScreen):
         self.stage = STAGES[0]
         self.drawn = -1  # the view version on screen
         self.redraws = 0
+        self.drawable = False  # the widgets are there (not while the screen is being rebuilt)
+        self.charts_at = 0.0  # when the charts were last drawn (time.monotonic)
+        self.grid = (0, 0)  # the chart grid's (columns, rows per chart)
+        self.status: tuple = ()  # what the status line shows
 
     def compose(self) -> ComposeResult:
         yield NavBar("monitor", self.project.name if self.project else "no project")
@@ -66,9 +76,9 @@ class MonitorScreen(ProjectScreen):
             yield ProgressBar(show_eta=False, show_percentage=True, id="progress")
             yield Label("", id="progress-text")
         with TabbedContent(id="monitor-tabs"):
-            with TabPane("1 Charts", id="charts"), VerticalScroll(can_focus=False), Grid(id="chart-grid"):
+            with TabPane("1 Charts", id="charts"), VerticalScroll(id="chart-scroll"), Grid(id="chart-grid"):
                 for i in range(len(CHARTS)):
-                    yield PlotextPlot(id=f"chart-{i}", classes="chart")
+                    yield ChartPanel(id=f"chart-{i}", classes="chart")
             with TabPane("2 Samples", id="samples"):
                 yield VerticalScroll(Static(id="samples-text"))
             with TabPane("3 Log", id="log"):
@@ -80,8 +90,12 @@ class MonitorScreen(ProjectScreen):
     def on_mount(self) -> None:
         self.set_interval(REDRAW_SECONDS, self.redraw)
 
+    async def reload(self) -> None:
+        self.drawable = False
+        await super().reload()
+
     def loaded(self) -> None:
-        self.drawn = -1
+        self.drawn, self.drawable, self.grid, self.status = -1, True, (0, 0), ()
         if self.app.runner.running(JOB) is None and self.project is not None:
             self.show_last_run()
         self.query_one("#log-scroll", VerticalScroll).anchor()
@@ -188,32 +202,64 @@ class MonitorScreen(ProjectScreen):
     # -- drawing -------------------------------------------------------------------------------------
 
     def redraw(self) -> None:
-        """Draw the view if it changed since the last time (the timer calls this a few times a second)."""
-        if self.view.version == self.drawn or not self.is_mounted:
+        """Draw what is shown of the view if it changed (the timer calls this a few times a second)."""
+        if self.view.version == self.drawn or not self.drawable or self.app.screen is not self:
             return
-        self.drawn = self.view.version
+        view, tab = self.view, self.query_one(TabbedContent).active
+        state = f"{view.state} {view.stage}  {view.detail}".rstrip()
+        status = (state, view.total_steps, view.step, view.progress_text())
+        if status != self.status:  # fixed-size labels: no layout pass (it would repaint every chart)
+            self.status = status
+            self.query_one("#monitor-state", Label).update(status[0], layout=False)
+            bar = self.query_one("#progress", ProgressBar)  # never without a total: that one animates all the time
+            bar.update(total=view.total_steps or 1, progress=view.step)
+            self.query_one("#progress-text", Label).update(status[3], layout=False)
+        if tab == "charts" and time.monotonic() - self.charts_at < CHART_SECONDS:
+            return  # drawn at a later tick
+        self.drawn = view.version
         self.redraws += 1
-        view = self.view
-        self.query_one("#monitor-state", Label).update(f"{view.state} {view.stage}  {view.detail}".rstrip())
-        self.query_one("#progress", ProgressBar).update(total=view.total_steps or None, progress=view.step)
-        self.query_one("#progress-text", Label).update(view.progress_text())
-        self._draw_charts()
-        self.query_one("#samples-text", Static).update(samples_content(view))
-        self.query_one("#log-text", Static).update(log_content(view))
-        self.query_one("#summary-text", Static).update(summary_content(view))
+        if tab == "charts":
+            self._draw_charts()
+        else:
+            pane = {"samples": samples_content, "log": log_content, "summary": summary_content}[tab]
+            self.query_one(f"#{tab}-text", Static).update(pane(view))
+
+    def on_tabbed_content_tab_activated(self) -> None:
+        self.drawn = -1  # the pane just shown is drawn at the next tick
+
+    async def on_screen_resume(self) -> None:
+        self.drawn = -1
+        await super().on_screen_resume()
+
+    def on_resize(self) -> None:
+        self.drawn, self.charts_at = -1, 0.0
 
     def _draw_charts(self) -> None:
-        for i, chart in enumerate(CHARTS):
-            widget = self.query_one(f"#chart-{i}", PlotextPlot)
-            lines = self.view.chart_lines(chart)
-            widget.display = bool(lines)
-            if lines:
-                plt = widget.plt
-                plt.clear_data()
-                plt.title(chart.title)
-                for label, steps, values in lines:
-                    plt.plot(steps, values, label=label if len(lines) > 1 else None, marker="braille")
-                widget.refresh()
+        self.charts_at = time.monotonic()
+        shown = [(i, chart, lines) for i, chart in enumerate(CHARTS) if (lines := self.view.chart_lines(chart))]
+        scroll = self.query_one("#chart-scroll", VerticalScroll)
+        columns, rows = chart_grid(len(shown), scroll.size.width, scroll.size.height)
+        if self.grid != (columns, rows):  # styles set only on a change: each set lays the grid out again
+            self.grid = (columns, rows)
+            grid = self.query_one("#chart-grid", Grid)
+            grid.styles.grid_size_columns, grid.styles.grid_rows = columns, str(rows)
+        visible = {i for i, _, _ in shown}
+        for i in range(len(CHARTS)):
+            self.query_one(f"#chart-{i}", ChartPanel).display = i in visible
+        for i, chart, lines in shown:
+            self.query_one(f"#chart-{i}", ChartPanel).draw(chart.title, lines)
+
+    def action_full_screen(self) -> None:
+        """Open the focused chart (else the first one shown) on a screen of its own."""
+        from llmlab_tui.screens.chart import ChartScreen
+
+        panels = [panel for panel in self.query(ChartPanel) if panel.display]
+        if self.query_one(TabbedContent).active != "charts" or not panels:
+            self.notify("No chart to show yet.", severity="warning")
+            return
+        focused = next((panel for panel in panels if panel.has_focus_within or panel.has_focus), panels[0])
+        chart = CHARTS[int(focused.id.removeprefix("chart-"))]
+        self.app.push_screen(ChartScreen(chart, lambda: self.view))
 
 
 def samples_content(view: RunView) -> Content:

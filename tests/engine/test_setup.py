@@ -118,3 +118,25 @@ def test_every_stage_trains_from_every_starting_model(inits, tmp_path, stage, in
     else:
         assert trainable == set(before)  # every base weight trains again after an adapter merge
         assert changed == trainable
+
+
+def test_a_run_tells_each_preparation_phase_in_order_with_progress(tmp_path):
+    from engine import worker
+    from tests.tiny_project import Recorder, StopAfter, make_project
+
+    project = make_project(tmp_path / "p", steps=4, eval_every=0)
+    first = Recorder()
+    worker.run(project, "pretrain", events=first, control=StopAfter(first, 2))
+    kinds = [e["type"] if e["type"] != "phase" else e["name"] for e in first]
+    begun = [k for i, k in enumerate(kinds) if i == 0 or k != kinds[i - 1]]
+    assert begun[:7] == ["worker", "tokenizer", "model", "datasets", "started", "first step", "metrics"]
+    tokenized = [e for e in first.of("phase") if e.get("done") is not None]
+    train = [e for e in tokenized if e["message"] == "tokenizing corpus.txt"]
+    assert train[0]["done"] == 0 and train[-1]["done"] == train[-1]["total"] == 270  # 300 paragraphs, 10% held out
+    assert {e["unit"] for e in tokenized} == {"documents"}
+    assert any(e["message"] == "tokenizing corpus.txt (held out)" for e in tokenized)
+
+    resumed = Recorder()
+    worker.run(project, "pretrain", events=resumed, resume=True)
+    names = [e["name"] for e in resumed.of("phase")]
+    assert names.index("datasets") < names.index("resume") < names.index("first step")

@@ -25,7 +25,8 @@ def test_importing_the_worker_does_not_import_torch():
 
 def test_an_exception_arrives_as_an_error_event_with_its_traceback(tmp_path):
     handle = worker.start_worker(tmp_path / "missing", "pretrain")
-    events = list(handle.events())
+    phase, *events = list(handle.events())
+    assert phase["type"] == "phase" and phase["name"] == "worker"  # within a moment of the start
     assert [e["type"] for e in events] == ["error"]
     assert "missing" in events[0]["message"]
     assert "Traceback (most recent call last)" in events[0]["traceback"]

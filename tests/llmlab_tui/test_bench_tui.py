@@ -7,7 +7,7 @@ from llmlab_tui.__main__ import main
 
 
 def test_tui_json(capsys):
-    assert main(["bench", "tui", "--rounds", "1", "--json"]) == 0
+    assert main(["bench", "tui", "--rounds", "1", "--train-steps", "0", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["heavy_modules"] == []  # the app paints without torch and friends
     for key in ("interpreter_s", "import_s", "first_paint_s", "first_paint_project_s"):
@@ -20,8 +20,20 @@ def test_tui_json(capsys):
 
 
 def test_tui_table_ends_with_the_verdict(capsys):
-    assert main(["bench", "tui", "--rounds", "1", "--project", "missing"]) == 0
+    assert main(["bench", "tui", "--rounds", "1", "--train-steps", "0", "--project", "missing"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0] == "tui start, median of 1 fresh processes each, headless 100x30, bytecode cached"
     assert lines[2].startswith("python -c pass") and lines[2].endswith(" s")
     assert lines[-1].startswith("first paint: ")
+
+
+def test_training_headless_and_from_the_app_is_compared(tmp_path):
+    from llmlab_tui.bench import _training_lines
+    from llmlab_tui.bench_training import compare
+    from tests.tiny_project import make_project
+
+    result = compare(make_project(tmp_path / "tiny", steps=4, eval_every=0), 4)
+    assert result["headless"]["steps"] == result["app"]["steps"] == 4  # both runs trained every step
+    assert result["app"]["state"] == "completed" and result["app"]["redraws"] > 0  # the Monitor watched it
+    assert result["ratio"] == result["app"]["tokens_per_s"] / result["headless"]["tokens_per_s"]
+    assert _training_lines(result).splitlines()[-1].startswith("app / headless: ")

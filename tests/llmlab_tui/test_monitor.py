@@ -7,6 +7,7 @@ import json
 import threading
 from pathlib import Path
 
+from engine.events import phase
 from engine.project.run_lock import RunLock
 from llmlab_tui.runner import TRAIN_JOB as JOB
 from llmlab_tui.runner import QueueSource
@@ -70,8 +71,10 @@ async def test_a_flood_of_events_is_coalesced_and_keys_still_work(projects_dir: 
         assert monitor.view.series[("metrics", "loss")].count == 20_000
         assert len(monitor.view.series[("metrics", "loss")].x) < 600  # thinned for the chart
         assert monitor.view.version < 2_000  # batches, not one message per event
-        assert monitor.redraws <= monitor.view.version + 1 and monitor.redraws < 200
-        assert "bits per byte    3.25" in str(monitor.query_one("#summary-text").render())
+        # one redraw per batch at most, plus one per tab shown (only the pane on screen is drawn)
+        assert monitor.redraws <= monitor.view.version + 1 + 3 and monitor.redraws < 200
+        await pilot.press("4")  # the summary, drawn once shown
+        await wait_for(pilot, lambda: "bits per byte    3.25" in str(monitor.query_one("#summary-text").render()))
 
 
 def write_run(project: Path, name: str, events: list[dict]) -> Path:
@@ -226,3 +229,17 @@ async def test_the_summary_tab_of_an_sft_run_reads_in_words(projects_dir: Path):
         assert "None" not in text and "bits per byte" not in text
         assert text.count("eval loss") == 1 and "eval perplexity" in text
         assert "training conversations cut at seq_len 50" in " ".join(text.split())
+
+
+async def test_a_preparation_phase_shows_in_the_status_and_the_log_at_once(projects_dir: Path):
+    app = app_on(projects_dir / "alpha", projects_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        monitor = await open_monitor(pilot)
+        source = QueueSource()
+        app.runner.start(JOB, source, monitor)
+        source.queue.put(phase("datasets", "tokenizing a.txt", 50, 200, "documents"))
+        shown = "tokenizing a.txt: 50/200 documents (25%)"
+        await wait_for(pilot, lambda: str(monitor.query_one("#progress-text").render()) == shown)
+        await pilot.press("3")  # the log, drawn once shown
+        await wait_for(pilot, lambda: shown in str(monitor.query_one("#log-text").render()))
+        source.close(0)

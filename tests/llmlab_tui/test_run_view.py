@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from engine import events as ev
 from engine.project import STAGES
 from llmlab_tui.run_view import CHARTS, RunView, Series, duration, report_lines
 
@@ -166,3 +167,21 @@ def test_policy_and_preference_fractions_read_as_percentages():
         ("eval replies cut at max_new_tokens", "25.0%"),
         ("eval kl new", "0.01"),
     ]
+
+
+def test_preparation_phases_show_at_once_and_progress_updates_their_log_line():
+    view = RunView()
+    view.apply([ev.phase("worker", "worker started (pid 7): loading torch and the project")])
+    assert view.progress_text() == "worker started (pid 7): loading torch and the project"
+    view.apply([ev.phase("datasets", "tokenizing a.txt", 0, 200, "documents")])
+    view.apply([ev.phase("datasets", "tokenizing a.txt", 100, 200, "documents"), ev.log("a warning", "warning")])
+    view.apply([ev.phase("datasets", "tokenizing a.txt", 200, 200, "documents")])
+    assert [message for _, message in view.log] == [
+        "worker started (pid 7): loading torch and the project",
+        "tokenizing a.txt: 100/200 documents (50%)",  # updated in place until another line came
+        "a warning",
+        "tokenizing a.txt: 200/200 documents (100%)",
+    ]
+    assert view.progress_text() == "tokenizing a.txt: 200/200 documents (100%)"
+    view.apply([STARTED, metrics(1)])
+    assert view.phase == "" and view.progress_text().startswith("step 1/")
