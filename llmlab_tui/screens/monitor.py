@@ -12,7 +12,6 @@ focused one full-screen.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from textual.app import ComposeResult
@@ -26,6 +25,7 @@ from engine.project.layout import METRICS_FILE
 from engine.project.runs import list_runs, run_stage, run_state
 from engine.worker import start_worker
 from llmlab_tui.messages import WorkerEvents, WorkerExited
+from llmlab_tui.redraw_clock import RedrawClock
 from llmlab_tui.run_view import CHARTS, RunView, report_lines
 from llmlab_tui.runner import TRAIN_JOB as JOB
 from llmlab_tui.runner import FileSource
@@ -36,7 +36,6 @@ from llmlab_tui.widgets.nav import NavBar
 from llmlab_tui.widgets.stage_select import StageSelect
 
 REDRAW_SECONDS = 0.5
-CHART_SECONDS = 1.0  # the charts are redrawn at most this often
 RESUMABLE = ("stopped", "died", "diverged", "completed")  # completed: when its steps were raised
 LOG_STYLES = {"warning": "$text-warning", "error": "$text-error bold"}
 TABS = ("charts", "samples", "log", "summary")
@@ -62,7 +61,7 @@ class MonitorScreen(ProjectScreen):
         self.drawn = -1  # the view version on screen
         self.redraws = 0
         self.drawable = False  # the widgets are there (not while the screen is being rebuilt)
-        self.charts_at = 0.0  # when the charts were last drawn (time.monotonic)
+        self.chart_clock = RedrawClock()  # when the charts are redrawn: at most once a second
         self.grid = (0, 0)  # the chart grid's (columns, rows per chart)
         self.status: tuple = ()  # what the status line shows
 
@@ -214,28 +213,31 @@ class MonitorScreen(ProjectScreen):
             bar = self.query_one("#progress", ProgressBar)  # never without a total: that one animates all the time
             bar.update(total=view.total_steps or 1, progress=view.step)
             self.query_one("#progress-text", Label).update(status[3], layout=False)
-        if tab == "charts" and time.monotonic() - self.charts_at < CHART_SECONDS:
+        if tab == "charts" and not self.chart_clock.due():
             return  # drawn at a later tick
         self.drawn = view.version
         self.redraws += 1
         if tab == "charts":
             self._draw_charts()
+            self.chart_clock.drawn()
         else:
             pane = {"samples": samples_content, "log": log_content, "summary": summary_content}[tab]
             self.query_one(f"#{tab}-text", Static).update(pane(view))
 
     def on_tabbed_content_tab_activated(self) -> None:
         self.drawn = -1  # the pane just shown is drawn at the next tick
+        self.chart_clock.now()
 
     async def on_screen_resume(self) -> None:
         self.drawn = -1
+        self.chart_clock.now()
         await super().on_screen_resume()
 
     def on_resize(self) -> None:
-        self.drawn, self.charts_at = -1, 0.0
+        self.drawn = -1
+        self.chart_clock.now()
 
     def _draw_charts(self) -> None:
-        self.charts_at = time.monotonic()
         shown = [(i, chart, lines) for i, chart in enumerate(CHARTS) if (lines := self.view.chart_lines(chart))]
         scroll = self.query_one("#chart-scroll", VerticalScroll)
         columns, rows = chart_grid(len(shown), scroll.size.width, scroll.size.height)

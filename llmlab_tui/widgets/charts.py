@@ -4,7 +4,8 @@ functions that size and label them, which tests check without Textual.
 - `chart_grid` splits the space the charts get into columns and rows: charts grow with the
   terminal, and below MIN_ROWS a row the grid scrolls instead of squeezing the axes away.
 - `nice_ticks` puts y labels at 1, 2, 2.5 or 5 × 10^k steps with one format, so they line up;
-  `step_ticks` puts x labels on whole steps only.
+  `step_ticks` puts x labels on whole steps only; `thinned` keeps a long run's lines to what the
+  plot's columns can show.
 """
 
 from __future__ import annotations
@@ -71,6 +72,23 @@ def step_ticks(low: float, high: float, count: int) -> tuple[list[int], list[str
     return ticks, [f"{t:,}" for t in ticks]
 
 
+def thinned(steps: list[float], values: list[float], columns: int) -> tuple[list[float], list[float]]:
+    """At most 4 points per column of a plot `columns` cells wide (braille has 2 dots a cell): per
+    slice of steps the lowest and the highest point, in step order, so spikes stay drawn; a long
+    run then costs a redraw what a short one does."""
+    slices = 2 * max(1, columns)
+    if len(steps) <= 2 * slices:
+        return steps, values
+    size = len(steps) / slices
+    kept: list[int] = []
+    for i in range(slices):
+        part = range(int(i * size), int((i + 1) * size))
+        low = min(part, key=lambda j: values[j] if math.isfinite(values[j]) else math.inf)
+        high = max(part, key=lambda j: values[j] if math.isfinite(values[j]) else -math.inf)
+        kept += sorted({low, high})
+    return [steps[j] for j in kept], [values[j] for j in kept]
+
+
 def legend(title: str, labels: list[str]) -> Content:
     """The chart's title, then a coloured mark and name per line when there are several."""
     parts: list = [(title, "bold")]
@@ -109,7 +127,7 @@ class ChartPanel(Vertical, can_focus=True):
         plt = widget.plt
         plt.clear_data()
         for (_, steps, values), color in zip(lines, COLORS):
-            plt.plot(steps, values, marker="braille", color=color)
+            plt.plot(*thinned(steps, values, width), marker="braille", color=color)
         if xs and ys:
             yticks, ylabels = nice_ticks(min(ys), max(ys), max(2, (height - 3) // ROWS_PER_Y_TICK))
             plt.ylim(yticks[0], yticks[-1])

@@ -12,7 +12,7 @@ import pytest
 from llmlab_tui.run_view import CHARTS
 from llmlab_tui.screens.chart import ChartScreen
 from llmlab_tui.screens.monitor import MonitorScreen
-from llmlab_tui.widgets.charts import MIN_ROWS, ChartPanel, chart_grid, nice_ticks, step_ticks
+from llmlab_tui.widgets.charts import MIN_ROWS, ChartPanel, chart_grid, nice_ticks, step_ticks, thinned
 from tests.llmlab_tui.pilot_keys import app_on, wait_for
 from tests.llmlab_tui.test_monitor import STARTED, metrics
 
@@ -102,3 +102,15 @@ async def test_many_charts_at_80x24_scroll_from_the_keyboard(projects_dir: Path)
         await wait_for(pilot, lambda: scroll.scroll_y > 0)
         plots(monitor)[-1].focus()  # focus brings the last chart into view
         await wait_for(pilot, lambda: scroll.scroll_y == scroll.max_scroll_y)
+
+
+def test_a_long_line_is_thinned_to_the_plot_keeping_each_slice_extremes():
+    steps = list(range(1, 10_001))
+    values = [float(i % 97) for i in steps]
+    values[5_000] = 1e6  # a spike
+    kept_steps, kept_values = thinned(steps, values, columns=50)
+    assert len(kept_steps) <= 4 * 50 and kept_steps == sorted(kept_steps)
+    assert 1e6 in kept_values and min(kept_values) == min(values)
+    assert all(values[int(x) - 1] == y for x, y in zip(kept_steps, kept_values))  # real points only
+    short = list(range(10))
+    assert thinned(short, [0.0] * 10, columns=50) == (short, [0.0] * 10)
