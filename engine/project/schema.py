@@ -300,23 +300,11 @@ class StageConfig:
     fused_loss: str = setting(
         "auto", choices=FUSED_LOSSES, help="how the loss meets the logits (plain: the whole batch's logits at once)"
     )
-    steps: int = setting(2000, rule=AT_LEAST_1)
-    batch_size: int = setting(16, rule=AT_LEAST_1)
-    grad_accum: int = setting(1, rule=AT_LEAST_1)
-    seq_len: int = setting(256, rule=AT_LEAST_1)
-    lr: float = setting(1e-3, rule=POSITIVE)
-    warmup_steps: int = setting(100, rule=NON_NEGATIVE)
-    grad_clip: float = setting(1.0, rule=NON_NEGATIVE)  # 0 = no clipping
-    eval_every: int = setting(250, rule=NON_NEGATIVE)  # 0 = never
-    eval_batches: int = setting(20, rule=AT_LEAST_1)
-    sample_every: int = setting(250, rule=NON_NEGATIVE)  # 0 = never
-    sample_prompt: str = ""
-    save_every: int = setting(500, rule=NON_NEGATIVE)  # 0 = only final/
-    keep_last: int = setting(3, rule=NON_NEGATIVE)  # 0 = keep every checkpoint
-    compile: bool = False
-    # torchrun runs: "ddp" replicates the model on every rank; "fsdp" shards weights, gradients and
-    # optimizer state across them (FSDP2, engine/sharding.py); one process ignores it
-    parallel: str = setting("ddp", choices=PARALLELS)
+    parallel: str = setting(
+        "ddp",
+        choices=PARALLELS,
+        help="torchrun runs: ddp replicates the model on every rank, fsdp shards weights, grads, optimizer state",
+    )
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     datasets: list[DatasetConfig] = field(default_factory=list)
@@ -405,7 +393,7 @@ class GRPOConfig(PolicyConfig):
 class TrackingConfig:
     # transformers' Trainer's name: the tools a run also reports its train and eval measures to,
     # each an optional extra (pip install -e ".[tensorboard]"); [] = metrics.jsonl only
-    report_to: list[str] = setting(factory=list, choices=TRACKERS)
+    report_to: list[str] = setting(factory=list, choices=TRACKERS, help="tools each run also reports to")
 
 
 # Keys of earlier versions: validate says what each one is called now.
