@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from engine.project.compare import comparison, config_diff, read_run
 from engine.project.problems import LLMLabError
 from tests.run_folders import write_run
