@@ -1,6 +1,8 @@
 """`llmlab sweep PROJECT --stage STAGE --grid KEY=V1,V2 ... [--parallel N]`: every combination of the
 grid as a run of its own (engine/sweep.py); run again, it skips the finished members and resumes
 the stopped or died ones. Ctrl-C stops the member(s) training (with a checkpoint) and the sweep.
+At the end, one line per member (its run folder and state); exit status 1 when one failed, died or
+diverged.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from engine.commands import add_overrides
 from engine.commands.run import Progress, _stop_on_first_interrupt
 from engine.device import DEVICES
 from engine.project import STAGES
+
+FAILED = ("failed", "died", "diverged")  # a member in one of these makes the sweep exit with 1
 
 
 def register(subparsers) -> None:
@@ -44,8 +48,12 @@ def main(args) -> int:
         sweep, _ = run_sweep(args.project, args.stage, grid, args.sets, args.parallel, events, control, args.device)
     finally:
         signal.signal(signal.SIGINT, previous)
-    print(f"sweep {sweep.id}: compare with llmlab compare --sweep {sweep.folder}")
-    return 0
+    members = sweep.plan()
+    for member in members:
+        where = f"{member.run_dir.name} {member.state}" if member.run_dir else "not run"
+        print(f"sweep {sweep.id}: {' '.join(member.overrides)}: {where}")
+    print(f"compare them: llmlab compare --sweep {sweep.folder}")
+    return 1 if any(member.state in FAILED for member in members) else 0
 
 
 class _Lines(Progress):

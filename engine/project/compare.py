@@ -136,5 +136,5 @@ def format_value(value) -> str:
     if value is None:
         return MISSING
     if isinstance(value, float):
-        return f"{value:.4g}" if abs(value) < 1e5 else f"{value:,.0f}"
+        return f"{value:.4g}" if abs(value) < 1000 else f"{value:,.0f}"
     return str(value)

@@ -2,8 +2,9 @@
 seen or wall time, with a table of their final measures and the settings that differ between them
 (engine/project/compare.py reads the run folders; nothing runs here).
 
-Space ticks a run in the list; `m` and `x` (or the two selectors) pick the measure and the x axis;
-`r` reads the run folders again (a live run's newest points).
+The list numbers the runs (`[n]` in the chart's legend and the table's columns); space ticks one;
+`m` and `x` (or the two selectors) pick the measure and the x axis; `r` reads the run folders
+again (a live run's newest points).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from textual.widgets import DataTable, Footer, Select, SelectionList
 
 from engine.project.compare import AXES, RunSeries, config_diff, format_value, order_measures, read_run, run_config
 from engine.project.problems import LLMLabError
-from engine.project.runs import list_runs
+from engine.project.runs import list_runs, run_state
 from llmlab_tui.screens.base import ProjectScreen
 from llmlab_tui.widgets.charts import ChartPanel
 from llmlab_tui.widgets.nav import NavBar
@@ -33,7 +34,7 @@ class CompareScreen(ProjectScreen):
     ]
     DEFAULT_CSS = """
     #compare-top { height: 1fr; }
-    #compare-side { width: 32; }
+    #compare-side { width: 34; }
     #compare-runs { height: 1fr; border: round $surface-lighten-2; }
     #compare-table { height: 9; }
     """
@@ -51,7 +52,11 @@ class CompareScreen(ProjectScreen):
         with Horizontal(id="compare-top"):
             with Vertical(id="compare-side"):
                 yield SelectionList[int](
-                    *((f"{n} {run.name}", n - 1) for n, run in enumerate(self.runs, 1)), id="compare-runs"
+                    *(
+                        (f"{n} {_short(run.name)} {run_state(run)['state']}", n - 1)
+                        for n, run in enumerate(self.runs, 1)
+                    ),
+                    id="compare-runs",
                 )
                 yield Select([(DEFAULT_MEASURE, DEFAULT_MEASURE)], value=DEFAULT_MEASURE, compact=True, id="measure")
                 yield Select([(axis, axis) for axis in AXES], value=AXES[0], compact=True, id="axis")
@@ -102,10 +107,8 @@ class CompareScreen(ProjectScreen):
         runs = self.chosen()
         measure = self._measures({m for _, run in runs for m in run.points})
         axis = self.query_one("#axis", Select).value
-        self.lines = [
-            (f"{n}:{_short(run.name)}", *run.series(measure, axis)) for n, run in runs if run.series(measure, axis)[0]
-        ]
-        self.query_one(ChartPanel).draw(f"{measure} by {axis}", self.lines)
+        self.lines = [(f"[{n}]", *run.series(measure, axis)) for n, run in runs if run.series(measure, axis)[0]]
+        self.query_one(ChartPanel).draw(measure, self.lines)  # the axis shows under it
         self._table(runs)
 
     def _measures(self, found: set[str]) -> str:
@@ -125,7 +128,7 @@ class CompareScreen(ProjectScreen):
         table.clear(columns=True)
         if not runs:
             return
-        table.add_columns("final / differs", *(f"{n}:{_short(run.name)}" for n, run in runs))
+        table.add_columns("final / differs", *(f"[{n}]" for n, _ in runs))
         finals = [run.final() for _, run in runs]
         for measure in order_measures({m for _, run in runs for m in run.points}):
             table.add_row(measure, *(format_value(final.get(measure)) for final in finals))

@@ -22,7 +22,8 @@ def test_parallel_sweep_then_skip_then_compare(tmp_path, capsys):
     assert sorted(run_config(r)["model.positional_encoding"] for r in runs) == ["alibi", "rope"]
     capsys.readouterr()
     assert main(["sweep", str(project), *SWEEP]) == 0
-    assert capsys.readouterr().out.count("skipped (completed") == 2
+    out = capsys.readouterr().out
+    assert out.count("skipped (completed") == 2 and out.count(" completed\n") == 2
     (folder,) = (project / SWEEPS_DIR).iterdir()
     assert main(["compare", "--sweep", str(folder)]) == 0
     assert capsys.readouterr().out.splitlines()[-1].split()[0] == "model.positional_encoding"

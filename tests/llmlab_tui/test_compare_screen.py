@@ -22,7 +22,7 @@ async def test_two_runs_on_one_chart_with_their_differences(tmp_path):
         screen = app.screen
         await pilot.press("space", "down", "space")
         await wait_for(pilot, lambda: len(screen.lines) == 2)
-        assert [label for label, _, _ in screen.lines] == ["1:pretrain-120000", "2:pretrain-120001"]
+        assert [label for label, _, _ in screen.lines] == ["[1]", "[2]"]
         assert screen.lines[1][1:] == ([1, 2, 3], [3.1, 2.7, 2.4])
         table = screen.query_one("#compare-table")
         rows = {table.get_row_at(i)[0]: table.get_row_at(i)[1:] for i in range(table.row_count)}
