@@ -107,7 +107,8 @@ class CompareScreen(ProjectScreen):
         runs = self.chosen()
         measure = self._measures({m for _, run in runs for m in run.points})
         axis = self.query_one("#axis", Select).value
-        self.lines = [(f"[{n}]", *run.series(measure, axis)) for n, run in runs if run.series(measure, axis)[0]]
+        drawn = [(f"[{n}]", *run.series(measure, axis)) for n, run in runs]
+        self.lines = [line for line in drawn if line[1]]  # a run without this measure draws nothing
         self.query_one(ChartPanel).draw(measure, self.lines)  # the axis shows under it
         self._table(runs)
 
