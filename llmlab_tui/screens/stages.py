@@ -170,7 +170,7 @@ class StagesScreen(FormScreen):
 
         def accept(text: str, _: str) -> None:
             sweep = start_sweep(root, stage, text)
-            self.notify(f"Sweep {sweep} started: F4 follows the run training, F7 compares them.")
+            self.notify(f"Sweep {sweep} started: F4 follows the member training when shown, F7 compares them.")
 
         placeholder = "model.positional_encoding=rope,alibi pretrain.lr=1e-3,3e-3"
         self.app.push_screen(NameScreen(f"Sweep {stage}: KEY=V1,V2 ... then Enter", accept, placeholder=placeholder))
