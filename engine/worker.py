@@ -179,6 +179,24 @@ def start_worker(
     return TrainingProcess(popen, ours)
 
 
+def start_sweep(
+    project_path: str | Path, stage: str, grid: list[str], sets: list[str] = (), parallel: int = 1
+) -> subprocess.Popen:
+    """`llmlab sweep` (engine/sweep.py) in a process of its own session, so it outlives the app; its
+    output goes to OUTPUT_LOG, its members' events to their run folders (the monitor follows them)."""
+    command = [sys.executable, "-m", "engine", "sweep", str(project_path), "--stage", stage]
+    command += [*(a for g in grid for a in ("--grid", g)), *(a for s in sets for a in ("--set", s))]
+    with open(OUTPUT_LOG, "ab") as output:
+        return subprocess.Popen(
+            [*command, "--parallel", str(parallel)],
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=output,
+            start_new_session=True,
+            env={**os.environ, "PYTHONPATH": _import_path()},
+        )
+
+
 def _import_path() -> str:
     """This process's module search path, so the child imports the same engine (as spawn does)."""
     return os.pathsep.join(dict.fromkeys(p or os.getcwd() for p in sys.path if not p or os.path.isdir(p)))

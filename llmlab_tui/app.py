@@ -57,6 +57,7 @@ SCREENS: dict[str, ScreenEntry] = {
     "monitor": ScreenEntry("f4", "Monitor", "llmlab_tui.screens.monitor:MonitorScreen"),
     "chat": ScreenEntry("f5", "Chat", "llmlab_tui.screens.chat:ChatScreen"),
     "tools": ScreenEntry("f6", "Tools", "llmlab_tui.screens.tools:ToolsScreen"),
+    "compare": ScreenEntry("f7", "Compare", "llmlab_tui.screens.compare:CompareScreen"),
 }
 
 

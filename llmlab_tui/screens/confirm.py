@@ -57,14 +57,20 @@ class NameScreen(ModalScreen[str | None]):
         Binding("enter", "accept", "Create", show=False, priority=True, id="name.accept"),
     ]
 
-    def __init__(self, title: str, accept: Callable[[str, str], object], templates: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        title: str,
+        accept: Callable[[str, str], object],
+        templates: tuple[str, ...] = (),
+        placeholder: str = "name, then Enter",
+    ) -> None:
         super().__init__(classes="dialog-screen")
-        self.title_text, self.accept, self.templates = title, accept, templates
+        self.title_text, self.accept, self.templates, self.placeholder = title, accept, templates, placeholder
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(self.title_text, classes="dialog-question")
-            yield OrderedInput(placeholder="name, then Enter", id="name")
+            yield OrderedInput(placeholder=self.placeholder, id="name")
             if self.templates:
                 with Horizontal(classes="field-line"):
                     yield Label("template", classes="field-label")

@@ -8,6 +8,9 @@ file (`--set` for each changed field).
 
 Ctrl+O shows the dataset preview: the first examples as the model sees them need the tokenizer,
 so a worker builds them from the edited stage table (screens/preview.py).
+
+Ctrl+B starts a sweep of the shown stage on the saved project (`llmlab sweep` in a process of its
+own: engine.worker.start_sweep): the grid is typed as `KEY=V1,V2 ...`, checked before it starts.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ from engine.project.overrides import NAMED, set_overrides
 from engine.project.runs import checkpoints, list_runs
 from llmlab_tui.editing import run_command, save_sections
 from llmlab_tui.screens.base import FormScreen
+from llmlab_tui.screens.confirm import NameScreen
 from llmlab_tui.screens.preview import PreviewScreen
+from llmlab_tui.sweeps import start_sweep
 from llmlab_tui.widgets.forms import FieldHelp, FieldSet, FormScroll
 from llmlab_tui.widgets.nav import NavBar
 from llmlab_tui.widgets.stage_form import StageForm
@@ -36,6 +41,7 @@ class StagesScreen(FormScreen):
         Binding("ctrl+n", "add_dataset", "+Dataset", id="stages.add_dataset"),
         Binding("ctrl+r", "remove_dataset", "-Dataset", id="stages.remove_dataset"),
         Binding("ctrl+o", "preview", "Examples", id="stages.preview"),
+        Binding("ctrl+b", "sweep", "Sweep", id="stages.sweep"),  # ctrl+w deletes a word in a field
     ]
 
     def __init__(self) -> None:
@@ -152,6 +158,22 @@ class StagesScreen(FormScreen):
             form.config = project.stage(form.stage)
         self.check()
         self.notify(f"Saved {project.file}")
+
+    def action_sweep(self) -> None:
+        """Ask for a grid, check every member's settings, then start the sweep (llmlab_tui/sweeps.py)."""
+        if self.project is None:
+            return
+        if self.dirty:
+            self.notify("Save first (Ctrl+S): a sweep trains the saved project.", severity="warning")
+            return
+        root, stage = self.project.root, self.stage
+
+        def accept(text: str, _: str) -> None:
+            sweep = start_sweep(root, stage, text)
+            self.notify(f"Sweep {sweep} started: F4 follows the member training when shown, F7 compares them.")
+
+        placeholder = "model.positional_encoding=rope,alibi pretrain.lr=1e-3,3e-3"
+        self.app.push_screen(NameScreen(f"Sweep {stage}: KEY=V1,V2 ... then Enter", accept, placeholder=placeholder))
 
     def action_preview(self) -> None:
         """The stage's first examples, as edited here (saved or not), in a dialog."""

@@ -1,0 +1,143 @@
+"""The compare screen: the open project's runs overlaid on one chart, a measure against step, tokens
+seen or wall time, with a table of their final measures and the settings that differ between them
+(engine/project/compare.py reads the run folders; nothing runs here).
+
+The list numbers the runs (`[n]` in the chart's legend and the table's columns); space ticks one;
+`m` and `x` (or the two selectors) pick the measure and the x axis; `r` reads the run folders
+again (a live run's newest points).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Footer, Select, SelectionList
+
+from engine.project.compare import AXES, RunSeries, config_diff, format_value, order_measures, read_run, run_config
+from engine.project.problems import LLMLabError
+from engine.project.runs import list_runs, run_state
+from llmlab_tui.screens.base import ProjectScreen
+from llmlab_tui.widgets.charts import ChartPanel
+from llmlab_tui.widgets.nav import NavBar
+
+DEFAULT_MEASURE = "train_loss"
+
+
+class CompareScreen(ProjectScreen):
+    BINDINGS = [
+        Binding("m", "cycle('measure')", "Measure", id="compare.measure"),
+        Binding("x", "cycle('axis')", "X axis", id="compare.axis"),
+        Binding("r", "reread", "Reread", id="compare.reread"),
+    ]
+    DEFAULT_CSS = """
+    #compare-top { height: 1fr; }
+    #compare-side { width: 34; }
+    #compare-runs { height: 1fr; border: round $surface-lighten-2; }
+    #compare-table { height: 9; }
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.runs: list[Path] = []
+        self._read: dict[Path, tuple[float, RunSeries]] = {}  # run folder → (metrics mtime, series)
+        self.lines: list[tuple[str, list[float], list[float]]] = []  # the chart's series as last drawn
+        self.choices = {"measure": [DEFAULT_MEASURE], "axis": list(AXES)}  # what each selector offers
+
+    def compose(self) -> ComposeResult:
+        self.runs = list_runs(self.project) if self.project else []
+        yield NavBar("compare", self.project.name if self.project else "no project")
+        with Horizontal(id="compare-top"):
+            with Vertical(id="compare-side"):
+                yield SelectionList[int](
+                    *(
+                        (f"{n} {_short(run.name)} {run_state(run)['state']}", n - 1)
+                        for n, run in enumerate(self.runs, 1)
+                    ),
+                    id="compare-runs",
+                )
+                yield Select([(DEFAULT_MEASURE, DEFAULT_MEASURE)], value=DEFAULT_MEASURE, compact=True, id="measure")
+                yield Select([(axis, axis) for axis in AXES], value=AXES[0], compact=True, id="axis")
+            yield ChartPanel(id="compare-chart")
+        yield DataTable(id="compare-table", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def loaded(self) -> None:
+        self.query_one("#compare-runs").border_title = "runs (space)" if self.runs else "no runs yet"
+        self.call_after_refresh(self.show)
+
+    def focus_first_field(self) -> None:
+        self.query_one("#compare-runs").focus()
+
+    def chosen(self) -> list[tuple[int, RunSeries]]:
+        """The ticked runs, by their number in the list, read from their folders."""
+        found = []
+        for index in sorted(self.query_one("#compare-runs", SelectionList).selected):
+            try:
+                found.append((index + 1, self._series(self.runs[index])))
+            except LLMLabError:
+                continue  # a run folder without events yet: nothing to draw
+        return found
+
+    def _series(self, run_dir: Path) -> RunSeries:
+        stamp = (run_dir / "metrics.jsonl").stat().st_mtime if (run_dir / "metrics.jsonl").is_file() else 0.0
+        cached = self._read.get(run_dir)
+        if cached is None or cached[0] != stamp:
+            cached = self._read[run_dir] = (stamp, read_run(run_dir))
+        return cached[1]
+
+    def on_selection_list_selected_changed(self) -> None:
+        self.show()
+
+    def on_select_changed(self) -> None:
+        self.show()
+
+    def action_cycle(self, which: str) -> None:
+        select, values = self.query_one(f"#{which}", Select), self.choices[which]
+        select.value = values[(values.index(select.value) + 1) % len(values)] if select.value in values else values[0]
+
+    def action_reread(self) -> None:
+        self._read.clear()
+        self.show()
+
+    def show(self) -> None:
+        """Chart, measure choices and table for the ticked runs."""
+        runs = self.chosen()
+        measure = self._measures({m for _, run in runs for m in run.points})
+        axis = self.query_one("#axis", Select).value
+        drawn = [(f"[{n}]", *run.series(measure, axis)) for n, run in runs]
+        self.lines = [line for line in drawn if line[1]]  # a run without this measure draws nothing
+        self.query_one(ChartPanel).draw(measure, self.lines)  # the axis shows under it
+        self._table(runs)
+
+    def _measures(self, found: set[str]) -> str:
+        """Offer the ticked runs' measures; keep the chosen one when it is still there."""
+        select = self.query_one("#measure", Select)
+        names = order_measures(found) or [DEFAULT_MEASURE]
+        current = select.value if select.value in names else names[0]
+        if self.choices["measure"] != names:
+            self.choices["measure"] = names
+            with self.prevent(Select.Changed):
+                select.set_options([(name, name) for name in names])
+                select.value = current
+        return current
+
+    def _table(self, runs: list[tuple[int, RunSeries]]) -> None:
+        table = self.query_one("#compare-table", DataTable)
+        table.clear(columns=True)
+        if not runs:
+            return
+        table.add_columns("final / differs", *(f"[{n}]" for n, _ in runs))
+        finals = [run.final() for _, run in runs]
+        for measure in order_measures({m for _, run in runs for m in run.points}):
+            table.add_row(measure, *(format_value(final.get(measure)) for final in finals))
+        for key, values in config_diff([run_config(run.run_dir) for _, run in runs]).items():
+            table.add_row(key, *map(format_value, values))
+
+
+def _short(name: str) -> str:
+    """`pretrain-20261201-231038` → `pretrain-231038` (the day is the same for most runs compared)."""
+    stage, _, rest = name.partition("-")
+    return f"{stage}-{rest.split('-', 1)[1]}" if rest.count("-") >= 1 else name

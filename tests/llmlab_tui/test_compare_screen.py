@@ -1,0 +1,35 @@
+"""The compare screen at 80×24 over hand-written run folders: tick two runs, the chart holds a
+series for each, the table shows bits per byte and the one setting that differs; `x` plots the
+same runs against tokens seen, `m` moves to the next measure."""
+
+from __future__ import annotations
+
+from llmlab_tui.screens.compare import CompareScreen
+from tests.llmlab_tui.pilot_keys import app_on, wait_for
+from tests.run_folders import write_run
+from tests.tiny_project import make_project
+
+
+async def test_two_runs_on_one_chart_with_their_differences(tmp_path):
+    project = make_project(tmp_path / "projects" / "tiny")
+    write_run(project / "runs/pretrain-20260101-120000", 1e-3, "rope", [3.0, 2.5, 2.0], 1.1)
+    write_run(project / "runs/pretrain-20260101-120001", 1e-3, "alibi", [3.1, 2.7, 2.4], 1.3)
+    write_run(project / "runs/pretrain-20260101-120002", 3e-3, "rope", [3.2, 2.9], 1.5)
+    app = app_on(project, project.parent)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f7")
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen))
+        screen = app.screen
+        await pilot.press("space", "down", "space")
+        await wait_for(pilot, lambda: len(screen.lines) == 2)
+        assert [label for label, _, _ in screen.lines] == ["[1]", "[2]"]
+        assert screen.lines[1][1:] == ([1, 2, 3], [3.1, 2.7, 2.4])
+        table = screen.query_one("#compare-table")
+        rows = {table.get_row_at(i)[0]: table.get_row_at(i)[1:] for i in range(table.row_count)}
+        assert rows["bpb"] == ["1.1", "1.3"]
+        assert rows["model.positional_encoding"] == ["rope", "alibi"]
+        assert "pretrain.lr" not in rows  # the same in both
+        await pilot.press("x")
+        await wait_for(pilot, lambda: screen.lines[1][1] == [128, 256, 384])
+        await pilot.press("m")
+        await wait_for(pilot, lambda: screen.query_one("#measure").value == "eval_loss")
