@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from engine.inspection.hooks import hooked
 from engine.objectives.pretrain import next_token_loss
 from engine.project.outputs import output_directory
 from engine.project.problems import LLMLabError
@@ -106,11 +107,8 @@ def ablated(model, components: Sequence[Component], means: dict | None = None) -
             handles.append(layer.mlp.register_forward_hook(output_hook(("mlp", c.layer))))
         else:
             handles.append(layer.register_forward_hook(block_hook(("block", c.layer))))
-    try:
+    with hooked(handles):
         yield
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 @torch.no_grad()
@@ -129,13 +127,10 @@ def activation_means(model, batches) -> dict[tuple[str, int], torch.Tensor]:
         handles.append(layer.self_attn.o_proj.register_forward_pre_hook(lambda m, a, i=i: add(("head", i), a[0])))
         handles.append(layer.mlp.register_forward_hook(lambda m, a, out, i=i: add(("mlp", i), out)))
         handles.append(layer.register_forward_hook(lambda m, a, out, i=i: add(("block", i), out - a[0])))
-    try:
+    with hooked(handles):
         for batch in batches:
             model(input_ids=batch.input_ids.to(model.device), use_cache=False)
             count += batch.input_ids.numel()
-    finally:
-        for handle in handles:
-            handle.remove()
     return {key: total / count for key, total in sums.items()}
 
 

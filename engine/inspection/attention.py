@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import torch
 
+from engine.inspection.hooks import hooked
 from engine.inspection.loading import encode, token_texts
 from engine.layers import Attention
 from engine.model import causal_mask
@@ -65,11 +66,8 @@ def recorded_attention(model) -> Iterator[dict[int, torch.Tensor]]:
         return out
 
     handles = [module.register_forward_hook(hook) for module in attention_modules(model)]
-    try:
+    with hooked(handles):
         yield weights
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 @torch.no_grad()

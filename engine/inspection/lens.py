@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import torch
 
+from engine.inspection.hooks import hooked
 from engine.inspection.loading import encode, token_texts
 
 
@@ -19,11 +20,8 @@ def block_outputs(model) -> Iterator[list[torch.Tensor]]:
     handles = [
         layer.register_forward_hook(lambda module, args, output: outputs.append(output)) for layer in model.model.layers
     ]
-    try:
+    with hooked(handles):
         yield outputs
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 @torch.no_grad()

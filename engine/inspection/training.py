@@ -21,6 +21,7 @@ from collections.abc import Iterator
 import torch
 
 from engine.inspection.attention import attention_modules, attention_probabilities, head_summary
+from engine.inspection.hooks import hooked
 from engine.model import DecoderLayer
 
 
@@ -68,11 +69,8 @@ class LayerStats:
 
         handles = [block.register_forward_hook(block_hook(i)) for i, block in enumerate(self.blocks)]
         handles += [attn.register_forward_hook(attention_hook(i)) for i, attn in enumerate(self.attentions)]
-        try:
+        with hooked(handles):
             yield
-        finally:
-            for handle in handles:
-                handle.remove()
 
     @torch.no_grad()
     def before_update(self) -> None:
