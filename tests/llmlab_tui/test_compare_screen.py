@@ -33,3 +33,19 @@ async def test_two_runs_on_one_chart_with_their_differences(tmp_path):
         await wait_for(pilot, lambda: screen.lines[1][1] == [128, 256, 384])
         await pilot.press("m")
         await wait_for(pilot, lambda: screen.query_one("#measure").value == "eval_loss")
+
+
+async def test_a_ticked_run_looks_ticked_and_an_unticked_one_empty(tmp_path):
+    project = make_project(tmp_path / "projects" / "tiny")
+    write_run(project / "runs/pretrain-20260101-120000", 1e-3, "rope", [3.0, 2.5], 1.1)
+    app = app_on(project, project.parent)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f7")
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen))
+        runs = app.screen.query_one("#compare-runs")
+        for name in ("selection-list--button", "selection-list--button-highlighted"):
+            style = runs.get_component_rich_style(name)
+            assert style.color == style.bgcolor, name  # the X drawn in the box's own colour: not seen
+        for name in ("selection-list--button-selected", "selection-list--button-selected-highlighted"):
+            style = runs.get_component_rich_style(name)
+            assert style.color != style.bgcolor, name
