@@ -81,6 +81,9 @@ def test_demo_to_a_chat_reply(demo: Path, width: int, height: int):
         terminal.keys("Escape")  # alone: an Escape and a key in one write read as Alt+key, in any terminal app
         time.sleep(0.5)
         terminal.keys("q")
+        if "A run is going" in terminal.wait_for(lambda s: not terminal.alive() or "A run is going" in s, timeout=15):
+            # seen once in four full runs under load: the finished run's worker not yet exited
+            terminal.keys("s")  # stop & quit
         terminal.wait_for(lambda _: not terminal.alive(), timeout=15)
     finally:
         terminal.close()
