@@ -58,10 +58,11 @@ class Terminal:
         test = condition if callable(condition) else (lambda screen: condition in screen)
         deadline = time.monotonic() + timeout
         while True:
+            alive = self.alive()  # read before the screen: a pane that dies after still gets a look
             screen = self.screen()
             if test(screen):
                 return screen
-            if time.monotonic() > deadline or not self.alive():
+            if time.monotonic() > deadline or not alive:
                 raise AssertionError(f"the screen never showed {condition!r}; it shows:\n{screen}")
             time.sleep(0.2)
 
