@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from llmlab_tui.screens.base import FormScreen
-from llmlab_tui.screens.quit import UnsavedScreen
 
 
 def unsaved_screens(app) -> dict[str, FormScreen]:
@@ -50,6 +49,8 @@ def saved_first(app, then: Callable[[], object]) -> bool:
 
 
 def _ask(app, screens: dict[str, FormScreen], then: Callable[[], object], question: str) -> None:
+    from llmlab_tui.screens.quit import UnsavedScreen  # dialogs load when first asked, as QuitScreen does
+
     async def answered(answer: str) -> None:
         if answer == "save":
             for screen in screens.values():

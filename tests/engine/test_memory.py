@@ -7,16 +7,15 @@ import random
 import pytest
 import torch
 
-from engine.device import Precision
 from engine.factory import build_model
 from engine.memory import check_fits, measure_step
 from engine.objectives import build_objective
-from engine.objectives.base import ObjectiveContext
 from engine.optim import build_optimizer
 from engine.project import ModelConfig, project_from_dict
 from engine.project.problems import LLMLabError
 from engine.project.sizing import training_memory, transient_bytes
 from engine.tokenizer import byte_tokenizer
+from tests.engine.pretrain_context import pretrain_context
 
 MODEL = {"d_model": 64, "n_layers": 4, "n_heads": 4, "n_kv_heads": 2, "d_ff": 192, "max_seq_len": 128}
 # How far the prediction of what a step holds (total less the transient row) may be from the
@@ -52,19 +51,8 @@ def pretrain_step(tmp_path, optimizer: str, fused_loss: str, checkpointing: bool
     project = project_from_dict(
         {"seed": 0, "tokenizer": {"source": "bytes"}, "model": MODEL, "pretrain": stage}, tmp_path
     )
-    tokenizer = byte_tokenizer()
-    torch.manual_seed(0)
-    model = build_model(project, tokenizer)
-    ctx = ObjectiveContext(
-        project=project,
-        stage="pretrain",
-        config=project.pretrain,
-        tokenizer=tokenizer,
-        model=model,
-        device=torch.device("cpu"),
-        precision=Precision("fp32", "cpu"),
-        seed=0,
-    )
+    ctx = pretrain_context(project, seed=0)
+    model = ctx.model
     objective = build_objective(ctx)
     objective.module.train()
     batch = objective.next_batch()

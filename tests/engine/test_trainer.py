@@ -9,34 +9,19 @@ import torch
 
 from engine import worker
 from engine.checkpoints import TRAINER_STATE
-from engine.device import Precision
 from engine.events import read_events
-from engine.factory import build_model
 from engine.objectives import build_objective
-from engine.objectives.base import ObjectiveContext
 from engine.project import OPTIMIZER_DEFAULTS, load_project
 from engine.project.problems import LLMLabError
 from engine.project.runs import METRICS_FILE, list_runs
-from engine.tokenizer import byte_tokenizer
 from engine.trainer import Trainer
+from tests.engine.pretrain_context import pretrain_context
 from tests.tiny_project import Recorder, StopAfter, make_project
 
 
 def make_trainer(directory, emit=None, control=None, **pretrain) -> Trainer:
     project = load_project(make_project(directory, **pretrain))
-    tokenizer = byte_tokenizer()
-    torch.manual_seed(0)
-    ctx = ObjectiveContext(
-        project=project,
-        stage="pretrain",
-        config=project.pretrain,
-        tokenizer=tokenizer,
-        model=build_model(project, tokenizer),
-        device=torch.device("cpu"),
-        precision=Precision("fp32", "cpu"),
-        seed=project.seed,
-        run_dir=directory / "run",
-    )
+    ctx = pretrain_context(project, run_dir=directory / "run")
     return Trainer(ctx, build_objective(ctx), emit, control)
 
 

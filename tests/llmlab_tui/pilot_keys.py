@@ -19,6 +19,13 @@ async def wait_for(pilot, condition: Callable[[], object], tries: int = 200, del
     raise AssertionError(f"condition never held: {condition}")
 
 
+async def show(pilot, key: str, screen_type):
+    """Press a screen's key and wait until that screen is shown with its project read; return it."""
+    await pilot.press(key)
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, screen_type) and pilot.app.screen.project)
+    return pilot.app.screen
+
+
 async def tab_to(pilot, widget_id: str, limit: int = 120, key: str = "tab") -> None:
     """Press Tab (or `key`: shift+tab) until the widget with `widget_id` has the focus."""
     for _ in range(limit):

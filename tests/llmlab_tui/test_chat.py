@@ -12,7 +12,7 @@ import pytest
 
 from llmlab_tui.runner import QueueSource
 from llmlab_tui.screens.chat import ChatScreen
-from tests.llmlab_tui.pilot_keys import app_on, wait_for
+from tests.llmlab_tui.pilot_keys import app_on, show, wait_for
 
 TOKEN_SECONDS = 0.02
 
@@ -86,9 +86,7 @@ async def test_ctrl_g_stops_a_streaming_reply_and_marks_it(chat_project):
     project, workers = chat_project
     app = app_on(project, project.parent)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("f5")
-        await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen) and app.screen.project)
-        chat = app.screen
+        chat = await show(pilot, "f5", ChatScreen)
         assert not offered(chat)
         await pilot.press(*"hi", "enter")
         await wait_for(pilot, lambda: chat.reply.count("word") >= 3)
@@ -122,8 +120,7 @@ async def test_ctrl_g_does_nothing_without_a_streaming_reply(chat_project):
     project, workers = chat_project
     app = app_on(project, project.parent)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("f5")
-        await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen) and app.screen.project)
+        await show(pilot, "f5", ChatScreen)
         await pilot.press("ctrl+g")
         await pilot.pause()
         assert not workers and not app.screen.query(".chat-stopped")
@@ -170,9 +167,7 @@ async def test_a_message_past_the_context_is_refused_in_words_and_given_back(sma
     project, _workers = small_context
     app = app_on(project, project.parent)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("f5")
-        await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen) and app.screen.project)
-        chat = app.screen
+        chat = await show(pilot, "f5", ChatScreen)
         long = "the cat sat on the mat. " * 72  # 1,728 characters
         chat.query_one("#chat-input").value = long  # pasted
         await pilot.press("enter")
@@ -191,9 +186,7 @@ async def test_a_bad_setting_is_named_with_its_rule_and_the_message_is_kept(chat
     project, workers = chat_project
     app = app_on(project, project.parent)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("f5")
-        await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen) and app.screen.project)
-        chat = app.screen
+        chat = await show(pilot, "f5", ChatScreen)
         await pilot.press("shift+tab", "shift+tab", "shift+tab", "shift+tab", "ctrl+u", *"abc")
         assert chat.query_one("#chat-temperature").value == "abc"
         chat.query_one("#chat-input").focus()

@@ -13,7 +13,7 @@ from llmlab_tui.runner import TRAIN_JOB as JOB
 from llmlab_tui.runner import QueueSource
 from llmlab_tui.screens.monitor import MonitorScreen
 from llmlab_tui.screens.quit import QuitScreen
-from tests.llmlab_tui.pilot_keys import app_on, run_palette, wait_for
+from tests.llmlab_tui.pilot_keys import app_on, run_palette, show, wait_for
 
 STARTED = {
     "type": "started",
@@ -42,9 +42,7 @@ def metrics(step: int) -> dict:
 
 
 async def open_monitor(pilot) -> MonitorScreen:
-    await pilot.press("f4")
-    await wait_for(pilot, lambda: isinstance(pilot.app.screen, MonitorScreen) and pilot.app.screen.project)
-    return pilot.app.screen
+    return await show(pilot, "f4", MonitorScreen)
 
 
 async def test_a_flood_of_events_is_coalesced_and_keys_still_work(projects_dir: Path):

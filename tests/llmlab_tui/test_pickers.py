@@ -10,7 +10,7 @@ from textual.widgets import Select
 from llmlab_tui.screens.chat import ChatScreen
 from llmlab_tui.screens.tools import ToolsScreen
 from llmlab_tui.widgets.pickers import ModelPicker
-from tests.llmlab_tui.pilot_keys import app_on, wait_for
+from tests.llmlab_tui.pilot_keys import app_on, show, wait_for
 
 
 def make_model(project: Path, run: str, name: str = "final") -> Path:
@@ -23,12 +23,6 @@ def make_model(project: Path, run: str, name: str = "final") -> Path:
 def offered(picker: ModelPicker) -> list:
     """The values the picker's dropdown lists (Select.NULL for a blank entry)."""
     return [value for _, value in picker._options]
-
-
-async def show(pilot, key: str, screen_type):
-    await pilot.press(key)
-    await wait_for(pilot, lambda: isinstance(pilot.app.screen, screen_type) and pilot.app.screen.project)
-    return pilot.app.screen
 
 
 async def test_with_models_the_lists_hold_them_alone(projects_dir: Path):

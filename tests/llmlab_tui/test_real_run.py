@@ -9,16 +9,10 @@ from pathlib import Path
 from llmlab_tui.screens.chat import ChatScreen
 from llmlab_tui.screens.monitor import MonitorScreen
 from llmlab_tui.screens.tools import ToolsScreen
-from tests.llmlab_tui.pilot_keys import app_on, wait_for
+from tests.llmlab_tui.pilot_keys import app_on, show, wait_for
 from tests.tiny_project import APP_RUN, make_project
 
 SLOW = {"tries": 1200, "delay": 0.1}  # a worker process imports torch first: seconds on a busy machine
-
-
-async def show(pilot, key: str, screen_type):
-    await pilot.press(key)
-    await wait_for(pilot, lambda: isinstance(pilot.app.screen, screen_type) and pilot.app.screen.project)
-    return pilot.app.screen
 
 
 async def test_train_then_chat_then_export(tmp_path: Path):

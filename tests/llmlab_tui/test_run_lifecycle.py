@@ -17,7 +17,7 @@ from engine.project.run_lock import holder
 from llmlab_tui.runner import TRAIN_JOB
 from llmlab_tui.screens.monitor import MonitorScreen
 from llmlab_tui.screens.quit import QuitScreen
-from tests.llmlab_tui.pilot_keys import app_on, wait_for
+from tests.llmlab_tui.pilot_keys import app_on, show, wait_for
 from tests.tiny_project import APP_RUN, make_project
 
 SLOW = {"tries": 1500, "delay": 0.1}  # a worker process imports torch first: seconds on a busy machine
@@ -39,9 +39,7 @@ def list_runs_of(root: Path) -> list[Path]:
 
 
 async def open_monitor(pilot) -> MonitorScreen:
-    await pilot.press("f4")
-    await wait_for(pilot, lambda: isinstance(pilot.app.screen, MonitorScreen) and pilot.app.screen.project)
-    return pilot.app.screen
+    return await show(pilot, "f4", MonitorScreen)
 
 
 async def start_and_leave_running(project: Path) -> tuple[int, Path]:

@@ -6,32 +6,19 @@ import math
 import pytest
 import torch
 
-from engine.device import Precision
-from engine.factory import build_model
 from engine.inspection.tokens import scored_tokens, surprise, token_losses, top_alternatives
 from engine.objectives import build_objective
-from engine.objectives.base import ObjectiveContext
 from engine.objectives.pretrain import next_token_loss
 from engine.project import load_project
-from engine.tokenizer import byte_tokenizer
+from tests.engine.pretrain_context import pretrain_context
 from tests.tiny_project import make_project
 
 
 @pytest.fixture(scope="module")
 def objective(tmp_path_factory):
     project = load_project(make_project(tmp_path_factory.mktemp("tokens") / "p"))
-    tokenizer = byte_tokenizer()
-    torch.manual_seed(0)
-    ctx = ObjectiveContext(
-        project=project,
-        stage="pretrain",
-        config=project.pretrain,
-        tokenizer=tokenizer,
-        model=build_model(project, tokenizer).eval(),
-        device=torch.device("cpu"),
-        precision=Precision("fp32", "cpu"),
-        seed=0,
-    )
+    ctx = pretrain_context(project, seed=0)
+    ctx.model.eval()
     return build_objective(ctx)
 
 

@@ -6,38 +6,23 @@ import math
 import pytest
 import torch
 
-from engine.device import Precision
-from engine.factory import build_model
 from engine.inspection.attention import attention_weights, head_summary
 from engine.inspection.lens import block_outputs
 from engine.inspection.training import LayerStats
 from engine.model import DecoderLayer
 from engine.objectives import build_objective
-from engine.objectives.base import ObjectiveContext
 from engine.project import load_project
-from engine.tokenizer import byte_tokenizer
 from engine.trainer import Trainer
 from tests.engine.inspection.models import random_ids, tiny_model
+from tests.engine.pretrain_context import pretrain_context
 from tests.tiny_project import Recorder, make_project
 
 
 def trainer(directory, **pretrain) -> tuple[Trainer, Recorder, list]:
     """A tiny pretraining loop, its events, and a list that counts every block's forward calls."""
     project = load_project(make_project(directory, **pretrain))
-    tokenizer = byte_tokenizer()
-    torch.manual_seed(0)
-    model = build_model(project, tokenizer)
-    ctx = ObjectiveContext(
-        project=project,
-        stage="pretrain",
-        config=project.pretrain,
-        tokenizer=tokenizer,
-        model=model,
-        device=torch.device("cpu"),
-        precision=Precision("fp32", "cpu"),
-        seed=project.seed,
-        run_dir=directory / "run",
-    )
+    ctx = pretrain_context(project, run_dir=directory / "run")
+    model = ctx.model
     events, calls = Recorder(), []
     for block in model.modules():
         if isinstance(block, DecoderLayer):

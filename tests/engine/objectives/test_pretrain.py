@@ -9,12 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine.device import Precision
-from engine.factory import build_model
 from engine.objectives import build_objective
-from engine.objectives.base import ObjectiveContext
 from engine.project import project_from_dict
-from engine.tokenizer import byte_tokenizer
+from tests.engine.pretrain_context import pretrain_context
 
 
 def write_corpus(path, letters: str, paragraphs: int = 200) -> str:
@@ -46,18 +43,7 @@ def objective(tmp_path):
         },
         tmp_path,
     )
-    tokenizer = byte_tokenizer()
-    torch.manual_seed(0)
-    ctx = ObjectiveContext(
-        project=project,
-        stage="pretrain",
-        config=project.pretrain,
-        tokenizer=tokenizer,
-        model=build_model(project, tokenizer),
-        device=torch.device("cpu"),
-        precision=Precision("fp32", "cpu"),
-        seed=0,
-    )
+    ctx = pretrain_context(project, seed=0)
     return build_objective(ctx)
 
 
