@@ -20,6 +20,12 @@ event and the worker keeps serving; a failure to load the model ends it. A sampl
 is not a finite number in its range, or a prompt that fills the model's context, is a bad request;
 a `max_new_tokens` past the context is clamped to what it leaves, said by a warning `log` event
 before the reply and by the `reply` event's `note`.
+
+The `reply` event's `token_probs` scores each generated token (end-of-turn included), in order:
+{id, token, prob, loss, bits, top: [{id, token, prob}] × ALTERNATIVES} (engine.inspection.tokens
+`token_rows`). The probabilities are the model's own: the softmax of the raw logits `generate()`
+kept at each step (`output_logits`, no extra forward), before temperature, top-k, top-p and the
+repetition penalty reshape them for sampling, so a sampled token the model found unlikely shows so.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from engine import events as ev
 from engine.project.problems import LLMLabError
 
 SAMPLING_KEYS = ("temperature", "top_k", "top_p", "repetition_penalty")
+ALTERNATIVES = 5  # the likeliest tokens each reply token is shown with
 
 
 class ChatModel:
@@ -78,6 +85,7 @@ class ChatModel:
 
         from engine.chat_template import end_of_turn_ids
         from engine.generation import context_length, fit_context, sampling_config, sampling_problems
+        from engine.inspection.tokens import token_rows
 
         chat = bool(request.get("chat", True))
         eos = list(dict.fromkeys([*end_of_turn_ids(self.tokenizer), self.tokenizer.eos_token_id])) if chat else None
@@ -103,15 +111,19 @@ class ChatModel:
                 generation_config=config,
                 streamer=_streamer(self.tokenizer, emit),
                 stopping_criteria=StoppingCriteriaList([check] if check is not None else []),
+                output_logits=True,  # the raw logits of each step, for token_probs
+                return_dict_in_generate=True,
             )
-        new = out[0, ids.shape[1] :]
+        new = out.sequences[0, ids.shape[1] :]
         seconds = time.perf_counter() - start
         text = self.tokenizer.decode(new, skip_special_tokens=True)
+        logits = torch.cat(out.logits)  # (new tokens, vocab): step t's row predicted new[t]
         return ev.event(
             "reply",
             text=text,
             tokens=len(new),
             tokens_per_s=len(new) / seconds if seconds else 0.0,
+            token_probs=token_rows(self.tokenizer, new.tolist(), logits, ALTERNATIVES),
             stopped=bool(check is not None and check.stopped),
             **({"note": note} if note else {}),
         )

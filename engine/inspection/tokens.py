@@ -2,7 +2,8 @@
 model weighed at that position, the worst tokens, and the total in bits per byte, the engine's
 evaluation measure (engine.losses.bits_per_byte over engine.tokenizer.token_byte_lengths).
 
-`top_alternatives` is also what Chat's colouring reads: the k likeliest next tokens of a position.
+`token_rows` is also what Chat's colouring reads (engine/chat_worker.py), from the logits its
+generation already produced.
 """
 
 from __future__ import annotations
@@ -27,18 +28,15 @@ def top_alternatives(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.
     return logits.float().softmax(dim=-1).topk(min(k, logits.shape[-1]), dim=-1)
 
 
-@torch.no_grad()
-def scored_tokens(model, tokenizer, ids: list[int], top_k: int = 5) -> list[dict]:
-    """For each token after the first of `ids`: its loss (nats), bits, probability and the top-k
-    alternatives at its position, one forward pass. Chat scores prompt + reply with it."""
-    logits = model(input_ids=torch.tensor([ids[:-1]], device=model.device), use_cache=False).logits  # (1, T, V)
-    losses = token_losses(logits, torch.tensor([ids[1:]], device=model.device))[0].tolist()
-    probs, alternatives = top_alternatives(logits[0], top_k)
-    texts = token_texts(tokenizer, ids[1:])
+def token_rows(tokenizer, targets: list[int], logits: torch.Tensor, top_k: int) -> list[dict]:
+    """For each id of `targets` and the (T, V) logits row that predicted it: its loss (nats), bits,
+    probability (the softmax of the row) and the top-k alternatives of the row, likeliest first."""
+    losses = token_losses(logits[None], torch.tensor([targets], device=logits.device))[0].tolist()
+    probs, alternatives = top_alternatives(logits, top_k)
+    texts = token_texts(tokenizer, targets)
     return [
         {
-            "position": t,
-            "id": ids[t + 1],
+            "id": targets[t],
             "token": texts[t],
             "loss": loss,
             "bits": loss / math.log(2),
@@ -50,6 +48,14 @@ def scored_tokens(model, tokenizer, ids: list[int], top_k: int = 5) -> list[dict
         }
         for t, loss in enumerate(losses)
     ]
+
+
+@torch.no_grad()
+def scored_tokens(model, tokenizer, ids: list[int], top_k: int = 5) -> list[dict]:
+    """For each token after the first of `ids`: its position and its `token_rows` row, one forward pass."""
+    logits = model(input_ids=torch.tensor([ids[:-1]], device=model.device), use_cache=False).logits  # (1, T, V)
+    rows = token_rows(tokenizer, ids[1:], logits[0], top_k)
+    return [{"position": t, **row} for t, row in enumerate(rows)]
 
 
 def surprise(model, tokenizer, text: str, top_k: int = 5, worst: int = 5) -> dict:

@@ -1,5 +1,6 @@
 """The chat worker with a real ChatModel on a tiny model: a cancel read between tokens ends the reply
-(`stopped`, the text so far), requests read meanwhile are still served, a stop ends reply and worker."""
+(`stopped`, the text so far), requests read meanwhile are still served, a stop ends reply and worker;
+each reply token's probability and alternatives are the model's own."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import threading
 import pytest
 import torch
 
-from engine.chat_worker import chat
+from engine.chat_worker import ALTERNATIVES, ChatModel, chat
 from engine.factory import build_model
 from engine.project import ModelConfig, Project
 from engine.tokenizer import byte_tokenizer
@@ -177,3 +178,28 @@ def test_max_new_tokens_past_the_context_is_clamped_and_said(model_dir):
     assert [e["message"] for e in events.of("log")] == [note]
     control.put("stop")
     worker.join(30)
+
+
+def test_a_replys_token_probs_are_the_softmax_of_one_forward_over_the_generated_sequence(model_dir):
+    """Read from the logits generate() kept (KV cache, no extra forward), they equal the softmax of a
+    full forward over prompt + reply; the sampling settings reshape the draw, not what is shown."""
+    model = ChatModel(str(model_dir), "cpu")
+    request = {**generate(12), "temperature": 1.5, "top_k": 4, "top_p": 0.9}
+    torch.manual_seed(0)
+    reply = model.generate(request, lambda event: None)
+    rows = reply["token_probs"]
+    prompt = model.prompt(request["messages"], chat=False)
+    ids = prompt + [row["id"] for row in rows]
+    assert len(rows) == reply["tokens"] == 12
+    assert model.tokenizer.decode(ids[len(prompt) :]) == reply["text"]
+    with torch.no_grad():
+        probs = model.model(torch.tensor([ids[:-1]])).logits[0, len(prompt) - 1 :].softmax(-1)  # (12, V)
+    top = probs.topk(ALTERNATIVES)
+    for t, row in enumerate(rows):
+        assert row["prob"] == pytest.approx(probs[t, row["id"]].item(), rel=1e-4, abs=1e-7)
+        assert row["token"] == model.tokenizer.decode([row["id"]])
+        shown = [alt["prob"] for alt in row["top"]]
+        assert shown == sorted(shown, reverse=True)
+        assert shown == pytest.approx(top.values[t].tolist(), rel=1e-4, abs=1e-7)
+        assert [alt["id"] for alt in row["top"]] == top.indices[t].tolist()
+        assert [alt["token"] for alt in row["top"]] == [model.tokenizer.decode([i]) for i in top.indices[t]]
