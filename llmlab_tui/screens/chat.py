@@ -6,6 +6,11 @@ template; completion mode continues the typed text (base models). Replies stream
 widget through its streaming API, in a scroll anchored to the bottom. Ctrl+G stops a reply while it
 streams (the worker reads a `cancel` between tokens): the partial reply stays in the conversation,
 marked as stopped.
+
+Ctrl+T shows each finished reply as its tokens coloured by the probability the model gave them (the
+worker's `token_probs`: the model's softmax before the sampling settings), with a cursor on the last
+reply that ←/→ move and a line under the conversation with the cursor's token and its 5 likeliest
+alternatives (widgets/token_probs.py); Ctrl+T again (or Tab to the input) goes back to the text.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from llmlab_tui.screens.base import ProjectScreen
 from llmlab_tui.widgets.nav import NavBar
 from llmlab_tui.widgets.ordered_input import OrderedInput
 from llmlab_tui.widgets.pickers import ModelPicker
+from llmlab_tui.widgets.token_probs import TokenProbs
 
 JOB = "chat"
 MODES = (("chat", "chat"), ("completion", "completion"))
@@ -44,6 +50,7 @@ class ChatScreen(ProjectScreen):
         Binding("ctrl+r", "regenerate", "Regenerate", id="chat.regenerate"),
         Binding("ctrl+l", "clear", "Clear", id="chat.clear"),
         Binding("ctrl+g", "stop_reply", "Stop reply", id="chat.stop_reply"),  # shown while a reply streams
+        Binding("ctrl+t", "toggle_probs", "Token probs", id="chat.token_probs"),
     ]
 
     def __init__(self) -> None:
@@ -53,6 +60,8 @@ class ChatScreen(ProjectScreen):
         self.stream: MarkdownStream | None = None  # the reply being streamed, while it streams
         self.reply = ""  # its text so far
         self.loaded_dir: str | None = None  # the model directory the worker holds
+        self.show_probs = False  # replies shown as tokens coloured by probability (Ctrl+T)
+        self.cursor_follows = False  # the next reply's view takes the cursor (regenerated from a view)
 
     def compose(self) -> ComposeResult:
         self.models = model_dirs(self.project) if self.project else []
@@ -67,6 +76,7 @@ class ChatScreen(ProjectScreen):
                 yield Label(label, classes="setting-label")
                 yield OrderedInput(default, compact=True, id=f"chat-{key}", classes="setting")
         yield VerticalScroll(id="chat-log", can_focus=False)
+        yield Label("", id="chat-top")  # the token under the cursor and its alternatives (Ctrl+T)
         yield OrderedInput(placeholder="message, then Enter", compact=True, id="chat-input")
         yield Label("", id="chat-status")
         yield Footer()
@@ -157,6 +167,7 @@ class ChatScreen(ProjectScreen):
         if settings is None:
             return  # the message stays in the input, the status line says what to fix
         self.history.append({"role": "user", "content": event.value})
+        self.cursor_follows = False  # typing: the focus stays in the input
         event.input.value = ""
         await self.query_one("#chat-log").mount(Static(Content(event.value), classes="chat-user"))
         await self.send(settings)
@@ -184,10 +195,13 @@ class ChatScreen(ProjectScreen):
         if self.stream is not None or not self.history or self.history[-1]["role"] != "assistant":
             self.notify("Nothing to regenerate yet.", severity="warning")
             return
+        self.cursor_follows = isinstance(self.focused, TokenProbs)
         self.history.pop()
         log = self.query_one("#chat-log")
         if log.children and log.children[-1].has_class("chat-stopped"):
             await log.children[-1].remove()  # the mark of the reply being replaced
+        if self.query("#chat-log .chat-reply").last().has_class("scored"):
+            await self.query("#chat-log .chat-probs").last().remove()  # its probability view
         await self.query("#chat-log .chat-reply").last().remove()
         await self.send()
 
@@ -211,6 +225,8 @@ class ChatScreen(ProjectScreen):
             markdown = self.stream.markdown_widget if self.stream is not None else None
             await self._end_stream()
             self.history.append({"role": "assistant", "content": event["text"]})
+            if markdown is not None and event.get("token_probs"):
+                await self._mount_probs(markdown, event["token_probs"])
             status = f"{event['tokens']} tokens at {event['tokens_per_s']:.1f} tokens/s"
             if event.get("note"):  # e.g. max_new_tokens cut to what the model's context leaves
                 status += f" · {event['note']}"
@@ -227,6 +243,37 @@ class ChatScreen(ProjectScreen):
             log = self.query_one("#chat-log")
             await log.mount(Static(Content.assemble((event["message"] + note, "$text-error")), classes="chat-error"))
             self.set_status("error: see above")
+
+    # -- token probabilities -------------------------------------------------------------------------
+
+    async def _mount_probs(self, markdown: Markdown, rows: list[dict]) -> None:
+        """The reply's probability view, before its Markdown; shown instead of it while Ctrl+T is on.
+        A reply regenerated from the view of the one it replaces takes the cursor."""
+        view = TokenProbs(rows, classes="chat-probs")
+        await self.query_one("#chat-log").mount(view, before=markdown)
+        markdown.add_class("scored")
+        if self.show_probs and self.cursor_follows:
+            view.focus()
+            self.show_line(view)
+
+    def action_toggle_probs(self) -> None:
+        self.show_probs = not self.show_probs
+        self.set_class(self.show_probs, "probs")
+        views = self.query("#chat-log .chat-probs")
+        if not self.show_probs:
+            self.query_one("#chat-input", Input).focus()
+        elif views:
+            views.last().focus()
+            self.show_line(views.last())
+        else:
+            self.query_one("#chat-top", Label).update("no reply yet: each reply shows its token probabilities here")
+
+    def show_line(self, view: TokenProbs) -> None:
+        self.query_one("#chat-top", Label).update(view.line())
+        view.scroll_visible(animate=False)
+
+    def on_token_probs_moved(self, message: TokenProbs.Moved) -> None:
+        self.query_one("#chat-top", Label).update(message.line)
 
     async def _take_back_unanswered(self) -> bool:
         """After a refused request (say a message longer than the model's context), the unanswered

@@ -1,5 +1,6 @@
 """The chat screen against a scripted chat worker: Ctrl+G stops a streaming reply, which stays in the
-conversation marked as stopped; the key is offered only while a reply streams."""
+conversation marked as stopped; the key is offered only while a reply streams. Ctrl+T shows a reply
+as its tokens coloured by probability, with a cursor whose token's alternatives show on a line."""
 
 from __future__ import annotations
 
@@ -12,14 +13,23 @@ import pytest
 
 from llmlab_tui.runner import QueueSource
 from llmlab_tui.screens.chat import ChatScreen
-from tests.llmlab_tui.pilot_keys import app_on, show, wait_for
+from tests.llmlab_tui.pilot_keys import app_on, show, type_into, wait_for
 
 TOKEN_SECONDS = 0.02
 
 
+def scored(i: int) -> dict:
+    """The `token_probs` row of `word{i} `: 0.9 / (i + 1), so the first tokens are likely and the
+    later ones not, with two alternatives of its own."""
+    prob = 0.9 / (i + 1)
+    top = sorted([(f"word{i} ", prob), (f"alt{i}a", 0.06), (f"alt{i}b", 0.04)], key=lambda alt: -alt[1])
+    return {"id": i, "token": f"word{i} ", "prob": prob, "top": [{"id": 0, "token": t, "prob": p} for t, p in top]}
+
+
 class ScriptedChat(QueueSource):
     """Serves generate requests like engine.chat_worker, from a thread: one `word{i} ` token every
-    TOKEN_SECONDS up to max_new_tokens, checking its control queue between tokens (cancel, stop)."""
+    TOKEN_SECONDS up to max_new_tokens, checking its control queue between tokens (cancel, stop); the
+    reply scores its tokens as `scored` says."""
 
     def __init__(self, model_dir: str) -> None:
         super().__init__()
@@ -53,8 +63,16 @@ class ScriptedChat(QueueSource):
             stop = request == "stop" or request.get("type") == "stop"
             stopped = True
             break
+        tokens = len(text.split())
         self.queue.put(
-            {"type": "reply", "text": text, "tokens": len(text.split()), "tokens_per_s": 50.0, "stopped": stopped}
+            {
+                "type": "reply",
+                "text": text,
+                "tokens": tokens,
+                "tokens_per_s": 50.0,
+                "stopped": stopped,
+                "token_probs": [scored(i) for i in range(tokens)],
+            }
         )
         return stop
 
@@ -124,6 +142,57 @@ async def test_ctrl_g_does_nothing_without_a_streaming_reply(chat_project):
         await pilot.press("ctrl+g")
         await pilot.pause()
         assert not workers and not app.screen.query(".chat-stopped")
+
+
+def styles_shown(view) -> list[tuple[str, str, bool]]:
+    """(text, background colour, reversed) of each run of the view's first line as drawn."""
+    line = view.render_line(0)
+    return [(s.text, str(s.style.bgcolor), bool(s.style.reverse)) for s in line if s.text.strip()]
+
+
+async def test_ctrl_t_colours_a_reply_by_probability_and_the_cursor_shows_each_tokens_alternatives(chat_project):
+    project, _workers = chat_project
+    app = app_on(project, project.parent)
+    async with app.run_test(size=(80, 24)) as pilot:
+        chat = await show(pilot, "f5", ChatScreen)
+        await type_into(pilot, "chat-max_new_tokens", "3")
+        chat.query_one("#chat-input").focus()
+        await pilot.press(*"hi", "enter")
+        await wait_for(pilot, lambda: len(chat.history) == 2)
+        await wait_for(pilot, lambda: chat.query(".chat-probs"))
+        reply, view, top = chat.query_one(".chat-reply"), chat.query_one(".chat-probs"), chat.query_one("#chat-top")
+        assert reply.display and not view.display and not top.display  # the text, as it streamed
+
+        await pilot.press("ctrl+t")
+        await wait_for(pilot, lambda: view.display and not reply.display and top.display)
+        assert app.focused is view
+        runs = styles_shown(view)  # word0 likely (0.9), word1 and word2 less so (0.45, 0.3)
+        assert "".join(text for text, _, _ in runs).startswith("word0 word1 word2")
+        backgrounds = {text.strip(): colour for text, colour, _ in runs}
+        assert backgrounds["word0"] != backgrounds["word1"] == backgrounds["word2"]
+        assert [text.strip() for text, _, cursor in runs if cursor] == ["word0"]
+        line = lambda: " ".join(str(top.render()).split())
+        assert line() == "token 1/3 word0␣ 90.0% · word0␣ 90.0% alt0a 6.0% alt0b 4.0%"
+
+        await pilot.press("right")
+        await wait_for(pilot, lambda: line().startswith("token 2/3"))
+        assert line() == "token 2/3 word1␣ 45.0% · word1␣ 45.0% alt1a 6.0% alt1b 4.0%"
+        assert [text.strip() for text, _, cursor in styles_shown(view) if cursor] == ["word1"]
+        await pilot.press("end")
+        await wait_for(pilot, lambda: line().startswith("token 3/3 word2␣ 30.0%"))
+        await pilot.press("right")  # past the last token it stays
+        await pilot.pause()
+        assert line().startswith("token 3/3")
+
+        await pilot.press("ctrl+r")  # the regenerated reply's view replaces this one, the cursor on it
+        await wait_for(pilot, lambda: view not in chat.query(".chat-probs") and chat.query(".chat-probs"))
+        view = chat.query_one(".chat-probs")
+        await wait_for(pilot, lambda: app.focused is view and line().startswith("token 1/3"))
+        assert len(chat.query(".chat-reply")) == 1 and not chat.query_one(".chat-reply").display
+
+        await pilot.press("ctrl+t")
+        await wait_for(pilot, lambda: chat.query_one(".chat-reply").display and not view.display and not top.display)
+        assert app.focused is chat.query_one("#chat-input")
 
 
 class ByteContextChat(ScriptedChat):
