@@ -10,7 +10,8 @@ marked as stopped.
 Ctrl+T shows each finished reply as its tokens coloured by the probability the model gave them (the
 worker's `token_probs`: the model's softmax before the sampling settings), with a cursor on the last
 reply that ←/→ move and a line under the conversation with the cursor's token and its 5 likeliest
-alternatives (widgets/token_probs.py); Ctrl+T again (or Tab to the input) goes back to the text.
+alternatives (widgets/token_probs.py); Tab goes to the input (the colours stay), Ctrl+T again shows
+the text.
 """
 
 from __future__ import annotations
