@@ -1,6 +1,7 @@
 """What the monitor shows of a run, folded from its events (live from a worker, or read back from
 metrics.jsonl): chart series, progress, the latest samples, the log, the realized dataset shares,
-the final report or the error.
+the final report or the error. A stage with `layer_stats` also sends `layers` events: each measure
+of each block is a series of its own, charted one line per block (at most LAYER_LINES of them).
 
 Plain Python, no Textual: the monitor draws from a RunView, tests feed it events directly.
 Series are thinned as they grow, so a chart never holds more than ~2 × MAX_POINTS points.
@@ -8,6 +9,7 @@ Series are thinned as they grow, so a chart never holds more than ~2 × MAX_POIN
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +19,7 @@ from engine.project import STAGES
 
 MAX_POINTS = 300
 LOG_LINES = 500
+LAYER_LINES = 8  # the blocks a per-layer chart draws, spread from the first to the last
 
 
 @dataclass(frozen=True)
@@ -31,14 +34,23 @@ class Line:
 
 @dataclass(frozen=True)
 class Chart:
-    """A chart of the monitor: its title and its lines."""
+    """A chart of the monitor: its title and its lines, or, for a per-layer chart, the measure of
+    the `layers` events it draws one line per block of (`log10`: of its logarithm)."""
 
     title: str
-    lines: tuple[Line, ...]
+    lines: tuple[Line, ...] = ()
+    layer_measure: str = ""  # a key of each block's row in a `layers` event
+    log10: bool = False
+
+    @property
+    def per_layer(self) -> bool:
+        return bool(self.layer_measure)
 
     @property
     def stages(self) -> tuple[str, ...]:
-        """The stages whose runs draw this chart."""
+        """The stages whose runs draw this chart (a per-layer one: every stage, with layer_stats)."""
+        if self.per_layer:
+            return STAGES
         return tuple(stage for stage in STAGES if any(stage in line.stages for line in self.lines))
 
 
@@ -69,6 +81,12 @@ CHARTS = (
         "DPO margin",
         (Line("train", "metrics", "rewards/margin", ("dpo",)), Line("eval", "eval", "margin", ("dpo",))),
     ),
+    # engine/inspection/training.py, at the eval cadence when the stage sets layer_stats
+    # (titles short enough for the legend to name 8 blocks at 80 columns, two charts a row)
+    Chart("layer grad norm", layer_measure="grad_norm"),
+    Chart("layer log10 |ΔW|/|W|", layer_measure="update_ratio", log10=True),
+    Chart("layer act RMS", layer_measure="act_rms"),
+    Chart("layer attn entropy", layer_measure="attn_entropy"),  # bits
 )
 
 
@@ -110,6 +128,7 @@ class RunView:
     tokens_seen: int = 0
     eta_s: float | None = None
     series: dict[tuple[str, str], Series] = field(default_factory=dict)
+    layers: dict[str, dict[int, Series]] = field(default_factory=dict)  # measure → block → series
     samples: list[dict] = field(default_factory=list)
     sample_step: int | None = None
     log: deque = field(default_factory=lambda: deque(maxlen=LOG_LINES))  # (level, message)
@@ -190,6 +209,13 @@ class RunView:
         )
         self.log.append(("info", f"eval at step {event.get('step')}: {measures}"))
 
+    def _layers(self, event: dict) -> None:
+        step = event.get("step", self.step)
+        for row in event.get("layers", []):
+            for key, value in row.items():
+                if key != "layer" and isinstance(value, (int, float)) and not isinstance(value, bool):
+                    self.layers.setdefault(key, {}).setdefault(row["layer"], Series()).add(step, float(value))
+
     def _sample(self, event: dict) -> None:
         self.samples, self.sample_step = event.get("samples", []), event.get("step")
 
@@ -216,9 +242,22 @@ class RunView:
         self.log.append(("error", event.get("message", "")))
 
     def chart_lines(self, chart: Chart) -> list[tuple[str, list[float], list[float]]]:
-        """The chart's lines that have points: (label, steps, values)."""
+        """The chart's lines that have points: (label, steps, values); a per-layer chart's are labelled
+        by their block's index."""
+        if chart.per_layer:
+            return self._layer_lines(chart)
         found = [(line.label, self.series.get((line.kind, line.key))) for line in chart.lines]
         return [(label, *series.points()) for label, series in found if series is not None]
+
+    def _layer_lines(self, chart: Chart) -> list[tuple[str, list[float], list[float]]]:
+        blocks = self.layers.get(chart.layer_measure, {})
+        lines = []
+        for layer in spread(sorted(blocks), LAYER_LINES):
+            steps, values = blocks[layer].points()
+            if chart.log10:  # a ratio of 0 (a frozen block) or none has no logarithm: not drawn
+                values = [math.log10(v) if v > 0 else math.nan for v in values]
+            lines.append((str(layer), steps, values))
+        return lines
 
     def progress_text(self) -> str:
         if self.phase and self.state == "running":
@@ -237,6 +276,7 @@ _HANDLERS = {
     "started": RunView._started,
     "metrics": RunView._metrics,
     "eval": RunView._eval,
+    "layers": RunView._layers,
     "sample": RunView._sample,
     "checkpoint": RunView._checkpoint,
     "log": RunView._log,
@@ -262,6 +302,13 @@ REPORT_LABELS = {
 }
 REPEATED = {"eval.loss": "eval_loss", "eval.bpb": "bpb"}  # the eval table repeats these two
 SHARES = {"eval.accuracy", "eval.truncated"}  # fractions, shown as percentages
+
+
+def spread(items: list, count: int) -> list:
+    """At most `count` of `items`, evenly spaced, the first and the last always among them."""
+    if len(items) <= count:
+        return items
+    return [items[round(i * (len(items) - 1) / (count - 1))] for i in range(count)]
 
 
 def duration(seconds: float) -> str:

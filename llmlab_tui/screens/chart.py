@@ -35,4 +35,4 @@ class ChartScreen(Screen):
         view = self.view()
         if view.version != self.drawn:
             self.drawn = view.version
-            self.query_one(ChartPanel).draw(self.chart.title, view.chart_lines(self.chart))
+            self.query_one(ChartPanel).draw(self.chart.title, view.chart_lines(self.chart), self.chart.per_layer)

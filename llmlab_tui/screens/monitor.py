@@ -7,7 +7,8 @@ few times a second, the charts at most once a second (a chart costs tens of mill
 taken from the run it watches), nothing while another screen is shown. With no run going, the
 project's newest run is read back from its metrics.jsonl (followed live when another process
 still writes it). The charts fill the space they get (widgets/charts.py); `f` or Enter opens the
-focused one full-screen.
+focused one full-screen. A run whose stage sets layer_stats adds one chart per per-layer measure
+(gradient norm, update/weight ratio, activation RMS, attention entropy), a line per block.
 """
 
 from __future__ import annotations
@@ -249,7 +250,7 @@ class MonitorScreen(ProjectScreen):
         for i in range(len(CHARTS)):
             self.query_one(f"#chart-{i}", ChartPanel).display = i in visible
         for i, chart, lines in shown:
-            self.query_one(f"#chart-{i}", ChartPanel).draw(chart.title, lines)
+            self.query_one(f"#chart-{i}", ChartPanel).draw(chart.title, lines, chart.per_layer)
 
     def action_full_screen(self) -> None:
         """Open the focused chart (else the first one shown) on a screen of its own."""

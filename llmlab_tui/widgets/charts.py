@@ -20,7 +20,16 @@ from textual_plotext import PlotextPlot
 
 MIN_ROWS = 9  # a chart's rows: legend, frame, 5 rows of data and ticks, the x labels
 ROWS_PER_Y_TICK = 3
-COLORS = ((0, 175, 255), (255, 135, 0), (95, 215, 95), (215, 95, 215))  # one per line of a chart
+COLORS = (  # one per line of a chart: a per-layer chart draws up to run_view.LAYER_LINES
+    (0, 175, 255),
+    (255, 135, 0),
+    (95, 215, 95),
+    (215, 95, 215),
+    (255, 215, 0),
+    (0, 215, 175),
+    (255, 95, 95),
+    (175, 175, 175),
+)
 
 
 def chart_grid(count: int, width: int, height: int) -> tuple[int, int]:
@@ -89,13 +98,22 @@ def thinned(steps: list[float], values: list[float], columns: int) -> tuple[list
     return [steps[j] for j in kept], [values[j] for j in kept]
 
 
-def legend(title: str, labels: list[str]) -> Content:
-    """The chart's title, then a coloured mark and name per line when there are several."""
+def legend(title: str, labels: list[str], per_layer: bool = False) -> Content:
+    """The chart's title, then a coloured mark and name per line when there are several; a per-layer
+    chart's lines, one per block, are named by the block's index in the line's colour, to fit."""
     parts: list = [(title, "bold")]
-    if len(labels) > 1:
+    if per_layer:
+        parts.append(" ")
         for label, color in zip(labels, COLORS):
-            parts += ["  ", ("━━ ", "#{:02x}{:02x}{:02x}".format(*color)), label]
+            parts += [" ", (label, "bold " + _hex(color))]
+    elif len(labels) > 1:
+        for label, color in zip(labels, COLORS):
+            parts += ["  ", ("━━ ", _hex(color)), label]
     return Content.assemble(*parts)
+
+
+def _hex(color: tuple[int, int, int]) -> str:
+    return "#{:02x}{:02x}{:02x}".format(*color)
 
 
 class ChartPanel(Vertical, can_focus=True):
@@ -114,10 +132,11 @@ class ChartPanel(Vertical, can_focus=True):
         yield Label("")
         yield PlotextPlot()
 
-    def draw(self, title: str, lines: list[tuple[str, list[float], list[float]]]) -> None:
-        """Plot `lines` ((label, steps, values)), with ticks fitted to the plot's size."""
+    def draw(self, title: str, lines: list[tuple[str, list[float], list[float]]], per_layer: bool = False) -> None:
+        """Plot `lines` ((label, steps, values)), with ticks fitted to the plot's size; `per_layer`:
+        one line per block, the legend names them by index."""
         widget = self.query_one(PlotextPlot)
-        heading = legend(title, [label for label, _, _ in lines])
+        heading = legend(title, [label for label, _, _ in lines], per_layer)
         if heading != self.heading:
             self.heading = heading
             self.query_one(Label).update(heading, layout=False)  # one row whatever it says

@@ -7,12 +7,15 @@ import json
 import threading
 from pathlib import Path
 
+from textual_plotext import PlotextPlot
+
 from engine.events import phase
 from engine.project.run_lock import RunLock
 from llmlab_tui.runner import TRAIN_JOB as JOB
 from llmlab_tui.runner import QueueSource
 from llmlab_tui.screens.monitor import MonitorScreen
 from llmlab_tui.screens.quit import QuitScreen
+from llmlab_tui.widgets.charts import ChartPanel
 from tests.llmlab_tui.pilot_keys import app_on, run_palette, show, wait_for
 
 STARTED = {
@@ -240,4 +243,53 @@ async def test_a_preparation_phase_shows_in_the_status_and_the_log_at_once(proje
         await wait_for(pilot, lambda: str(monitor.query_one("#progress-text").render()) == shown)
         await pilot.press("3")  # the log, drawn once shown
         await wait_for(pilot, lambda: shown in str(monitor.query_one("#log-text").render()))
+        source.close(0)
+
+
+def layers(step: int) -> dict:
+    """A `layers` event of a 2-block model: block i's measures are step + i, 10^-(i+1), 2i + 1 and 1 + i."""
+    rows = [
+        {
+            "layer": i,
+            "grad_norm": step + i,
+            "update_ratio": 10.0 ** -(i + 1),
+            "act_rms": 2 * i + 1,
+            "attn_entropy": 1 + i,
+        }
+        for i in range(2)
+    ]
+    return {"type": "layers", "step": step, "layers": rows}
+
+
+async def test_a_runs_layer_events_are_charted_one_line_per_block(projects_dir: Path):
+    app = app_on(projects_dir / "alpha", projects_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        monitor = await open_monitor(pilot)
+        source = QueueSource()
+        app.runner.start(JOB, source, monitor)
+        for event in (STARTED, metrics(1), metrics(2)):
+            source.queue.put(event)
+        await wait_for(pilot, lambda: monitor.view.step == 2)
+        await wait_for(pilot, lambda: monitor.drawn == monitor.view.version, delay=0.1)
+        shown = lambda: {panel.heading.plain: panel for panel in monitor.query(ChartPanel) if panel.display}
+        assert not [title for title in shown() if title.startswith("layer ")]  # no layer events, no layer charts
+
+        for event in (layers(2), metrics(3), metrics(4), layers(4)):
+            source.queue.put(event)
+        await wait_for(pilot, lambda: monitor.view.step == 4 and monitor.view.layers)
+        await wait_for(pilot, lambda: monitor.drawn == monitor.view.version, delay=0.1)
+        charts = {title: panel for title, panel in shown().items() if title.startswith("layer ")}
+        assert list(charts) == [
+            "layer grad norm  0 1",
+            "layer log10 |ΔW|/|W|  0 1",
+            "layer act RMS  0 1",
+            "layer attn entropy  0 1",
+        ]
+        plotted = lambda title: charts[title].query_one(PlotextPlot).plt._active.monitor
+        grad_norm = plotted("layer grad norm  0 1")
+        assert grad_norm.x == [[2, 4], [2, 4]] and grad_norm.y == [[2.0, 4.0], [3.0, 5.0]]
+        assert plotted("layer log10 |ΔW|/|W|  0 1").y == [[-1.0, -1.0], [-2.0, -2.0]]
+        legend = charts["layer grad norm  0 1"].heading
+        colours = {legend.plain[span.start : span.end]: str(span.style) for span in legend.spans}
+        assert colours["0"] != colours["1"]  # each block named in its line's colour
         source.close(0)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
 from engine import events as ev
 from engine.project import STAGES
-from llmlab_tui.run_view import CHARTS, RunView, Series, duration, report_lines
+from llmlab_tui.run_view import CHARTS, RunView, Series, duration, report_lines, spread
 
 STARTED = {
     "type": "started",
@@ -125,6 +126,37 @@ TINY_RUNS = {  # stage: (rows, stage settings): two steps, evaluated at the seco
 }
 
 
+def layers(step: int, blocks: int) -> dict:
+    """A `layers` event of `blocks` blocks whose measures say which block and step they are."""
+    rows = [
+        {"layer": i, "grad_norm": step + i, "update_ratio": 10.0 ** -(i + 1), "act_rms": 2.0 * i, "attn_entropy": 1.0}
+        for i in range(blocks)
+    ]
+    return {"type": "layers", "time": 0.0, "step": step, "layers": rows}
+
+
+def test_layer_events_fill_one_chart_per_measure_with_a_line_per_block():
+    view = RunView()
+    assert not [chart for chart in CHARTS if chart.per_layer and view.chart_lines(chart)]
+    view.apply([STARTED, metrics(1), metrics(2), layers(2, 2), metrics(3), metrics(4), layers(4, 2)])
+    charts = {chart.layer_measure: view.chart_lines(chart) for chart in CHARTS if chart.per_layer}
+    assert list(charts) == ["grad_norm", "update_ratio", "act_rms", "attn_entropy"]
+    assert charts["grad_norm"] == [("0", [2, 4], [2.0, 4.0]), ("1", [2, 4], [3.0, 5.0])]
+    assert charts["update_ratio"] == [("0", [2, 4], [-1.0, -1.0]), ("1", [2, 4], [-2.0, -2.0])]  # log10
+    assert charts["act_rms"] == [("0", [2, 4], [0.0, 0.0]), ("1", [2, 4], [2.0, 2.0])]
+    assert view.chart_lines(CHARTS[0])[0][1] == [1, 2, 3, 4]  # the loss chart is untouched
+
+
+def test_a_deep_model_draws_eight_blocks_spread_from_first_to_last():
+    view = RunView()
+    view.apply([STARTED, layers(2, 12), {**layers(4, 12), "layers": [{"layer": 0, "update_ratio": 0.0}]}])
+    grad_norm, update_ratio, *_ = (chart for chart in CHARTS if chart.per_layer)
+    assert [label for label, _, _ in view.chart_lines(grad_norm)] == ["0", "2", "3", "5", "6", "8", "9", "11"]
+    assert spread(list(range(3)), 8) == [0, 1, 2]
+    _, steps, values = view.chart_lines(update_ratio)[0]  # a ratio of 0 has no logarithm: not drawn
+    assert steps == [2, 4] and values[0] == -1.0 and math.isnan(values[1])
+
+
 @pytest.mark.parametrize("stage", STAGES)
 def test_a_tiny_run_of_each_stage_feeds_every_line_of_its_charts(stage, tmp_path):
     from engine.objectives import build_objective
@@ -132,15 +164,19 @@ def test_a_tiny_run_of_each_stage_feeds_every_line_of_its_charts(stage, tmp_path
     from tests.engine.objectives.helpers import objective_context
 
     rows, settings = TINY_RUNS[stage]
-    ctx = objective_context(tmp_path, stage, rows, steps=2, eval_every=2, eval_batches=1, warmup_steps=0, **settings)
+    ctx = objective_context(
+        tmp_path, stage, rows, steps=2, eval_every=2, eval_batches=1, warmup_steps=0, layer_stats=True, **settings
+    )
     events: list[dict] = []
     Trainer(ctx, build_objective(ctx), events.append).run()
     view = RunView()
     view.apply(events)
     charts = [chart for chart in CHARTS if stage in chart.stages]
+    blocks = {str(i) for i in range(ctx.project.model.n_layers)}  # a per-layer chart's lines
     for chart in charts:
-        drawn = {label for label, steps, _ in view.chart_lines(chart) if steps}
-        assert drawn == {line.label for line in chart.lines if stage in line.stages}, chart.title
+        drawn = {label for label, steps, values in view.chart_lines(chart) if steps and all(map(math.isfinite, values))}
+        expected = blocks if chart.per_layer else {line.label for line in chart.lines if stage in line.stages}
+        assert drawn == expected, chart.title
     assert [chart for chart in CHARTS if view.chart_lines(chart)] == charts
 
 
