@@ -24,7 +24,8 @@ pickles across a spawn queue and serialises as one JSON line. Torch-free: the ap
 | `error`      | message, traceback (formatted); problem: true when the input was refused        |
 |              | (an LLMLabError: the message says it all); died: true when the process vanished |
 | `token`      | text (chat: one streamed piece of a reply)                                      |
-| `reply`      | text + whatever the chat worker reports about the finished reply                |
+| `reply`      | text + whatever the chat worker reports about the finished reply (tokens,       |
+|              | tokens_per_s, stopped, token_probs: engine/chat_worker.py)                      |
 
 Control messages travel the other way: the strings `stop` (checkpoint, then finish with status
 `stopped`) and `save` (checkpoint now); a dict with that `type` is accepted too. `drain` is how a
