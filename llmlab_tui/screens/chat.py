@@ -248,14 +248,16 @@ class ChatScreen(ProjectScreen):
     # -- token probabilities -------------------------------------------------------------------------
 
     async def _mount_probs(self, markdown: Markdown, rows: list[dict]) -> None:
-        """The reply's probability view, before its Markdown; shown instead of it while Ctrl+T is on.
-        A reply regenerated from the view of the one it replaces takes the cursor."""
+        """The reply's probability view, before its Markdown; shown instead of it while Ctrl+T is on,
+        its first token on the line. A reply regenerated from the view of the one it replaces takes
+        the focus; one asked from the input leaves it there."""
         view = TokenProbs(rows, classes="chat-probs")
         await self.query_one("#chat-log").mount(view, before=markdown)
         markdown.add_class("scored")
-        if self.show_probs and self.cursor_follows:
-            view.focus()
+        if self.show_probs:
             self.show_line(view)
+            if self.cursor_follows:
+                view.focus()
 
     def action_toggle_probs(self) -> None:
         self.show_probs = not self.show_probs

@@ -3,7 +3,8 @@ a cursor moved over them with keys, and a line with the cursor's token and its a
 
 Rows are the chat worker's `token_probs` (engine/chat_worker.py): {token, prob, top: [{token, prob}]},
 the model's own softmax before any sampling setting. Plain functions build what is drawn, so tests
-read it without Textual; the widget posts `Moved` with the new line when its cursor moves.
+read it without Textual; the widget posts `Moved` with the new line when its cursor moves or it gets
+the focus.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ class TokenProbs(Static, can_focus=True):
     ]
 
     class Moved(Message):
-        """The cursor of `view` moved: `line` is what the top-k line shows now."""
+        """The cursor of `view` moved (or `view` got the focus): `line` is what the top-k line shows now."""
 
         def __init__(self, view: TokenProbs, line: Content) -> None:
             super().__init__()
@@ -79,6 +80,9 @@ class TokenProbs(Static, can_focus=True):
 
     def line(self) -> Content:
         return top_line(self.rows, self.cursor)
+
+    def on_focus(self) -> None:
+        self.post_message(self.Moved(self, self.line()))
 
     def action_move(self, step: int) -> None:
         self.action_move_to(min(max(self.cursor + step, 0), len(self.rows) - 1))

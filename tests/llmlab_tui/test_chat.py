@@ -190,8 +190,16 @@ async def test_ctrl_t_colours_a_reply_by_probability_and_the_cursor_shows_each_t
         await wait_for(pilot, lambda: app.focused is view and line().startswith("token 1/3"))
         assert len(chat.query(".chat-reply")) == 1 and not chat.query_one(".chat-reply").display
 
+        await pilot.press("end", "tab")  # to the input, to type on: the colours stay
+        await wait_for(pilot, lambda: app.focused is chat.query_one("#chat-input"))
+        assert line().startswith("token 3/3") and view.display
+        await pilot.press(*"more", "enter")  # the new reply's first token is on the line, the focus stays
+        await wait_for(pilot, lambda: len(chat.query(".chat-probs")) == 2 and line().startswith("token 1/3"))
+        assert app.focused is chat.query_one("#chat-input") and all(v.display for v in chat.query(".chat-probs"))
+
         await pilot.press("ctrl+t")
-        await wait_for(pilot, lambda: chat.query_one(".chat-reply").display and not view.display and not top.display)
+        replies = lambda: chat.query(".chat-reply")
+        await wait_for(pilot, lambda: all(r.display for r in replies()) and not view.display and not top.display)
         assert app.focused is chat.query_one("#chat-input")
 
 
