@@ -36,6 +36,7 @@ from llmlab_tui.widgets.pickers import ModelPicker
 from llmlab_tui.widgets.token_probs import TokenProbs
 
 JOB = "chat"
+NO_REPLY_LINE = "no reply yet: each reply shows its token probabilities here"  # Ctrl+T's line
 MODES = (("chat", "chat"), ("completion", "completion"))
 # the settings row: request key, label, default, parser
 SETTINGS = (
@@ -210,6 +211,7 @@ class ChatScreen(ProjectScreen):
         await self._end_stream()
         self.history = []
         await self.query_one("#chat-log").remove_children()
+        self.query_one("#chat-top", Label).update(NO_REPLY_LINE)
 
     # -- the worker's events ---------------------------------------------------------------------------
 
@@ -269,7 +271,7 @@ class ChatScreen(ProjectScreen):
             views.last().focus()
             self.show_line(views.last())
         else:
-            self.query_one("#chat-top", Label).update("no reply yet: each reply shows its token probabilities here")
+            self.query_one("#chat-top", Label).update(NO_REPLY_LINE)
 
     def show_line(self, view: TokenProbs) -> None:
         self.query_one("#chat-top", Label).update(view.line())
