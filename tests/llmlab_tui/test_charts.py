@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from llmlab_tui.run_view import CHARTS
+from llmlab_tui.run_view import CHARTS, LAYER_LINES
 from llmlab_tui.screens.chart import ChartScreen
 from llmlab_tui.screens.monitor import MonitorScreen
-from llmlab_tui.widgets.charts import MIN_ROWS, ChartPanel, chart_grid, nice_ticks, step_ticks, thinned
+from llmlab_tui.widgets.charts import COLORS, MIN_ROWS, ChartPanel, chart_grid, legend, nice_ticks, step_ticks, thinned
 from tests.llmlab_tui.pilot_keys import app_on, wait_for
 from tests.llmlab_tui.test_monitor import STARTED, metrics
 
@@ -114,3 +114,12 @@ def test_a_long_line_is_thinned_to_the_plot_keeping_each_slice_extremes():
     assert all(values[int(x) - 1] == y for x, y in zip(kept_steps, kept_values))  # real points only
     short = list(range(10))
     assert thinned(short, [0.0] * 10, columns=50) == (short, [0.0] * 10)
+
+
+def test_a_per_layer_legend_names_each_block_in_its_own_colour_and_fits():
+    assert len(set(COLORS)) >= LAYER_LINES  # every block a per-layer chart draws has a colour of its own
+    blocks = [str(i) for i in range(LAYER_LINES)]
+    for chart in (chart for chart in CHARTS if chart.per_layer):
+        heading = legend(chart.title, blocks, per_layer=True)
+        assert heading.plain == f"{chart.title}  0 1 2 3 4 5 6 7" and len(heading.plain) <= 38  # 2 charts a row
+        assert len({str(span.style) for span in heading.spans if heading.plain[span.start : span.end].isdigit()}) == 8
