@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from engine.cli import main
+from engine.evaluation import evaluate
 from engine.factory import model_config
 from engine.model import LLMLabForCausalLM
 from engine.project import ModelConfig
@@ -126,14 +127,16 @@ def test_eval_scores_a_local_task_with_our_models_own_logprobs(tiny, offline, tm
     assert offline == []
 
 
-def test_limit_scores_only_the_first_documents_and_keeps_other_tasks(tiny, offline, capsys):
+def test_limit_scores_only_the_first_documents_keeps_other_tasks_and_reports_phases(tiny, offline):
     _, _, model_dir, tasks = tiny
     (model_dir / "eval").mkdir()
     earlier = {"model": str(model_dir), "tasks": {"other": {"metrics": {"acc": 0.25}}}}
     (model_dir / "eval" / "results.json").write_text(json.dumps(earlier))
-    command = ["eval", str(model_dir), "--tasks", "tiny_choice", "--include-path", str(tasks), "--limit", "3"]
-    assert main([*command, "--batch-size", "2", "--json"]) == 0
-    report = json.loads(capsys.readouterr().out)
+    events = []
+    report = evaluate(model_dir, "tiny_choice", limit=3, batch_size=2, include_path=str(tasks), emit=events.append)
+    assert [e["name"] for e in events if "done" not in e] == ["model", "tasks", "requests"]
+    requests = 4 + 2 + 3  # the choices of the first three documents
+    assert [(e["done"], e["total"]) for e in events if "done" in e] == [(0, requests), (requests, requests)]
     entry = report["tasks"]["tiny_choice"]
     assert entry["samples"] == 3 and entry["limit"] == 3 and entry["batch_size"] == 2
     stored = json.loads((model_dir / "eval" / "results.json").read_text())
