@@ -103,7 +103,8 @@ def own_loglikelihood(model, tokenizer, context: str, continuation: str) -> floa
 def test_eval_scores_a_local_task_with_our_models_own_logprobs(tiny, offline, tmp_path, capsys, monkeypatch):
     model, tokenizer, model_dir, tasks = tiny
     monkeypatch.chdir(tmp_path / "model")  # the task's data is found from its YAML's folder, not from here
-    assert main(["eval", str(model_dir), "--tasks", "tiny_choice", "--include-path", str(tasks), "--log-samples"]) == 0
+    command = ["eval", str(model_dir), "--tasks", "tiny_choice", "--include-path", str(tasks), "--device", "cpu"]
+    assert main([*command, "--log-samples"]) == 0
     table = [[cell.strip() for cell in line.split("|")[1:-1]] for line in capsys.readouterr().out.splitlines()[:3]]
     assert table[0] == ["task", "version", "shots", "samples", "metric", "value", "stderr"]
     assert table[2][:5] == ["tiny_choice", "Yaml", "0", str(len(ROWS)), "acc"]
