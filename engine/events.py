@@ -38,6 +38,7 @@ import json
 import queue
 import time
 import traceback as tb
+from collections.abc import Callable
 from pathlib import Path
 
 from engine.project.problems import LLMLabError
@@ -56,8 +57,9 @@ EVENT_TYPES = (
     "token",
     "reply",
 )
-# A run's preparation, in the order a run goes through them (resume only when it resumes).
-PHASES = ("worker", "tokenizer", "model", "datasets", "resume", "first step")
+# A run's preparation, in the order a run goes through them (resume only when it resumes), then
+# an evaluation's (engine.evaluation): the model, lm-eval's tasks, the requests scored.
+PHASES = ("worker", "tokenizer", "model", "datasets", "resume", "first step", "tasks", "requests")
 LOG_LEVELS = ("info", "warning", "error")
 FINISH_STATUSES = ("completed", "stopped", "diverged")
 CONTROL_MESSAGES = ("stop", "save")
@@ -93,6 +95,28 @@ def phase_text(ev: dict) -> str:
     if not total:
         return f"{ev['message']}: {done:,}{unit}"
     return f"{ev['message']}: {done:,}/{total:,}{unit} ({done / total:.0%})"
+
+
+class Phases:
+    """Emits `phase` events (a run's rank 0, an evaluation); progress at most every PROGRESS_SECONDS, and its ends."""
+
+    PROGRESS_SECONDS = 0.25
+
+    def __init__(self, emit: Callable[[dict], None] | None):
+        self.emit, self.name, self.last, self.said = emit, "worker", 0.0, None
+
+    def begin(self, name: str, message: str) -> None:
+        self.name = name
+        if self.emit is not None:
+            self.emit(phase(name, message))
+
+    def progress(self, message: str, done: int, total: int | None, unit: str) -> None:
+        now = time.monotonic()
+        early = 0 < done != total and now - self.last < self.PROGRESS_SECONDS
+        if self.emit is None or early or self.said == (message, done):
+            return
+        self.last, self.said = now, (message, done)
+        self.emit(phase(self.name, message, done, total, unit))
 
 
 def finished(status: str, report: dict, **fields) -> dict:

@@ -89,6 +89,14 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", dtype: torc
     return model.to(device).eval()
 
 
+def load_merged_model(path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None):
+    """`load_model` with an adapter directory's adapters baked in: the weights the model runs with."""
+    model = load_model(path, device, dtype)
+    if hasattr(model, "merge_and_unload"):  # a PeftModel
+        model = model.merge_and_unload()
+    return model.eval()
+
+
 def _refuse_non_finite(model: torch.nn.Module, path: Path) -> None:
     """A model whose weights hold nan or inf (written by a run that diverged) is refused by name."""
     bad = [name for name, param in model.named_parameters() if not torch.isfinite(param).all()]

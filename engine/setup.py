@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ import transformers
 
 from engine import device as dev
 from engine.checkpoints import load_trainer_state
-from engine.events import log, phase
+from engine.events import Phases, log
 from engine.factory import build_model, load_model
 from engine.lora import merged_start
 from engine.memory import check_fits
@@ -236,28 +235,6 @@ def _tokenizer_phase(project) -> str:
     if source == "bpe" and not project_tokenizer_file(project.root).is_file():
         return f"training the project's BPE tokenizer (vocab {project.tokenizer.vocab_size:,}) on its text"
     return f"loading the tokenizer ({'the project BPE' if source == 'bpe' else source})"
-
-
-class Phases:
-    """Emits rank 0's `phase` events; progress at most every PROGRESS_SECONDS, and its ends."""
-
-    PROGRESS_SECONDS = 0.25
-
-    def __init__(self, emit: Callable[[dict], None] | None):
-        self.emit, self.name, self.last, self.said = emit, "worker", 0.0, None
-
-    def begin(self, name: str, message: str) -> None:
-        self.name = name
-        if self.emit is not None:
-            self.emit(phase(name, message))
-
-    def progress(self, message: str, done: int, total: int | None, unit: str) -> None:
-        now = time.monotonic()
-        early = 0 < done != total and now - self.last < self.PROGRESS_SECONDS
-        if self.emit is None or early or self.said == (message, done):
-            return
-        self.last, self.said = now, (message, done)
-        self.emit(phase(self.name, message, done, total, unit))
 
 
 def seed_everything(seed: int) -> None:

@@ -1,8 +1,10 @@
 """The one-shot tools the app runs in a worker process (engine.worker.start_tool): merge LoRA
-adapters, export, train the tokenizer, preview a stage's dataset, inspect a model.
+adapters, export, train the tokenizer, preview a stage's dataset, inspect a model, evaluate it
+with lm-eval.
 
 Torch-free at import, like engine.worker, which hands `tool` to a spawned child. A tool reports
-one `finished` event whose report is its plain result, or an `error` event with the traceback.
+one `finished` event whose report is its plain result, or an `error` event with the traceback;
+a tool of PROGRESS_TOOLS also gets `emit`, for its `phase` events on the way.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import asdict
 from typing import Any
 
 from engine import events as ev
+from engine.evaluation import evaluate  # torch-free at import, like this module
 from engine.project.layout import project_tokenizer_file
 from engine.project.problems import LLMLabError
 
@@ -68,13 +71,16 @@ TOOLS: dict[str, Callable[..., dict]] = {
     "tokenizer": train_tokenizer,
     "preview": preview,
     "inspect": inspect,
+    "eval": evaluate,  # `llmlab eval`: the scores, stored beside the model
 }
+PROGRESS_TOOLS = {"eval"}
 
 
 def tool(name: str, events: Any, control: Any, **kwargs) -> dict:
     """Run `TOOLS[name](**kwargs)`: one `finished` event with its report, or an `error` event."""
     try:
-        report = TOOLS[name](**kwargs)
+        progress = {"emit": events.put} if name in PROGRESS_TOOLS else {}
+        report = TOOLS[name](**kwargs, **progress)
     except BaseException as error:
         events.put(ev.error_event(error))
         raise

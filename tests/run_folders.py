@@ -22,3 +22,11 @@ def write_run(directory, lr, encoding, losses, bpb):
     config = {"name": "p", "seed": 1, "model": {"positional_encoding": encoding}, "pretrain": {"lr": lr, "steps": 3}}
     (directory / "project.toml").write_text(tomli_w.dumps(config))
     return directory
+
+
+def write_scores(run_dir, **accuracy):
+    """lm-eval scores of the run's final model, as `llmlab eval` stores them: {task: acc}."""
+    from engine.project.eval_results import store_results
+
+    tasks = {task: {"metrics": {"acc": acc, "acc_stderr": 0.01}, "samples": 10} for task, acc in accuracy.items()}
+    return store_results(run_dir / "final", tasks)

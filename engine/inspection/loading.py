@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from engine.factory import load_model
+from engine.factory import load_merged_model
 from engine.model import LLMLabForCausalLM
 from engine.project.problems import LLMLabError
 from engine.tokenizer import saved_tokenizer
@@ -16,9 +16,7 @@ from engine.tokenizer import saved_tokenizer
 
 def load_inspectable(model_dir: str | Path, device: str | torch.device = "cpu"):
     """(model, tokenizer) of `model_dir`; LLMLabError when it is not an LLM-Lab model."""
-    model = load_model(model_dir, device)
-    if hasattr(model, "merge_and_unload"):  # a PeftModel: bake the adapters in
-        model = model.merge_and_unload()
+    model = load_merged_model(model_dir, device)
     if not isinstance(model, LLMLabForCausalLM):
         raise LLMLabError(
             f"model: {model_dir} is a {type(model).__name__}; inspect reads LLM-Lab models (model_type llmlab)"

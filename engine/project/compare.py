@@ -3,7 +3,9 @@
 A run's metrics.jsonl gives the series: every `metrics` event's numbers (its `loss` as
 `train_loss`) and every `eval` event's (its `loss` as `eval_loss`, `bpb` as it is, the rest as
 `eval_<name>`), each against the step, the tokens seen and the wall time since the run's first
-event. A run folder's project.toml is the configuration it trained with; `config_diff` keeps only
+event. The lm-eval scores of the run's final model (`llmlab eval`, engine.project.eval_results)
+join its final measures as `<task> <metric>` ("hellaswag acc"), after the series' measures. A run
+folder's project.toml is the configuration it trained with; `config_diff` keeps only
 the dotted fields whose values are not the same in every run. Torch-free: the app's Compare uses it.
 """
 
@@ -13,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.events import read_events
+from engine.project import eval_results
 from engine.project.files import read_toml
-from engine.project.layout import METRICS_FILE, PROJECT_FILE
+from engine.project.layout import FINAL, METRICS_FILE, PROJECT_FILE
 from engine.project.problems import LLMLabError, Problem
 from engine.project.runs import run_state
 
@@ -27,11 +30,13 @@ MISSING = "—"
 
 @dataclass
 class RunSeries:
-    """One run's measures: {measure: [(step, tokens seen, seconds since start, value)]}."""
+    """One run's measures: {measure: [(step, tokens seen, seconds since start, value)]}, and the
+    lm-eval scores of its final model ({"<task> <metric>": value})."""
 
     run_dir: Path
     points: dict[str, list[tuple[int, int, float, float]]] = field(default_factory=dict)
     state: str = ""
+    scores: dict[str, float] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -49,8 +54,8 @@ class RunSeries:
         return [p[index] for p in found], [p[3] for p in found]
 
     def final(self) -> dict[str, float]:
-        """The last value of each measure."""
-        return {measure: found[-1][3] for measure, found in self.points.items() if found}
+        """The last value of each measure, and the scores."""
+        return {measure: found[-1][3] for measure, found in self.points.items() if found} | self.scores
 
 
 def order_measures(names) -> list[str]:
@@ -62,13 +67,19 @@ def order_measures(names) -> list[str]:
     return [m for m in _FIRST if m in names] + sorted(names - set(_FIRST))
 
 
+def final_measures(runs: list[RunSeries]) -> list[str]:
+    """What a table of the runs' finals lists: their measures in order (order_measures), then their
+    lm-eval scores by name."""
+    return order_measures({m for run in runs for m in run.points}) + sorted({s for run in runs for s in run.scores})
+
+
 def read_run(run_dir: str | Path) -> RunSeries:
     """A run folder's series from its metrics.jsonl (refused, naming the folder, when it has none)."""
     run_dir = Path(run_dir)
     path = run_dir / METRICS_FILE
     if not path.is_file():
         raise LLMLabError(Problem("run", f"{run_dir}: not a run folder (no {METRICS_FILE})"))
-    run = RunSeries(run_dir, state=run_state(run_dir)["state"])
+    run = RunSeries(run_dir, state=run_state(run_dir)["state"], scores=eval_results.measures(run_dir / FINAL))
     start, step, tokens = None, 0, 0
     for ev in read_events(path):
         kind, when = ev.get("type"), ev.get("time")
@@ -126,7 +137,7 @@ def comparison(run_dirs: list[str | Path]) -> dict:
     runs = [read_run(path) for path in run_dirs]
     return {
         "runs": [{"run": str(run.run_dir), "state": run.state, "final": run.final()} for run in runs],
-        "measures": order_measures({m for run in runs for m in run.points}),
+        "measures": final_measures(runs),
         "differences": config_diff([run_config(run.run_dir) for run in runs]),
     }
 

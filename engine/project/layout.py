@@ -9,6 +9,7 @@ beyond looking).
         control/                     stop / save requests from other processes (CONTROL_DIR)
         step-000200/, final/         checkpoints (step_name(step), FINAL), each a model directory
         final-merged/                LoRA adapters baked into a full model (MERGED_SUFFIX)
+    <model directory>/eval/results.json  its lm-eval scores (EVAL_DIR, EVAL_RESULTS: eval_results.py)
     <any output folder>/.llmlab-output.json  what wrote it (OUTPUT_MARKER; outputs.py's rules)
 
 A model directory is one of three kinds (`model_kind`): FULL (config.json + weights),
@@ -36,6 +37,8 @@ MODEL_CONFIG = "config.json"
 ADAPTER_CONFIG = "adapter_config.json"
 MERGED_SUFFIX = "-merged"  # merging `<dir>` writes the sibling `<dir>-merged` unless told otherwise
 OUTPUT_MARKER = ".llmlab-output.json"  # what wrote an output folder (--out): engine.project.outputs
+EVAL_DIR = "eval"  # beside a model's weights: what `llmlab eval` measured (engine.project.eval_results)
+EVAL_RESULTS = "results.json"
 
 FULL, ADAPTER, MERGED = "full", "adapter", "merged"
 STEP_NAME = re.compile(r"^step-(\d+)$")

@@ -2,7 +2,9 @@
 seen or wall time, with a table of their final measures and the settings that differ between them
 (engine/project/compare.py reads the run folders; nothing runs here).
 
-The list numbers the runs (`[n]` in the chart's legend and the table's columns); space ticks one;
+The table also lists the lm-eval scores of each run's final model (`llmlab eval`, or Tools), as
+rows like `hellaswag acc`. The list numbers the runs (`[n]` in the chart's legend and the table's
+columns); space ticks one;
 `m` and `x` (or the two selectors) pick the measure and the x axis; `r` reads the run folders
 again (a live run's newest points).
 """
@@ -16,7 +18,18 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Select, SelectionList
 
-from engine.project.compare import AXES, RunSeries, config_diff, format_value, order_measures, read_run, run_config
+from engine.project.compare import (
+    AXES,
+    RunSeries,
+    config_diff,
+    final_measures,
+    format_value,
+    order_measures,
+    read_run,
+    run_config,
+)
+from engine.project.eval_results import results_file
+from engine.project.layout import FINAL, METRICS_FILE
 from engine.project.problems import LLMLabError
 from engine.project.runs import list_runs, run_state
 from llmlab_tui.screens.base import ProjectScreen
@@ -42,7 +55,7 @@ class CompareScreen(ProjectScreen):
     def __init__(self) -> None:
         super().__init__()
         self.runs: list[Path] = []
-        self._read: dict[Path, tuple[float, RunSeries]] = {}  # run folder → (metrics mtime, series)
+        self._read: dict[Path, tuple[tuple, RunSeries]] = {}  # run folder → (its files' mtimes, series)
         self.lines: list[tuple[str, list[float], list[float]]] = []  # the chart's series as last drawn
         self.choices = {"measure": [DEFAULT_MEASURE], "axis": list(AXES)}  # what each selector offers
 
@@ -82,7 +95,9 @@ class CompareScreen(ProjectScreen):
         return found
 
     def _series(self, run_dir: Path) -> RunSeries:
-        stamp = (run_dir / "metrics.jsonl").stat().st_mtime if (run_dir / "metrics.jsonl").is_file() else 0.0
+        """The run read again when its events or its final model's scores changed since last read."""
+        files = (run_dir / METRICS_FILE, results_file(run_dir / FINAL))
+        stamp = tuple(file.stat().st_mtime if file.is_file() else 0.0 for file in files)
         cached = self._read.get(run_dir)
         if cached is None or cached[0] != stamp:
             cached = self._read[run_dir] = (stamp, read_run(run_dir))
@@ -131,7 +146,7 @@ class CompareScreen(ProjectScreen):
             return
         table.add_columns("final / differs", *(f"[{n}]" for n, _ in runs))
         finals = [run.final() for _, run in runs]
-        for measure in order_measures({m for _, run in runs for m in run.points}):
+        for measure in final_measures([run for _, run in runs]):
             table.add_row(measure, *(format_value(final.get(measure)) for final in finals))
         for key, values in config_diff([run_config(run.run_dir) for _, run in runs]).items():
             table.add_row(key, *map(format_value, values))

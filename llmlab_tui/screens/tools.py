@@ -1,7 +1,12 @@
 """The tools screen: merge LoRA adapters into a full model, export a model to Llama format, train
-the project's BPE tokenizer. Each runs in a worker process (engine/task_worker.py: `tool`); its
-report or its error, with the traceback, shows below the forms. Each button runs the action of its
-key binding (Textual's `Button(action=...)`).
+the project's BPE tokenizer, evaluate a model with lm-eval. Each runs in a worker process
+(engine/task_worker.py: `tool`); its progress (an evaluation's phases), then its report or its
+error, with the traceback, shows below the forms. Each button runs the action of its key binding
+(Textual's `Button(action=...)`).
+
+An evaluation is `llmlab eval` (engine.evaluation): the tasks by lm-eval name (LLM-Lab's own
+`demo_facts` by default), an optional limit of documents per task and a folder of task files; its
+result table shows below, and the scores are stored beside the model, where Compare (F7) reads them.
 
 Merge and export write only new or empty folders, like `llmlab merge` / `llmlab export`
 (engine.project.outputs); running one again onto its earlier output is refused unless its
@@ -18,6 +23,8 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
 from textual.widgets import Button, Checkbox, Footer, Input, Label, Select, Static
 
+from engine.events import phase_text
+from engine.project.eval_results import results_table
 from engine.project.layout import project_tokenizer_file
 from engine.worker import start_tool
 from llmlab_tui.messages import WorkerEvents, error_content
@@ -29,6 +36,7 @@ from llmlab_tui.widgets.pickers import ModelPicker
 
 JOB = "tool"
 EXPORT_DIR = "export"  # default exports go to <project>/export/<run>-<checkpoint>-llama
+DEFAULT_TASKS = "demo_facts"  # LLM-Lab's own task (engine/eval_tasks/): the demo world's facts
 
 
 class ToolsScreen(ProjectScreen):
@@ -36,11 +44,13 @@ class ToolsScreen(ProjectScreen):
         Binding("ctrl+g", "merge", "Merge", id="tools.merge"),
         Binding("ctrl+o", "export", "Export", id="tools.export"),
         Binding("ctrl+t", "tokenizer", "Tokenizer", id="tools.tokenizer"),
+        Binding("ctrl+l", "evaluate", "Evaluate", id="tools.evaluate"),  # ctrl+e: end of line in a field
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self.models = []
+        self.running = ""  # the tool last started, named in its progress lines
 
     def compose(self) -> ComposeResult:
         self.models = models = model_dirs(self.project) if self.project else []
@@ -71,6 +81,15 @@ class ToolsScreen(ProjectScreen):
             yield Label("Tokenizer", classes="field-set-title")
             yield Label(self._tokenizer_line(), id="tokenizer-line")
             yield Button("Train BPE (^t)", id="tokenizer", action="screen.tokenizer", compact=True)
+            yield Label("Evaluate with lm-eval", classes="field-set-title")
+            yield from _row("model", ModelPicker(_options(models), "no model yet", "eval-model"))
+            yield from _row("--tasks", OrderedInput(DEFAULT_TASKS, compact=True, id="eval-tasks"))
+            yield from _row("--limit", OrderedInput(placeholder="blank: every document", compact=True, id="eval-limit"))
+            yield from _row(
+                "--include-path",
+                OrderedInput(placeholder="blank: LLM-Lab's own tasks", compact=True, id="eval-include"),
+            )
+            yield Button("Evaluate (^l)", id="evaluate", action="screen.evaluate", compact=True)
         yield Static("", id="tool-output")
         yield Footer()
 
@@ -89,6 +108,7 @@ class ToolsScreen(ProjectScreen):
         self.models = models
         self.query_one("#merge-adapter", ModelPicker).set_models(_options(models, adapter=True))
         self.query_one("#export-model", ModelPicker).set_models(_options(models, adapter=False))
+        self.query_one("#eval-model", ModelPicker).set_models(_options(models))
 
     def _tokenizer_line(self) -> str:
         if self.project is None:
@@ -126,6 +146,24 @@ class ToolsScreen(ProjectScreen):
     def action_tokenizer(self) -> None:
         self.start("tokenizer", project_path=str(self.project.root))
 
+    def action_evaluate(self) -> None:
+        model = self.query_one("#eval-model", Select).value
+        if model == Select.NULL:
+            self.tell("No model directory to evaluate (run a stage first).", "warning")
+            return
+        limit = self.query_one("#eval-limit", Input).value.strip()
+        if limit and not limit.isdigit():
+            self.tell(f"--limit: a whole number of documents per task, or blank; got {limit!r}", "warning")
+            return
+        include = self.query_one("#eval-include", Input).value.strip()
+        self.start(
+            "eval",
+            model_dir=str(model),
+            tasks=self.query_one("#eval-tasks", Input).value,
+            limit=int(limit) if limit else None,
+            include_path=str(self.project.resolve(include)) if include else None,
+        )
+
     def _out(self, selector: str) -> str:
         text = self.query_one(selector, Input).value.strip()
         return str(self.project.resolve(text)) if text else ""
@@ -134,15 +172,18 @@ class ToolsScreen(ProjectScreen):
         if self.app.runner.running(JOB):
             self.tell("A tool is running already; wait for it.", "warning")
             return
+        self.running = name
         self.show(f"{name}: running in a worker …")
         self.app.runner.start(JOB, start_tool(name, **kwargs), self)
 
     def on_worker_events(self, message: WorkerEvents) -> None:
         if message.job != JOB:
             return
+        for event in message.of("phase")[-1:]:
+            self.show(f"{self.running}: {phase_text(event)}")
         for event in message.of("finished"):
             self.refresh_models()  # a merged model or a tokenizer appears in the lines above
-            lines = "\n".join(f"  {key}: {value}" for key, value in event["report"].items())
+            lines = REPORTS.get(event.get("tool"), _report_lines)(event["report"])
             self.show(Content.assemble((f"{event.get('tool')}: done\n", "$text-success bold"), lines))
             self.notify_elsewhere(f"{event.get('tool')}: done (F6)")
         for event in message.of("error"):
@@ -168,5 +209,18 @@ def _row(label: str, editor) -> ComposeResult:
         yield editor
 
 
-def _options(models: list[ModelDir], adapter: bool) -> list[tuple[str, str]]:
-    return [(m.title, str(m.path)) for m in models if m.adapter == adapter]
+def _options(models: list[ModelDir], adapter: bool | None = None) -> list[tuple[str, str]]:
+    """(title, path) of the model directories, only adapters or only full models when `adapter` says."""
+    return [(m.title, str(m.path)) for m in models if adapter is None or m.adapter == adapter]
+
+
+def _report_lines(report: dict) -> str:
+    return "\n".join(f"  {key}: {value}" for key, value in report.items())
+
+
+def _eval_lines(report: dict) -> str:
+    """An evaluation's result table, then where its scores are stored."""
+    return "\n".join([*results_table(report["tasks"]), f"stored in {report['results']}"])
+
+
+REPORTS = {"eval": _eval_lines}  # a tool's report as text, where plain "key: value" lines would not do

@@ -1,12 +1,13 @@
 """The compare screen at 80×24 over hand-written run folders: tick two runs, the chart holds a
 series for each, the table shows bits per byte and the one setting that differs; `x` plots the
-same runs against tokens seen, `m` moves to the next measure."""
+same runs against tokens seen, `m` moves to the next measure. A final model's lm-eval scores are
+rows of the table (read again once stored), never measures of the chart."""
 
 from __future__ import annotations
 
 from llmlab_tui.screens.compare import CompareScreen
 from tests.llmlab_tui.pilot_keys import app_on, wait_for
-from tests.run_folders import write_run
+from tests.run_folders import write_run, write_scores
 from tests.tiny_project import make_project
 
 
@@ -49,3 +50,25 @@ async def test_a_ticked_run_looks_ticked_and_an_unticked_one_empty(tmp_path):
         for name in ("selection-list--button-selected", "selection-list--button-selected-highlighted"):
             style = runs.get_component_rich_style(name)
             assert style.color != style.bgcolor, name
+
+
+async def test_lm_eval_scores_of_a_final_model_are_rows_of_the_table(tmp_path):
+    project = make_project(tmp_path / "projects" / "tiny")
+    first = write_run(project / "runs/pretrain-20260101-120000", 1e-3, "rope", [3.0, 2.5], 1.1)
+    write_run(project / "runs/pretrain-20260101-120001", 1e-3, "alibi", [3.1, 2.7], 1.3)
+    write_scores(first, demo_facts=0.625)
+    app = app_on(project, project.parent)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f7")
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen))
+        screen = app.screen
+        table = screen.query_one("#compare-table")
+        rows = lambda: {table.get_row_at(i)[0]: table.get_row_at(i)[1:] for i in range(table.row_count)}
+        await pilot.press("space", "down", "space")
+        await wait_for(pilot, lambda: len(screen.lines) == 2)
+        assert rows()["demo_facts acc"] == ["0.625", "—"]
+        assert "demo_facts acc" not in screen.choices["measure"]
+        write_scores(first, hellaswag=0.25)  # evaluated again while Compare is open
+        await pilot.press("space", "space")
+        await wait_for(pilot, lambda: "hellaswag acc" in rows())
+        assert rows()["hellaswag acc"] == ["0.25", "—"]

@@ -39,6 +39,13 @@ async def test_with_models_the_lists_hold_them_alone(projects_dir: Path):
         assert offered(export) == [str(newer), str(older)] and export.value == str(newer)
         adapters = tools.query_one("#merge-adapter", ModelPicker)
         assert offered(adapters) == [Select.NULL] and adapters.disabled  # no adapter run: the prompt alone
+        adapter = make_model(project, "sft-20260103-120000", "final")
+        (adapter / "config.json").rename(adapter / "adapter_config.json")
+        await show(pilot, "f5", ChatScreen)
+        await show(pilot, "f6", ToolsScreen)  # back on F6: the new adapters join; evaluation takes any model
+        evaluate = tools.query_one("#eval-model", ModelPicker)
+        await wait_for(pilot, lambda: offered(evaluate) == [str(adapter), str(newer), str(older)])
+        assert offered(export) == [str(newer), str(older)] and offered(adapters) == [str(adapter)]
 
 
 async def test_without_models_the_prompt_cannot_be_picked_and_new_models_join(projects_dir: Path):

@@ -1,6 +1,7 @@
 """Tools and the dataset preview with keys only, each run in a worker process: the tokenizer
 trains, a merge with no adapter is refused (by key and by button), a second merge onto the first
-needs its --overwrite box, the SFT preview marks the trained reply."""
+needs its --overwrite box, an evaluation shows its progress and its lm-eval table and stores the
+scores beside the model, the SFT preview marks the trained reply."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from llmlab_tui.messages import WorkerEvents
 from llmlab_tui.screens.preview import PreviewScreen, examples_content
 from llmlab_tui.screens.stages import StagesScreen
 from llmlab_tui.screens.tools import ToolsScreen
-from tests.llmlab_tui.pilot_keys import app_on, choose, tab_to, wait_for
+from tests.llmlab_tui.pilot_keys import app_on, choose, tab_to, type_into, wait_for
 from tests.tiny_project import APP_RUN, make_project
 
 SLOW = {"tries": 1200, "delay": 0.1}
@@ -148,3 +149,49 @@ async def test_a_tool_result_shows_without_a_toast_over_it_and_a_toast_when_else
         tools.post_message(WorkerEvents("tool", [failed]))
         await wait_for(pilot, lambda: app._notifications)
         assert [n.message for n in app._notifications] == ["export: out_dir: not empty (F6)"]
+
+
+def final_model(project: Path) -> Path:
+    """A pretraining run's final/ holding a tiny model with the byte tokenizer."""
+    from engine.factory import build_model
+    from engine.project import ModelConfig, Project
+    from engine.tokenizer import byte_tokenizer
+
+    tokenizer = byte_tokenizer()
+    model = ModelConfig(d_model=32, n_layers=1, n_heads=2, n_kv_heads=1, d_ff=64, max_seq_len=64)
+    final = project / "runs" / "pretrain-20250101-000000" / "final"
+    build_model(Project(model=model), tokenizer).save_pretrained(final)
+    tokenizer.save_pretrained(final)
+    return final
+
+
+async def test_an_evaluation_shows_progress_and_its_table_and_stores_the_scores(tmp_path: Path, monkeypatch):
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.setenv(name, "1")  # the worker inherits them; demo_facts is local anyway
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "datasets-cache"))
+    project = make_project(tmp_path / "projects" / "tiny", **APP_RUN)
+    final = final_model(project)
+    app = app_on(project, project.parent)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f6")
+        await wait_for(pilot, lambda: isinstance(app.screen, ToolsScreen) and app.screen.project)
+        tools = app.screen
+        output = lambda: str(tools.query_one("#tool-output").render())
+        assert tools.query_one("#eval-model").value == str(final)
+        await type_into(pilot, "eval-limit", "many")
+        await pilot.press("ctrl+l")
+        await wait_for(pilot, lambda: "--limit: a whole number of documents per task" in output())
+        await type_into(pilot, "eval-limit", "6")
+        await pilot.press("ctrl+l")
+        await wait_for(pilot, lambda: "eval: done" in output(), **SLOW)
+        lines = output().splitlines()
+        cells = [[cell.strip() for cell in line.split("|")[1:-1]] for line in lines[1:-1]]
+        assert cells[0] == ["task", "version", "shots", "samples", "metric", "value", "stderr"]
+        assert cells[2][:5] == ["demo_facts", "1.0", "0", "6", "acc"]
+        assert lines[-1] == f"stored in {final / 'eval' / 'results.json'}"
+        stored = json.loads((final / "eval" / "results.json").read_text())["tasks"]["demo_facts"]
+        assert stored["samples"] == 6 and cells[2][5] == f"{stored['metrics']['acc']:.4f}"
+        progress = {"type": "phase", "name": "requests", "message": "scoring choices", "done": 30, "total": 120}
+        progress |= {"unit": "requests"}
+        tools.post_message(WorkerEvents("tool", [progress]))
+        await wait_for(pilot, lambda: output() == "eval: scoring choices: 30/120 requests (25%)")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from engine.cli import main
-from tests.run_folders import write_run
+from tests.run_folders import write_run, write_scores
 
 
 def test_compare_prints_finals_and_differences(tmp_path, capsys):
@@ -19,6 +19,9 @@ def test_compare_prints_finals_and_differences(tmp_path, capsys):
     assert lines[5].split() == ["eval_loss", "2", "2.4"]
     assert lines[6].split() == ["bpb", "1.1", "1.3"]
     assert lines[-1].split() == ["pretrain.lr", "0.001", "0.003"]
+    write_scores(second, demo_facts=0.625)
+    assert main(["compare", str(first), str(second)]) == 0
+    assert ["demo_facts", "acc", "—", "0.625"] in [line.split() for line in capsys.readouterr().out.splitlines()]
     assert main(["compare", str(first), str(second), "--json"]) == 0
     found = json.loads(capsys.readouterr().out)
     assert found["differences"] == {"pretrain.lr": [0.001, 0.003]}

@@ -9,7 +9,7 @@ import pytest
 
 from engine.project.compare import comparison, config_diff, read_run
 from engine.project.problems import LLMLabError
-from tests.run_folders import write_run
+from tests.run_folders import write_run, write_scores
 
 
 @pytest.fixture
@@ -53,3 +53,12 @@ def test_config_diff_keeps_fields_absent_from_one_side():
 def test_a_folder_without_metrics_is_refused(tmp_path):
     with pytest.raises(LLMLabError, match="not a run folder"):
         read_run(tmp_path)
+
+
+def test_the_final_models_lm_eval_scores_join_the_final_measures_last(runs):
+    write_scores(runs[0], hellaswag=0.31, demo_facts=0.62)
+    found = comparison(runs)
+    assert found["measures"][-2:] == ["demo_facts acc", "hellaswag acc"]  # stderr left out
+    assert found["runs"][0]["final"]["hellaswag acc"] == 0.31
+    assert "hellaswag acc" not in found["runs"][1]["final"]
+    assert read_run(runs[0]).measures() == read_run(runs[1]).measures()  # scores are no series to chart
