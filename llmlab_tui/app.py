@@ -19,6 +19,7 @@ from textual.app import App
 from textual.binding import Binding
 from textual.reactive import reactive
 from textual.screen import Screen
+from textual.widget import AwaitMount
 
 from engine.project import PROJECT_FILE, STAGES
 from llmlab_tui.screens.base import OpenProject
@@ -72,7 +73,14 @@ class LabApp(App):
     COMMANDS = App.COMMANDS | {lab_commands}
     BINDINGS = [
         # shown on every screen's top line (widgets/nav.py), so the footer keeps room for the screen's keys
-        *(Binding(e.key, f"show('{name}')", e.title, show=False, id=f"screen.{name}") for name, e in SCREENS.items()),
+        *(
+            Binding(e.key, f"go('{name}')", e.title, show=False, priority=True, id=f"screen.{name}")
+            for name, e in SCREENS.items()
+        ),
+        # Focus moves as Tab arrives (priority: before the next key is routed), not once the key has
+        # bubbled back up from the field it left, by which time the keys typed after it went there too
+        Binding("tab", "focus_next", "Next field", show=False, priority=True, id="app.focus_next"),
+        Binding("shift+tab", "focus_previous", "Previous field", show=False, priority=True, id="app.focus_previous"),
         Binding("question_mark", "keys", "Keys", id="app.keys"),
         Binding("escape", "back", "Back", id="app.back"),
         Binding("q", "quit", "Quit", id="app.quit"),
@@ -145,17 +153,27 @@ class LabApp(App):
             self.notify("Stopping: the app quits once the checkpoint is saved.")
             self.set_interval(0.2, lambda: self.training_job() or self.exit())
 
-    def action_show(self, name: str) -> None:
-        """Switch to a registered screen (refused, with a note, when it needs a project and none is open)."""
+    def action_show(self, name: str) -> AwaitMount | None:
+        """Switch to a registered screen (refused, with a note, when it needs a project and none is
+        open); the switch to await, None when there is none now (refused, or asking about edits)."""
         if SCREENS[name].needs_project and self.project_path is None:
             self.notify("Open a project first (F1: projects).", severity="warning")
-            return
-        if name != self.current_mode:
-            leave(self, lambda: self._switch(name))
+            return None
+        if name == self.current_mode:
+            return None
+        return leave(self, lambda: self._switch(name))
 
-    def _switch(self, name: str) -> None:
+    async def action_go(self, name: str) -> None:
+        """A screen's key: the next key is taken once the screen is there (a priority binding, so a
+        burst such as "F3 Tab 7" types the 7 on F3, not in the field F2 had focused)."""
+        switched = self.action_show(name)
+        if switched is not None:
+            await switched
+            await self.screen.wait_for_refresh()  # its resume (a reload, the first field's focus) done
+
+    def _switch(self, name: str) -> AwaitMount:
         self._history.append(self.current_mode)
-        self.switch_mode(name)
+        return self.switch_mode(name)
 
     def action_keys(self) -> None:
         """The keys dialog for the shown screen (screens/keys.py)."""

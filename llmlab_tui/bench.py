@@ -32,6 +32,7 @@ from engine.bench.common import cpu_name
 DEMO = Path(__file__).resolve().parents[1] / "projects" / "demo"
 HEAVY = ("torch", "transformers", "datasets", "peft")
 TARGET_SECONDS = 0.5
+REFERENCES = {"textual_bare": False, "textual_form": True}  # plain_paint, without / with the project's fields
 ROUNDS = 3
 TRAIN_STEPS = 300
 
@@ -39,6 +40,7 @@ IMPORT_CODE = "import time; t = time.perf_counter(); import llmlab_tui.app; prin
 PAINT_CODE = (
     "import json, sys; from llmlab_tui.bench import first_paint; print(json.dumps(first_paint(sys.argv[1] or None)))"
 )
+PLAIN_CODE = PAINT_CODE.replace("first_paint", "plain_paint")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -79,10 +81,58 @@ def first_paint(project: str | None) -> dict:
     return painted
 
 
-def _first_paint(project: Path | None, env: dict) -> tuple[float, dict]:
+def plain_paint(project: str | None) -> dict:
+    """Run in a fresh process: Textual's own cost, the references the app's start is read against.
+    No project: a bare App (a line and a Footer); a project: its F2 fields as plain Textual widgets
+    (a label and an Input / Select / Checkbox a row, in a scroll, with a Footer), none of the app's
+    logic, CSS or screens."""
+    from textual.app import App
+    from textual.containers import Horizontal, VerticalScroll
+    from textual.widgets import Checkbox, Footer, Input, Label, Select, Static
+
+    specs = []
+    if project:
+        from engine.project import load_project
+        from llmlab_tui.screens.architecture import tokenizer_specs
+        from llmlab_tui.widgets.forms import dataclass_specs
+
+        loaded = load_project(Path(project))
+        specs = tokenizer_specs(loaded) + dataclass_specs(loaded.model)
+    painted = {}
+
+    def editor(spec):
+        if spec.choices:
+            options = [(str(o), o) for o in dict.fromkeys([*spec.choices, spec.value])]
+            return Select(options, value=spec.value, allow_blank=False, compact=True)
+        if isinstance(spec.value, bool):
+            return Checkbox(value=spec.value, compact=True)
+        return Input(str(spec.value), compact=True)
+
+    class Plain(App):
+        CSS = ".row { height: 1; } .row Label { width: 26; } .row > * { max-width: 44; }"
+
+        def compose(self):
+            if not specs:
+                yield Static("a bare Textual app")
+            with VerticalScroll():
+                for spec in specs:
+                    with Horizontal(classes="row"):
+                        yield Label(spec.name)
+                        yield editor(spec)
+            yield Footer()
+
+        def on_ready(self) -> None:
+            painted.update(at=time.monotonic(), heavy=[], screen="plain Textual", widgets=len(self.screen.query("*")))
+            self.exit()
+
+    Plain().run(headless=True, size=(100, 30))
+    return painted
+
+
+def _first_paint(project: Path | None, env: dict, code: str = PAINT_CODE) -> tuple[float, dict]:
     """Seconds from starting a process to its first frame, and what first_paint noted there."""
     start = time.monotonic()
-    painted = json.loads(_python(PAINT_CODE, str(project) if project else "", env=env)[1])
+    painted = json.loads(_python(code, str(project) if project else "", env=env)[1])
     return painted["at"] - start, painted
 
 
@@ -104,7 +154,7 @@ def _python(code: str, *args: str, env: dict | None = None) -> tuple[float, str]
 
 def run_bench(project: Path | None, rounds: int) -> dict:
     """Median seconds of each measure over `rounds` fresh processes, and the heavy modules seen."""
-    measures = {"interpreter": [], "import": [], "first_paint": [], "first_paint_project": []}
+    measures = {key: [] for key in ("interpreter", "import", "first_paint", "first_paint_project", *REFERENCES)}
     heavy, screens = set(), {}
     with tempfile.TemporaryDirectory(prefix="llmlab-bench-tui-") as cache:
         env = cached_bytecode_env(cache)
@@ -117,6 +167,10 @@ def run_bench(project: Path | None, rounds: int) -> dict:
                 seconds, painted = _first_paint(opened, env)
                 measures[key].append(seconds)
                 heavy.update(painted["heavy"])
+                screens[key] = {"screen": painted["screen"], "widgets": painted["widgets"]}
+            for key, opened in REFERENCES.items():
+                seconds, painted = _first_paint(project if opened else None, env, PLAIN_CODE)
+                measures[key].append(seconds)
                 screens[key] = {"screen": painted["screen"], "widgets": painted["widgets"]}
     result = {
         "bench": "tui",
@@ -156,11 +210,17 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if project:
         rows.append([f"start to first paint ({project.name})", f"{result['first_paint_project_s']:.3f} s"])
+    rows.append(["reference: a bare Textual app", f"{result['textual_bare_s']:.3f} s"])
+    if project:
+        widgets = result["first_screens"]["textual_form"]["widgets"]
+        label = f"reference: its F2 fields in plain Textual ({widgets} widgets)"
+        rows.append([label, f"{result['textual_form_s']:.3f} s"])
     m = result["machine"]
     print(f"tui start, median of {args.rounds} fresh processes each, headless 100x30, bytecode cached")
     print(_table(["", "seconds"], rows))
     print(f"heavy modules loaded: {', '.join(result['heavy_modules']) or 'none'}")
-    shown = [f"{s['screen']} ({s['widgets']} widgets)" for s in result["first_screens"].values()]
+    screens = {key: shown for key, shown in result["first_screens"].items() if key not in REFERENCES}
+    shown = [f"{s['screen']} ({s['widgets']} widgets)" for s in screens.values()]
     print(f"first frames: {', '.join(shown)}")
     print(f"cpu: {m['cpu']}, {m['cpu_count']} cores, load {' '.join(map(str, m['load_average']))}, {m['date']}")
     worst = max(result["first_paint_s"], result["first_paint_project_s"] if project else 0.0)

@@ -23,6 +23,8 @@ NORMS = {"layernorm": "LayerNorm", "rmsnorm": "RMSNorm"}
 ATTENTIONS = {"mha": "MHA", "mqa": "MQA", "gqa": "GQA"}
 ACTIVATIONS = {"relu": "ReLU", "gelu": "GELU", "leaky_relu": "LeakyReLU", "silu": "SiLU", "swiglu": "SwiGLU"}
 # Where each positional encoding acts: (on the embeddings, inside attention)
+# What a stage's batch rows are, and the sequences each row trains on (0: rollouts, told as they run)
+STAGE_ROWS = {"dpo": ("pairs", 2), "ppo": ("prompts", 0), "grpo": ("prompts", 0)}
 POSITIONS = {
     "sinusoidal": lambda m: ("+ sinusoidal positions", ""),
     "rope": lambda m: ("", f"RoPE θ={m.rope_theta:g} on q, k"),
@@ -53,16 +55,16 @@ def this_machine_precision() -> str:
     return "bf16" if found else "fp32"
 
 
-def model_size(project: Project, precision: str | None = None) -> ModelSize:
-    """Sizes of a valid project (engine.project.sizing), at the pretrain stage's batch and seq_len;
+def model_size(project: Project, precision: str | None = None, stage: str = "pretrain") -> ModelSize:
+    """Sizes of a valid project (engine.project.sizing), at the `stage`'s batch and seq_len;
     the memory in `precision` (default: this machine's)."""
-    m, seq_len = project.model, project.pretrain.seq_len
+    m, seq_len = project.model, project.stage(stage).seq_len
     precision = precision or this_machine_precision()
     tokens = sizing.tokenizer_vocab_size(project.tokenizer)
     if tokens is None:
         return ModelSize(None, None, None, None, m.head_dim, precision)
     vocab = sizing.padded_vocab_size(tokens)
-    memory = sizing.training_memory(project, vocab)[precision]["total"]
+    memory = sizing.training_memory(project, vocab, stage)[precision]["total"]
     flops = sizing.flops_per_token(m, vocab, seq_len)
     return ModelSize(vocab, sizing.parameter_count(m, vocab), flops, memory, m.head_dim, precision)
 
@@ -107,4 +109,30 @@ def block_diagram(m: ModelConfig) -> list[str]:
         *(f"│ {line:<{width - 1}}│" for line in inner),
         "└" + "─" * width + "┘",
         f"{norm} → lm_head{' (tied)' if m.tie_embeddings else ''}",
+    ]
+
+
+def stage_lines(project: Project, stage: str) -> list[str]:
+    """What a run of `stage` amounts to: its batch in sequences and tokens, the tokens it trains on,
+    its learning-rate schedule, how often it evaluates and saves, and the memory to train it here."""
+    cfg, size = project.stage(stage), model_size(project, stage=stage)
+    rows = cfg.batch_size * cfg.grad_accum
+    unit, per_row = STAGE_ROWS.get(stage, ("sequences", 1))
+    tokens = rows * per_row * cfg.seq_len
+    minimum = cfg.scheduler.options.get("min_lr")
+    schedule = cfg.scheduler.name if minimum is None else f"{cfg.scheduler.name} to {minimum:g}"
+    lora = getattr(cfg, "lora", None)
+    kept = f"the last {cfg.keep_last} kept" if cfg.keep_last else "all kept"
+    saves = f"every {cfg.save_every} steps, {kept}" if cfg.save_every else "final/ only"
+    which = "LoRA adapters (estimate: full training)" if lora is not None and lora.enabled else "full training"
+    return [
+        f"batch        {cfg.batch_size} × {cfg.grad_accum} = {rows} {unit}",
+        f"tokens/step  ≤ {count(tokens)} ({cfg.seq_len} a sequence)" if per_row else "tokens/step  as the rollouts run",
+        f"tokens, run  ≤ {count(tokens * cfg.steps)} in {cfg.steps} steps" if per_row else f"steps        {cfg.steps}",
+        f"lr           {cfg.lr:g} after {cfg.warmup_steps} warmup steps",
+        f"schedule     {schedule}",
+        f"evaluations  {cfg.steps // cfg.eval_every if cfg.eval_every else 0} × {cfg.eval_batches} batches",
+        f"checkpoints  {saves}",
+        f"memory       {gib(size.memory)} {size.precision} {DEVICES[size.precision]}",
+        f"             {which}",
     ]

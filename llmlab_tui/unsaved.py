@@ -6,8 +6,11 @@ forms' edits are saved (so it trains what the screens show, not an older project
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 
 from llmlab_tui.screens.base import FormScreen
+
+T = TypeVar("T")
 
 
 def unsaved_screens(app) -> dict[str, FormScreen]:
@@ -29,13 +32,14 @@ def title(app, name: str) -> str:
     return f"{entry.key.upper()} {entry.title}"
 
 
-def leave(app, then: Callable[[], object]) -> None:
-    """Run `then` (show another screen, quit) once the shown screen holds no unsaved edits: ask first."""
+def leave(app, then: Callable[[], T]) -> T | None:
+    """Run `then` (show another screen, quit) once the shown screen holds no unsaved edits: ask first.
+    What `then` returned when it ran at once; None when the question was asked."""
     screen, name = app.screen, app.current_mode
     if not (isinstance(screen, FormScreen) and screen.dirty):
-        then()
-        return
+        return then()
     _ask(app, {name: screen}, then, f"{title(app, name)} has edits not saved to project.toml.")
+    return None
 
 
 def saved_first(app, then: Callable[[], object]) -> bool:

@@ -84,7 +84,7 @@ class ProjectScreen(Screen):
         """Put the focus on the first editable field, so typing starts at the top of the form."""
         fields = [widget for widget in self.query(".field-line > *") if widget.focusable]
         if fields:
-            fields[0].focus()
+            self.set_focus(fields[0])  # now, not after the keys already queued (Widget.focus defers)
 
     def loaded(self) -> None:
         """Called after the screen was rebuilt for a newly loaded project."""

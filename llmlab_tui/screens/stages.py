@@ -20,18 +20,29 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import ContentSwitcher, Footer, Label, Select, Static
 
-from engine.project import STAGES, DatasetConfig, LLMLabError, Problem, project_problems, project_to_dict
+from engine.project import (
+    STAGES,
+    DatasetConfig,
+    LLMLabError,
+    Problem,
+    project_from_dict,
+    project_problems,
+    project_to_dict,
+)
 from engine.project.overrides import NAMED, set_overrides
 from engine.project.runs import checkpoints, list_runs
 from llmlab_tui.editing import run_command, save_sections
 from llmlab_tui.screens.base import FormScreen
 from llmlab_tui.screens.confirm import NameScreen
 from llmlab_tui.screens.preview import PreviewScreen
+from llmlab_tui.summary import stage_lines
 from llmlab_tui.sweeps import start_sweep
 from llmlab_tui.widgets.forms import FieldHelp, FieldSet, FormScroll
 from llmlab_tui.widgets.nav import NavBar
 from llmlab_tui.widgets.stage_form import StageForm
 from llmlab_tui.widgets.stage_select import StageSelect
+
+WIDE = 110  # columns from which the run's summary sits beside the form
 
 
 class StagesScreen(FormScreen):
@@ -53,10 +64,12 @@ class StagesScreen(FormScreen):
         with Horizontal(id="stage-bar"):
             yield Label("stage", classes="field-label")
             yield StageSelect(self.stage, id="stage-select")
-        with FormScroll(id="stage-body"):
-            if self.project is not None:
-                with ContentSwitcher(initial=f"form-{self.stage}", id="stage-switcher"):
-                    yield self._form(self.stage)
+        with Horizontal(id="stage-main"):
+            with FormScroll(id="stage-body"):
+                if self.project is not None:
+                    with ContentSwitcher(initial=f"form-{self.stage}", id="stage-switcher"):
+                        yield self._form(self.stage)
+            yield Static("", id="stage-summary")  # shown where the terminal is wide enough (on_resize)
         yield Static("\n".join(map(str, self.load_problems)), id="stage-problems", classes="problems")
         yield Static("", id="stage-preview")
         yield FieldHelp(id="field-help")
@@ -118,8 +131,16 @@ class StagesScreen(FormScreen):
         self.current_form().update_shares()
         sets = set_overrides(saved[self.stage], edited[self.stage], self.stage)
         self.query_one("#stage-preview", Static).update(run_command(self.project.root, self.stage, sets))
+        summary = "fix the problems to see what a run amounts to" if problems else ""
+        if not problems:
+            project = project_from_dict({**saved, **edited}, self.project.root)
+            summary = "\n".join([f"a {self.stage} run", "", *stage_lines(project, self.stage)])
+        self.query_one("#stage-summary", Static).update(summary)
         self.mark_modified()
         return problems
+
+    def on_resize(self) -> None:
+        self.set_class(self.size.width >= WIDE, "-wide")
 
     def action_pick_stage(self) -> None:
         """Open the stage picker: type the stage's first letters, then Enter."""

@@ -9,14 +9,20 @@ from pathlib import Path
 from llmlab_tui.app import LabApp
 
 
-async def wait_for(pilot, condition: Callable[[], object], tries: int = 200, delay: float | None = None) -> None:
+async def wait_for(
+    pilot,
+    condition: Callable[[], object],
+    tries: int = 200,
+    delay: float | None = None,
+    explain: Callable[[], str] | None = None,
+) -> None:
     """Let the app work until `condition()` holds (fails after `tries` idle waits, each at least
-    `delay` seconds: give one when a worker process needs the CPU)."""
+    `delay` seconds: give one when a worker process needs the CPU; `explain()` says what was seen)."""
     for _ in range(tries):
         if condition():
             return
         await pilot.pause(delay)
-    raise AssertionError(f"condition never held: {condition}")
+    raise AssertionError(f"condition never held: {condition}" + (f"\n{explain()}" if explain else ""))
 
 
 async def show(pilot, key: str, screen_type):

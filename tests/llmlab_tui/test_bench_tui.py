@@ -17,6 +17,8 @@ def test_tui_json(capsys):
     assert screens["first_paint"]["screen"] == "ProjectsScreen"
     assert screens["first_paint_project"]["screen"] == "ArchitectureScreen"  # opened on the demo's form:
     assert screens["first_paint_project"]["widgets"] > 5 * screens["first_paint"]["widgets"]  # drawn in the first frame
+    assert result["textual_bare_s"] > 0 and screens["textual_form"]["screen"] == "plain Textual"
+    assert screens["textual_form"]["widgets"] > screens["textual_bare"]["widgets"]  # the demo's fields: a row each
 
 
 def test_tui_table_ends_with_the_verdict(capsys):

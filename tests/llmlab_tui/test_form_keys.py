@@ -172,6 +172,37 @@ async def test_keys_typed_right_after_a_jump_land_where_it_went(projects_dir):
         await wait_for(pilot, lambda: screen.query_one("#dpo-steps").value == f"{screen.project.dpo.steps}0")
 
 
+async def test_keys_typed_right_after_tabs_land_in_the_field_the_tabs_reached(projects_dir):
+    """Tab ×k then editing keys in one burst (found in tmux: the digits after Tabs were lost)."""
+    app = app_on(projects_dir / "alpha", projects_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _on(pilot, ArchitectureScreen)
+        chain = [widget.id for widget in screen.focus_chain]
+        start = chain.index(app.focused.id)
+        target = chain.index("model-n_layers")
+        burst(app, *["tab"] * (target - start), "end", "backspace", "backspace", "backspace", "9", "6")
+        await wait_for(pilot, lambda: screen.query_one("#model-n_layers").value == "96")
+        burst(app, "shift+tab", "end", "0")  # back to d_model
+        await wait_for(pilot, lambda: screen.query_one("#model-d_model").value.endswith("0"))
+        assert app.focused.id == "model-d_model" and screen.query_one("#model-n_layers").value == "96"
+
+
+async def test_keys_typed_right_after_a_screens_key_land_on_that_screen(projects_dir):
+    app = app_on(projects_dir / "alpha", projects_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        architecture = await _on(pilot, ArchitectureScreen)
+        await tab_to(pilot, "model-d_model")
+        d_model = app.focused.value
+        burst(app, "f3", "tab", "tab", "end", "7")  # F3 opens on its first field: steps, batch_size, grad_accum
+        await wait_for(pilot, lambda: isinstance(app.screen, StagesScreen))
+        stages = app.screen
+        expected = f"{stages.project.pretrain.grad_accum}7"
+        await wait_for(pilot, lambda: stages.query_one("#pretrain-grad_accum").value == expected)
+        await pilot.pause()
+        assert app.focused.id == "pretrain-grad_accum"  # no focus of the screen's first field after the keys
+        assert architecture.query_one("#model-d_model").value == d_model and not architecture.dirty
+
+
 async def test_f2_sections_jump_between_tokenizer_and_model(projects_dir):
     app = app_on(projects_dir / "alpha", projects_dir)
     async with app.run_test(size=(80, 24)) as pilot:
