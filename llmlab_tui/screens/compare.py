@@ -6,7 +6,9 @@ The table also lists the lm-eval scores of each run's final model (`llmlab eval`
 rows like `hellaswag acc`. The list numbers the runs (`[n]` in the chart's legend and the table's
 columns); space ticks one;
 `m` and `x` (or the two selectors) pick the measure and the x axis; `r` reads the run folders
-again (a live run's newest points).
+again (a live run's newest points); `o` adds the runs of the other projects beside it (in the
+projects folder, listed as `project/run`) or takes them away again, ticks of the open project's
+runs kept: runs with other tokenizers compare by bits per byte.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Select, SelectionList
 
+from engine.project import PROJECT_FILE, load_project
 from engine.project.compare import (
     AXES,
     RunSeries,
@@ -44,6 +47,7 @@ class CompareScreen(ProjectScreen):
         Binding("m", "cycle('measure')", "Measure", id="compare.measure"),
         Binding("x", "cycle('axis')", "X axis", id="compare.axis"),
         Binding("r", "reread", "Reread", id="compare.reread"),
+        Binding("o", "other_projects", "Other projects", id="compare.other_projects"),
     ]
     DEFAULT_CSS = """
     #compare-top { height: 1fr; }
@@ -54,28 +58,64 @@ class CompareScreen(ProjectScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.runs: list[Path] = []
+        self.runs: list[Path] = []  # the open project's runs, then (with `o`) the other projects'
+        self.others = False  # the other projects' runs are listed
         self._read: dict[Path, tuple[tuple, RunSeries]] = {}  # run folder → (its files' mtimes, series)
         self.lines: list[tuple[str, list[float], list[float]]] = []  # the chart's series as last drawn
         self.choices = {"measure": [DEFAULT_MEASURE], "axis": list(AXES)}  # what each selector offers
 
     def compose(self) -> ComposeResult:
-        self.runs = list_runs(self.project) if self.project else []
+        self.runs = self._listed()
         yield NavBar("compare", self.project.name if self.project else "no project")
         with Horizontal(id="compare-top"):
             with Vertical(id="compare-side"):
-                yield SelectionList[int](
-                    *(
-                        (f"{n} {_short(run.name)} {run_state(run)['state']}", n - 1)
-                        for n, run in enumerate(self.runs, 1)
-                    ),
-                    id="compare-runs",
-                )
+                yield SelectionList[int](*self._options(), id="compare-runs")
                 yield Select([(DEFAULT_MEASURE, DEFAULT_MEASURE)], value=DEFAULT_MEASURE, compact=True, id="measure")
                 yield Select([(axis, axis) for axis in AXES], value=AXES[0], compact=True, id="axis")
             yield ChartPanel(id="compare-chart")
         yield DataTable(id="compare-table", cursor_type="row", zebra_stripes=True)
         yield Footer()
+
+    def _listed(self) -> list[Path]:
+        """The open project's runs, then the other projects' when `o` asked for them."""
+        if self.project is None:
+            return []
+        runs = list_runs(self.project)
+        folder, own = self.app.projects_dir, self.project.root.resolve()
+        for other in sorted(folder.iterdir()) if self.others and folder.is_dir() else []:
+            if (other / PROJECT_FILE).is_file() and other.resolve() != own:
+                try:
+                    runs += list_runs(load_project(other))
+                except LLMLabError:
+                    continue  # a project that does not load: the projects screen says why
+        return runs
+
+    def _options(self) -> list[tuple[str, int]]:
+        """`n run state` a line; another project's run named `project/run`."""
+        own = self.project.root.resolve() if self.project else None
+        options = []
+        for n, run in enumerate(self.runs, 1):
+            project = run.parent.parent
+            name = _short(run.name) if project.resolve() == own else f"{project.name}/{_short(run.name)}"
+            options.append((f"{n} {name} {run_state(run)['state']}", n - 1))
+        return options
+
+    def action_other_projects(self) -> None:
+        """List the other projects' runs after the open one's, or no longer (ticks of the rest kept)."""
+        listing = self.query_one("#compare-runs", SelectionList)
+        ticked = {self.runs[i] for i in listing.selected}
+        at = self.runs[listing.highlighted] if listing.highlighted is not None else None
+        self.others = not self.others
+        self.runs = self._listed()
+        with self.prevent(SelectionList.SelectedChanged):
+            listing.clear_options()
+            listing.add_options(self._options())
+            for index, run in enumerate(self.runs):
+                if run in ticked:
+                    listing.select(index)
+        listing.highlighted = self.runs.index(at) if at in self.runs else (0 if self.runs else None)
+        self.notify("Runs of the other projects listed." if self.others else "The open project's runs only.")
+        self.show()
 
     def loaded(self) -> None:
         self.query_one("#compare-runs").border_title = "runs (space)" if self.runs else "no runs yet"

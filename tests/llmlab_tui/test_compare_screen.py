@@ -72,3 +72,29 @@ async def test_lm_eval_scores_of_a_final_model_are_rows_of_the_table(tmp_path):
         await pilot.press("space", "space")
         await wait_for(pilot, lambda: "hellaswag acc" in rows())
         assert rows()["hellaswag acc"] == ["0.25", "—"]
+
+
+async def test_o_lists_the_other_projects_runs_beside_the_open_ones_and_keeps_the_ticks(tmp_path):
+    project = make_project(tmp_path / "projects" / "tiny")
+    other = make_project(tmp_path / "projects" / "other")
+    write_run(project / "runs/pretrain-20260101-120000", 1e-3, "rope", [3.0, 2.5], 1.1)
+    write_run(other / "runs/pretrain-20260101-130000", 1e-3, "alibi", [3.1, 2.2], 0.9)
+    app = app_on(project, project.parent)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f7")
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen))
+        screen = app.screen
+        listing = screen.query_one("#compare-runs")
+        await pilot.press("space")
+        await wait_for(pilot, lambda: len(screen.lines) == 1)
+        await pilot.press("o")
+        await wait_for(pilot, lambda: listing.option_count == 2)
+        assert str(listing.get_option_at_index(1).prompt) == "2 other/pretrain-130000 completed"
+        assert listing.selected == [0]  # the open project's tick kept
+        await pilot.press("down", "space")
+        await wait_for(pilot, lambda: len(screen.lines) == 2)
+        table = screen.query_one("#compare-table")
+        rows = {table.get_row_at(i)[0]: table.get_row_at(i)[1:] for i in range(table.row_count)}
+        assert rows["bpb"] == ["1.1", "0.9"] and rows["model.positional_encoding"] == ["rope", "alibi"]
+        await pilot.press("o")
+        await wait_for(pilot, lambda: listing.option_count == 1 and len(screen.lines) == 1)
