@@ -8,3 +8,5 @@ ablation.py   zero or mean ablation of heads, MLPs and blocks; the damage table;
 heldout.py    held-out batches for ablation: a text file or the project's eval split
 render.py     the terminal text of each view (heatmaps, tables)
 """
+
+ABLATION_MODES = ("zero", "mean")  # here, torch-free, for the app's inspect screen; ablation.py checks them

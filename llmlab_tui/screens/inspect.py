@@ -17,7 +17,7 @@ from textual.containers import Horizontal, ScrollableContainer
 from textual.content import Content
 from textual.widgets import Footer, Input, Label, Select, Static
 
-from engine.inspection.ablation import MODES
+from engine.inspection import ABLATION_MODES
 from engine.worker import start_tool
 from llmlab_tui import inspection
 from llmlab_tui.messages import WorkerEvents, WorkerExited, error_content
@@ -68,7 +68,7 @@ class InspectScreen(ProjectScreen):
         self.models = []
         self.view = "attention"
         self.at_layer = self.at_head = 0  # the heatmap shown (Screen.layer is Textual's)
-        self.mode = MODES[0]
+        self.mode = ABLATION_MODES[0]
         self.reports: dict[str, tuple[tuple, dict]] = {}  # view: (the request it answers, report or error event)
         self.running: tuple | None = None  # the request the worker computes
 
@@ -183,7 +183,7 @@ class InspectScreen(ProjectScreen):
             self.draw()
 
     def action_mode(self) -> None:
-        self.mode = MODES[(MODES.index(self.mode) + 1) % len(MODES)]
+        self.mode = ABLATION_MODES[(ABLATION_MODES.index(self.mode) + 1) % len(ABLATION_MODES)]
         self.draw()
 
     # -- the worker's events -------------------------------------------------------------------------
