@@ -142,7 +142,7 @@ class InspectScreen(ProjectScreen):
             options["top_k"] = TOP_K
         self.running = request
         self.app.runner.start(JOB, start_tool("inspect", model_dir=model, view=view, **options), self)
-        what = f"{self.mode} ablation of every head, MLP and block" if view == "ablate" else VIEWS[view]
+        what = f"{option} ablation of every head, MLP and block" if view == "ablate" else VIEWS[view]
         self.set_status(f"{what}: running in a worker …")
         self.draw()
 
@@ -166,18 +166,20 @@ class InspectScreen(ProjectScreen):
 
     def action_view(self, view: str) -> None:
         self.view = view
+        if not self.is_mounted:  # from the palette, before the first frame: on_mount draws it
+            return
         self.refresh_bindings()
         self.draw()
         self.run_if_stale()
 
     def action_head(self, step: int) -> None:
-        report = self._report()
+        report = self.shown_report()
         if report is not None:
             self.at_head = (self.at_head + step) % inspection.head_count(report)[1]
             self.draw()
 
     def action_layer(self, step: int) -> None:
-        report = self._report()
+        report = self.shown_report()
         if report is not None:
             self.at_layer = (self.at_layer + step) % inspection.head_count(report)[0]
             self.draw()
@@ -214,7 +216,7 @@ class InspectScreen(ProjectScreen):
 
     # -- drawing -------------------------------------------------------------------------------------
 
-    def _report(self) -> dict | None:
+    def shown_report(self) -> dict | None:
         """The shown view's report (None: none yet, or an error)."""
         entry = self.reports.get(self.view)
         return entry[1]["report"] if entry and entry[1]["type"] == "finished" else None
@@ -240,7 +242,7 @@ class InspectScreen(ProjectScreen):
         self.query_one("#inspect-body", Static).update(body)
 
     def _title(self) -> str:
-        report = self._report()
+        report = self.shown_report()
         if self.view == "attention" and report is not None:
             self.at_layer = min(self.at_layer, inspection.head_count(report)[0] - 1)
             self.at_head = min(self.at_head, inspection.head_count(report)[1] - 1)

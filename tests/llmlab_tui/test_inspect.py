@@ -12,7 +12,7 @@ import pytest
 from engine.inspection.render import shown
 from llmlab_tui.screens.inspect import InspectScreen
 from tests.engine.inspection.models import model_run
-from tests.llmlab_tui.pilot_keys import app_on, show, wait_for
+from tests.llmlab_tui.pilot_keys import app_on, run_palette, show, wait_for
 from tests.tiny_project import make_project
 
 SLOW = {"tries": 1200, "delay": 0.1}  # a worker start imports torch
@@ -92,9 +92,11 @@ async def test_attention_moves_between_heads_and_layers_then_the_lens(project: P
 async def test_ablation_rows_sorted_by_damage_in_mean_mode(project: Path):
     app = app_on(project, project.parent)
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = await show(pilot, "f8", InspectScreen)
+        await wait_for(pilot, lambda: app.current_mode == "architecture")
+        await run_palette(pilot, "Ablation table")
+        await wait_for(pilot, lambda: isinstance(app.screen, InspectScreen) and app.screen.view == "ablate")
+        screen = app.screen
         screen.set_focus(None)
-        await pilot.press("4")
         assert screen.running is None  # ablation waits for Ctrl+R
         assert "ablation: zero" in text_of(screen, "#inspect-title")
         await pilot.press("m")
