@@ -22,8 +22,8 @@ from pathlib import Path
 
 import torch
 
-from engine.inspection import ABLATION_MODES
 from engine.inspection.hooks import hooked
+from engine.inspection.render import ABLATION_MODES
 from engine.objectives.pretrain import next_token_loss
 from engine.project.outputs import output_directory
 from engine.project.problems import LLMLabError

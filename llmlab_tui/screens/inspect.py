@@ -17,7 +17,7 @@ from textual.containers import Horizontal, ScrollableContainer
 from textual.content import Content
 from textual.widgets import Footer, Input, Label, Select, Static
 
-from engine.inspection import ABLATION_MODES
+from engine.inspection.render import ABLATION_MODES
 from engine.worker import start_tool
 from llmlab_tui import inspection
 from llmlab_tui.messages import WorkerEvents, WorkerExited, error_content
