@@ -64,20 +64,28 @@ def head_title(report: dict, layer: int, head: int) -> str:
     return f"layer {layer} head {head} (kv group {kv})"
 
 
+def brief(token: str, width: int) -> str:
+    """A token in `width` cells for the heatmap's axes: a word's leading space dropped (BPE tokens
+    mostly start with one, and the word is what tells them apart)."""
+    text = shown(token, 40)
+    text = text[1:] if text.startswith("␣") and len(text) > 1 else text
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def heatmap(tokens: list[str], weights: list[list[float]], heat: Heat) -> list[Content]:
-    """A text row per two queries, a column per key; each query's row scaled to its largest weight
-    (as the CLI's shades); keys a query cannot see (later ones) stay blank."""
+    """A text row per two queries, a column per key (its first letter above it); each query's row
+    scaled to its largest weight (as the CLI's shades); keys a query cannot see (later ones) stay blank."""
 
     def colour(q: int, k: int) -> Color:
         if q >= len(weights) or k > q:
             return heat.background
         return heat(weights[q][k] / (max(weights[q][: q + 1]) or 1.0))
 
-    axis = Content.assemble(" " * LABEL + "│", *(shown(token)[0] for token in tokens))
+    axis = Content.assemble(" " * LABEL + "│", *(brief(token, 1) for token in tokens))
     rows = [axis]
     for top in range(0, len(tokens), 2):
-        below = shown(tokens[top + 1], 3) if top + 1 < len(tokens) else ""
-        label = f"{top:>3} {shown(tokens[top], 3):<3} {below:<3}│"
+        below = brief(tokens[top + 1], 3) if top + 1 < len(tokens) else ""
+        label = f"{top:>3} {brief(tokens[top], 3):<3} {below:<3}│"
         cells = [(HALF, Style(foreground=colour(top, k), background=colour(top + 1, k))) for k in range(len(tokens))]
         rows.append(Content.assemble(label, *cells))
     return rows

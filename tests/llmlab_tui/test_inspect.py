@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from engine.inspection.render import shown
+from llmlab_tui.inspection import brief
 from llmlab_tui.screens.inspect import InspectScreen
 from tests.engine.inspection.models import model_run
 from tests.llmlab_tui.pilot_keys import app_on, run_palette, show, wait_for
@@ -65,7 +66,7 @@ async def test_attention_moves_between_heads_and_layers_then_the_lens(project: P
         first = screen.query_one("#inspect-body").render()
         lines = first.plain.splitlines()
         axis, first_row = lines[0].split("│")[1], lines[1].split("│")[1]
-        assert axis.split()[0] == "".join(shown(t)[0] for t in report["tokens"])  # a key a column
+        assert axis.split()[0] == "".join(brief(t, 1) for t in report["tokens"])  # a key a column
         assert axis.split()[1:] == ["head", "kv", "ent", "prev", "first", "ind"]  # the table beside
         assert first_row.split()[0] == "▀" * len(report["tokens"]) and "L1.H3" in first.plain  # every head
         assert max(len(line) for line in lines) <= 78  # beside each other in 80 columns
@@ -131,3 +132,7 @@ async def test_surprise_then_a_refused_text_is_shown(project: Path):
         screen.query_one("#inspect-prompt").focus()
         await pilot.press("ctrl+u", "enter")
         assert "type some text" in text_of(screen, "#inspect-status") and screen.running is None
+
+
+def test_the_axes_show_a_words_letters_not_its_space():
+    assert [brief(t, 3) for t in (" lives", " ", "in", "\n", "<|endoftext|>")] == ["li…", "␣", "in", "\\n", "<|…"]
