@@ -66,10 +66,12 @@ def head_title(report: dict, layer: int, head: int) -> str:
 
 def brief(token: str, width: int) -> str:
     """A token in `width` cells for the heatmap's axes: a word's leading space dropped (BPE tokens
-    mostly start with one, and the word is what tells them apart)."""
+    mostly start with one, and the word is what tells them apart); one cell holds its first letter."""
     text = shown(token, 40)
     text = text[1:] if text.startswith("␣") and len(text) > 1 else text
-    return text if len(text) <= width else text[: width - 1] + "…"
+    if len(text) <= width:
+        return text
+    return text[:1] if width == 1 else text[: width - 1] + "…"
 
 
 def heatmap(tokens: list[str], weights: list[list[float]], heat: Heat) -> list[Content]:

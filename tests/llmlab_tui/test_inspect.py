@@ -136,3 +136,4 @@ async def test_surprise_then_a_refused_text_is_shown(project: Path):
 
 def test_the_axes_show_a_words_letters_not_its_space():
     assert [brief(t, 3) for t in (" lives", " ", "in", "\n", "<|endoftext|>")] == ["li…", "␣", "in", "\\n", "<|…"]
+    assert [brief(t, 1) for t in (" lives", " ", "in", "<|endoftext|>")] == ["l", "␣", "i", "<"]
