@@ -132,8 +132,3 @@ async def test_surprise_then_a_refused_text_is_shown(project: Path):
         screen.query_one("#inspect-prompt").focus()
         await pilot.press("ctrl+u", "enter")
         assert "type some text" in text_of(screen, "#inspect-status") and screen.running is None
-
-
-def test_the_axes_show_a_words_letters_not_its_space():
-    assert [brief(t, 3) for t in (" lives", " ", "in", "\n", "<|endoftext|>")] == ["li…", "␣", "in", "\\n", "<|…"]
-    assert [brief(t, 1) for t in (" lives", " ", "in", "<|endoftext|>")] == ["l", "␣", "i", "<"]

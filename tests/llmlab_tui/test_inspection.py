@@ -4,7 +4,7 @@ blank; the lens underlines the true next token."""
 
 from textual.color import Color
 
-from llmlab_tui.inspection import HALF, Heat, heatmap, lens_content
+from llmlab_tui.inspection import HALF, Heat, brief, heatmap, lens_content
 
 HEAT = Heat.from_theme({"background": "#000000", "primary": "#0000ff", "accent": "#ff0000"})
 
@@ -31,3 +31,8 @@ def test_the_lens_underlines_the_true_next_token():
     assert "b      0.90" in first.plain and first.plain.endswith("b")
     underlined = [span.style.underline for row in (first, second) for span in row.spans]
     assert underlined == [True, False]
+
+
+def test_the_axes_show_a_words_letters_not_its_space():
+    assert [brief(t, 3) for t in (" lives", " ", "in", "\n", "<|endoftext|>")] == ["li…", "␣", "in", "\\n", "<|…"]
+    assert [brief(t, 1) for t in (" lives", " ", "in", "<|endoftext|>")] == ["l", "␣", "i", "<"]
