@@ -59,6 +59,7 @@ SCREENS: dict[str, ScreenEntry] = {
     "chat": ScreenEntry("f5", "Chat", "llmlab_tui.screens.chat:ChatScreen"),
     "tools": ScreenEntry("f6", "Tools", "llmlab_tui.screens.tools:ToolsScreen"),
     "compare": ScreenEntry("f7", "Compare", "llmlab_tui.screens.compare:CompareScreen"),
+    "inspect": ScreenEntry("f8", "Inspect", "llmlab_tui.screens.inspect:InspectScreen"),
 }
 
 

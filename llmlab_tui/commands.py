@@ -29,6 +29,10 @@ ACTIONS = (
     ("Merge LoRA adapters", "tools", "merge", "bake the picked adapters into a full model (Ctrl+G)"),
     ("Export to Llama", "tools", "export", "write the picked model as a Llama directory (Ctrl+O)"),
     ("Train tokenizer", "tools", "tokenizer", "train the project's BPE (Ctrl+T)"),
+    ("Inspect attention", "inspect", "view('attention')", "every head's attention on the text (1 on F8)"),
+    ("Inspect logit lens", "inspect", "view('lens')", "each layer's next-token guess (2 on F8)"),
+    ("Inspect token surprise", "inspect", "view('tokens')", "each token's loss in bits (3 on F8)"),
+    ("Ablation table", "inspect", "view('ablate')", "the damage of removing each head, MLP, block (4, Ctrl+R)"),
 )
 READY_WAITS = 100  # × 20 ms: how long an action waits for its screen to load the open project
 

@@ -4,7 +4,9 @@
 
 Drives the app headless (80×24 unless --size says otherwise) with App.run_test, as the tests
 do: each registered screen in turn, the monitor on the project's newest run, the chat with one
-streamed reply from the newest model, the stages screen's dataset preview (of the SFT stage).
+streamed reply from the newest model, the stages screen's dataset preview (of the SFT stage), the
+inspect screen's attention (on the head that looks most at the previous token), logit lens and
+ablation table of the newest model.
 `--train` first runs the pretrain stage with those overrides in a worker (so the monitor and the
 chat have something to show).
 """
@@ -16,11 +18,13 @@ import asyncio
 from pathlib import Path
 
 from llmlab_tui.app import SCREENS, LabApp
+from llmlab_tui.screens.inspect import InspectScreen
 from llmlab_tui.screens.preview import PreviewScreen
 
 SIZE = (80, 24)
 PREVIEW_STAGE = "sft"
-WAIT_S = 120  # the longest wait for a worker (chat model loading, preview)
+WAIT_S = 120  # the longest wait for a worker (chat model loading, preview, an inspect view)
+INSPECT_PROMPT = "Mira lives in the town by the river. Mira lives in"
 
 
 async def _until(pilot, condition, seconds: float = WAIT_S) -> None:
@@ -41,6 +45,8 @@ async def capture(project: Path, out: Path, prompt: str, size: tuple[int, int] =
             if name == "chat" and app.screen.models:
                 await pilot.press(*prompt, "enter")
                 await _until(pilot, lambda: len(app.screen.history) == 2 or app.screen.query(".chat-error"))
+            if name == "inspect" and app.screen.models:
+                await _attention(pilot, app.screen)
             await pilot.pause(0.5)  # the monitor's redraw timer, the footer's keys
             written.append(Path(app.save_screenshot(f"{name}.svg", str(out))))
             if name == "stages":
@@ -56,7 +62,30 @@ async def capture(project: Path, out: Path, prompt: str, size: tuple[int, int] =
                 )
                 written.append(Path(app.save_screenshot("preview.svg", str(out))))
                 await pilot.press("escape")
+            if name == "inspect" and app.screen.models:
+                for key, view, file in (("2", "lens", "inspect-lens"), ("4", "ablate", "inspect-ablation")):
+                    await _view(pilot, app.screen, key, view)
+                    written.append(Path(app.save_screenshot(f"{file}.svg", str(out))))
     return written
+
+
+async def _attention(pilot, screen: InspectScreen) -> None:
+    """Read INSPECT_PROMPT, then move to the head with the largest share on the previous token."""
+    await pilot.press("end", "ctrl+u", *INSPECT_PROMPT, "enter")
+    await _until(pilot, lambda: "attention" in screen.reports and screen.running is None)
+    report = screen.shown_report()
+    if report is not None:
+        best = max(report["heads"], key=lambda h: h["previous"])
+        await pilot.press(*["right_square_bracket"] * best["layer"], *["right"] * best["head"])
+
+
+async def _view(pilot, screen: InspectScreen, key: str, view: str) -> None:
+    """Show a view and wait for its report (ablation is started with Ctrl+R)."""
+    await pilot.press(key)
+    if view == "ablate":
+        await pilot.press("ctrl+r")
+    await _until(pilot, lambda: view in screen.reports and screen.running is None)
+    await pilot.pause(0.3)
 
 
 def train_first(project: Path, overrides: list[str]) -> None:

@@ -14,8 +14,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("engine", "llmlab_tui")
 
-# what llmlab_tui may import from the engine: the project package, the event vocabulary, the worker entry
-APP_MAY_IMPORT = ("engine.project", "engine.events", "engine.worker")
+# what llmlab_tui may import from the engine: the project package, the event vocabulary, the worker entry,
+# and the text of the inspect reports (json only: F8 draws what the worker sends as `llmlab inspect` does)
+APP_MAY_IMPORT = ("engine.project", "engine.events", "engine.worker", "engine.inspection.render")
 # llmlab_tui/__main__.py is the console script: no arguments → the app, a subcommand → the engine's CLI
 DISPATCHER, DISPATCHER_MAY_IMPORT = "llmlab_tui.__main__", ("engine.cli",)
 # the app's start-up bench is a bench, not the app: it shares the benches' torch-free helpers

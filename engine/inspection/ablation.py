@@ -23,11 +23,11 @@ from pathlib import Path
 import torch
 
 from engine.inspection.hooks import hooked
+from engine.inspection.render import ABLATION_MODES
 from engine.objectives.pretrain import next_token_loss
 from engine.project.outputs import output_directory
 from engine.project.problems import LLMLabError
 
-MODES = ("zero", "mean")
 KINDS = ("head", "mlp", "block")
 SAVED_BY = "llmlab inspect ablate"  # the output marker of a saved ablated model (engine.project.outputs)
 
@@ -60,8 +60,8 @@ def parse_component(text: str, config) -> Component:
 
 
 def check_mode(mode: str) -> None:
-    if mode not in MODES:
-        raise LLMLabError(f"--mode: {mode!r} is not one of {', '.join(MODES)}")
+    if mode not in ABLATION_MODES:
+        raise LLMLabError(f"--mode: {mode!r} is not one of {', '.join(ABLATION_MODES)}")
 
 
 def every_component(config) -> list[Component]:

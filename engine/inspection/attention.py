@@ -107,9 +107,12 @@ def induction_scores(model, length: int = 32, seed: int = 0) -> torch.Tensor:
     return induction_score(attention_weights(model, ids)[:, 0], length)
 
 
-def attention_report(model, tokenizer, text: str, layer: int = 0, head: int = 0, induction_length: int = 32) -> dict:
+def attention_report(
+    model, tokenizer, text: str, layer: int = 0, head: int = 0, induction_length: int = 32, every_head: bool = False
+) -> dict:
     """Plain data: the prompt's tokens, every head's summary (with its key/value group and induction
-    score) and the weights of one layer and head, (T, T) as lists."""
+    score) and the weights of one layer and head, (T, T) as lists; `every_head` adds `all_weights`,
+    (L, H, T, T), so a reader can move between heads without running the model again (the app)."""
     config = model.config
     for name, value, count in (
         ("--layer", layer, config.num_hidden_layers),
@@ -135,10 +138,13 @@ def attention_report(model, tokenizer, text: str, layer: int = 0, head: int = 0,
         for i in range(weights.shape[0])
         for h in range(weights.shape[1])
     ]
-    return {
+    report = {
         "tokens": token_texts(tokenizer, ids),
         "layer": layer,
         "head": head,
         "weights": weights[layer, head].tolist(),
         "heads": heads,
     }
+    if every_head:
+        report["all_weights"] = weights.tolist()
+    return report

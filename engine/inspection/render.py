@@ -3,12 +3,15 @@
 Tokens are shown escaped (a space as ␣, a newline as \\n); attention is a heatmap of shades, one
 character a key, one line a query, each row scaled to its largest weight (a long row of small
 weights still shows where it looks); the tables fit 80 columns for prompts of a few dozen tokens.
+Torch-free (json only): the app's inspect screen draws the same reports with it, and reads here the
+ablation modes it offers.
 """
 
 from __future__ import annotations
 
 import json
 
+ABLATION_MODES = ("zero", "mean")  # what ablation.check_mode accepts
 SHADES = " ░▒▓█"  # 0 .. a row's largest weight, in equal steps
 LABEL = 8  # characters of a token label
 

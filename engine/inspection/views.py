@@ -51,8 +51,17 @@ def tokens(model, tokenizer, model_dir, prompt: str, top_k: int = 5, worst: int 
     return surprise(model, tokenizer, prompt, top_k, worst)
 
 
-def attention(model, tokenizer, model_dir, prompt: str, layer: int = 0, head: int = 0, induction_length: int = 32):
-    return attention_report(model, tokenizer, prompt, layer, head, induction_length)
+def attention(
+    model,
+    tokenizer,
+    model_dir,
+    prompt: str,
+    layer: int = 0,
+    head: int = 0,
+    induction_length: int = 32,
+    every_head: bool = False,
+):
+    return attention_report(model, tokenizer, prompt, layer, head, induction_length, every_head)
 
 
 def lens(model, tokenizer, model_dir, prompt: str) -> dict:

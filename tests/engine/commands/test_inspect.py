@@ -2,36 +2,23 @@
 reads a text file or the model's own run, and keeps a zero-ablated model that loads and measures the same."""
 
 import json
-import shutil
 
 import pytest
-import torch
 
 from engine.cli import main
-from engine.factory import build_model
 from engine.inspection.ablation import Component, ablated, held_out_loss
 from engine.inspection.heldout import file_batches
 from engine.inspection.loading import load_inspectable
 from engine.inspection.tokens import surprise
-from engine.project import ModelConfig, Project
-from engine.tokenizer import byte_tokenizer
+from tests.engine.inspection.models import model_run
 from tests.tiny_project import make_project, write_corpus
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     """A tiny ALiBi / MQA model saved as the final checkpoint of a project's run."""
-    root = make_project(tmp_path_factory.mktemp("inspect") / "p")
-    final = root / "runs" / "pretrain-20260101-000000" / "final"
-    final.mkdir(parents=True)
-    shutil.copy(root / "project.toml", final.parent / "project.toml")
-    torch.manual_seed(0)
-    tokenizer = byte_tokenizer()
-    cfg = ModelConfig(d_model=32, n_layers=2, n_heads=4, d_ff=64, positional_encoding="alibi", attention="mqa")
-    model = build_model(Project(model=cfg), tokenizer)
-    model.save_pretrained(final)
-    tokenizer.save_pretrained(final)
-    return final
+    project = make_project(tmp_path_factory.mktemp("inspect") / "p")
+    return model_run(project, positional_encoding="alibi", attention="mqa")
 
 
 def inspect(capsys, *argv):

@@ -1,12 +1,16 @@
-"""Tiny models for the inspection tests: every positional encoding × attention kind."""
+"""Tiny models for the inspection tests: every positional encoding × attention kind; one on the byte
+tokenizer, saved as the final checkpoint of a project's run (the CLI's and the app's tests)."""
 
 import itertools
+import shutil
+from pathlib import Path
 
 import torch
 
-from engine.factory import model_config
+from engine.factory import build_model, model_config
 from engine.model import LLMLabForCausalLM
-from engine.project import ATTENTIONS, POSITIONAL_ENCODINGS, ModelConfig
+from engine.project import ATTENTIONS, POSITIONAL_ENCODINGS, ModelConfig, Project
+from engine.tokenizer import byte_tokenizer
 
 VOCAB = 64
 KINDS = list(itertools.product(POSITIONAL_ENCODINGS, ATTENTIONS))
@@ -25,3 +29,23 @@ def tiny_model(positional_encoding="rope", attention="gqa", seed=0, **fields) ->
 
 def random_ids(batch=2, length=12, seed=1) -> torch.Tensor:
     return torch.randint(1, VOCAB, (batch, length), generator=torch.Generator().manual_seed(seed))
+
+
+def byte_model(seed=0, **fields):
+    """(model, tokenizer): 2 layers, 32 wide, 4 query heads on the byte tokenizer, `fields` on top."""
+    torch.manual_seed(seed)
+    tokenizer = byte_tokenizer()
+    cfg = ModelConfig(**{"d_model": 32, "n_layers": 2, "n_heads": 4, "d_ff": 64, **fields})
+    return build_model(Project(model=cfg), tokenizer).eval(), tokenizer
+
+
+def model_run(project: Path, **fields) -> Path:
+    """A `byte_model` saved as runs/pretrain-20260101-000000/final of `project` (its project.toml
+    copied into the run, as a run keeps it): the held-out data of ablation is the project's."""
+    final = project / "runs" / "pretrain-20260101-000000" / "final"
+    final.mkdir(parents=True)
+    shutil.copy(project / "project.toml", final.parent / "project.toml")
+    model, tokenizer = byte_model(**fields)
+    model.save_pretrained(final)
+    tokenizer.save_pretrained(final)
+    return final

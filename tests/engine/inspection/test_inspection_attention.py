@@ -5,13 +5,14 @@ import pytest
 import torch
 
 from engine.inspection.attention import (
+    attention_report,
     attention_weights,
     head_summary,
     induction_score,
     induction_scores,
     recorded_attention,
 )
-from tests.engine.inspection.models import KINDS, random_ids, tiny_model
+from tests.engine.inspection.models import KINDS, byte_model, random_ids, tiny_model
 
 ATOL = 1e-4  # logits of size ~6; a path without its rotation or mask is off by more than 1
 
@@ -105,3 +106,13 @@ def test_induction_scores_of_a_model(model):
     scores = induction_scores(model, length=8)
     assert scores.shape == (2, 4) and torch.all((scores > 0) & (scores < 1))
     assert not torch.equal(scores, induction_scores(model, length=8, seed=1))
+
+
+def test_every_head_holds_each_heads_weights():
+    model, tokenizer = byte_model()
+    report = attention_report(model, tokenizer, "abc", every_head=True, induction_length=4)
+    assert "all_weights" not in attention_report(model, tokenizer, "abc", induction_length=4)
+    assert len(report["all_weights"]) == 2 and len(report["all_weights"][1]) == 4
+    assert report["all_weights"][0][0] == report["weights"]
+    assert report["all_weights"][1][3] == attention_report(model, tokenizer, "abc", 1, 3, 4)["weights"]
+    assert report["all_weights"][1][3] != report["all_weights"][1][2]
