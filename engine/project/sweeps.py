@@ -154,6 +154,13 @@ def read_tag(run_dir: Path) -> dict | None:
     return tag if isinstance(tag, dict) else None
 
 
+def project_sweeps(project: Project) -> list[Path]:
+    """The project's sweep folders (those with a sweep.json), the newest recorded first."""
+    folder = project.root / SWEEPS_DIR
+    found = [f for f in folder.iterdir() if (f / SWEEP_FILE).is_file()] if folder.is_dir() else []
+    return sorted(found, key=lambda f: (f / SWEEP_FILE).stat().st_mtime, reverse=True)
+
+
 def sweep_runs(folder: str | Path) -> list[Path]:
     """The newest run folder of each member of the sweep in `folder` (PROJECT/sweeps/<id>), in grid order."""
     from engine.project import load_project

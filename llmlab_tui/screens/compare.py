@@ -8,7 +8,8 @@ columns); space ticks one;
 `m` and `x` (or the two selectors) pick the measure and the x axis; `r` reads the run folders
 again (a live run's newest points); `o` adds the runs of the other projects beside it (in the
 projects folder, listed as `project/run`) or takes them away again, ticks of the open project's
-runs kept: runs with other tokenizers compare by bits per byte.
+runs kept: runs with other tokenizers compare by bits per byte; `w` ticks the runs of the
+project's newest sweep (`llmlab sweep`, F3's Ctrl+B), and of the one before at each press.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from engine.project.eval_results import results_file
 from engine.project.layout import FINAL, METRICS_FILE
 from engine.project.problems import LLMLabError
 from engine.project.runs import list_runs, run_state
+from engine.project.sweeps import project_sweeps, sweep_runs
 from llmlab_tui.screens.base import ProjectScreen
 from llmlab_tui.widgets.charts import ChartPanel
 from llmlab_tui.widgets.nav import NavBar
@@ -48,6 +50,7 @@ class CompareScreen(ProjectScreen):
         Binding("x", "cycle('axis')", "X axis", id="compare.axis"),
         Binding("r", "reread", "Reread", id="compare.reread"),
         Binding("o", "other_projects", "Other projects", id="compare.other_projects"),
+        Binding("w", "sweep", "Sweep", id="compare.sweep"),
     ]
     DEFAULT_CSS = """
     #compare-top { height: 1fr; }
@@ -60,6 +63,7 @@ class CompareScreen(ProjectScreen):
         super().__init__()
         self.runs: list[Path] = []  # the open project's runs, then (with `o`) the other projects'
         self.others = False  # the other projects' runs are listed
+        self.sweep_shown: str | None = None  # the sweep whose runs `w` ticked last
         self._read: dict[Path, tuple[tuple, RunSeries]] = {}  # run folder → (its files' mtimes, series)
         self.lines: list[tuple[str, list[float], list[float]]] = []  # the chart's series as last drawn
         self.choices = {"measure": [DEFAULT_MEASURE], "axis": list(AXES)}  # what each selector offers
@@ -116,6 +120,31 @@ class CompareScreen(ProjectScreen):
         listing.highlighted = self.runs.index(at) if at in self.runs else (0 if self.runs else None)
         self.notify("Runs of the other projects listed." if self.others else "The open project's runs only.")
         self.show()
+
+    def action_sweep(self) -> None:
+        """Tick the runs of the newest sweep, or of the one before the sweep ticked last (then round)."""
+        sweeps = project_sweeps(self.project) if self.project else []
+        if not sweeps:
+            self.notify("No sweep in this project yet: start one on F3 (Ctrl+B) or with `llmlab sweep`.")
+            return
+        names = [f.name for f in sweeps]
+        after = names.index(self.sweep_shown) + 1 if self.sweep_shown in names else 0
+        for sweep in sweeps[after:] + sweeps[:after]:
+            try:
+                members = sweep_runs(sweep)
+            except LLMLabError:
+                continue  # a sweep whose members have not started yet
+            listing = self.query_one("#compare-runs", SelectionList)
+            with self.prevent(SelectionList.SelectedChanged):
+                listing.deselect_all()
+                for run in members:
+                    if run in self.runs:
+                        listing.select(self.runs.index(run))
+            self.sweep_shown = sweep.name
+            self.notify(f"sweep {sweep.name}: its {len(members)} runs ticked")
+            self.show()
+            return
+        self.notify("This project's sweeps have no runs yet.", severity="warning")
 
     def loaded(self) -> None:
         self.query_one("#compare-runs").border_title = "runs (space)" if self.runs else "no runs yet"

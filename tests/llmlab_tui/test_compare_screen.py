@@ -1,10 +1,16 @@
 """The compare screen at 80×24 over hand-written run folders: tick two runs, the chart holds a
 series for each, the table shows bits per byte and the one setting that differs; `x` plots the
 same runs against tokens seen, `m` moves to the next measure. A final model's lm-eval scores are
-rows of the table (read again once stored), never measures of the chart."""
+rows of the table (read again once stored), never measures of the chart. `o` adds the other
+projects' runs; `w` ticks a sweep's runs."""
 
 from __future__ import annotations
 
+import os
+import time
+
+from engine.project import load_project
+from engine.project.sweeps import Sweep, combinations, parse_grid
 from llmlab_tui.screens.compare import CompareScreen
 from tests.llmlab_tui.pilot_keys import app_on, wait_for
 from tests.run_folders import write_run, write_scores
@@ -98,3 +104,33 @@ async def test_o_lists_the_other_projects_runs_beside_the_open_ones_and_keeps_th
         assert rows["bpb"] == ["1.1", "0.9"] and rows["model.positional_encoding"] == ["rope", "alibi"]
         await pilot.press("o")
         await wait_for(pilot, lambda: listing.option_count == 1 and len(screen.lines) == 1)
+
+
+async def test_w_ticks_the_runs_of_the_newest_sweep_then_of_the_one_before(tmp_path):
+    root = make_project(tmp_path / "projects" / "tiny")
+    runs = [
+        write_run(root / f"runs/pretrain-20260101-12000{i}", 1e-3, encoding, [3.0, 2.5], 1.1)
+        for i, encoding in enumerate(("rope", "alibi", "rope", "yarn"))
+    ]
+    project = load_project(root)
+    older = Sweep(project, "pretrain", parse_grid(["model.positional_encoding=rope,alibi"]))
+    newer = Sweep(project, "pretrain", parse_grid(["model.positional_encoding=rope,yarn"]))
+    for sweep, members in ((older, runs[:2]), (newer, runs[2:])):
+        sweep.record()
+        for overrides, run in zip(combinations(sweep.grid), members):
+            sweep.tag(run, overrides)
+        os.utime(sweep.folder / "sweep.json", (time.time() + (sweep is newer), time.time() + (sweep is newer)))
+    app = app_on(root, root.parent)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f7")
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen))
+        screen = app.screen
+        listing = screen.query_one("#compare-runs")
+        await pilot.press("space", "w")  # the newest sweep's runs, the run ticked by hand no longer
+        await wait_for(pilot, lambda: sorted(listing.selected) == [2, 3] and len(screen.lines) == 2)
+        table = screen.query_one("#compare-table")
+        assert [table.get_row_at(i)[1:] for i in range(table.row_count)][-1] == ["rope", "yarn"]
+        await pilot.press("w")
+        await wait_for(pilot, lambda: sorted(listing.selected) == [0, 1])
+        await pilot.press("w")  # and round again
+        await wait_for(pilot, lambda: sorted(listing.selected) == [2, 3])
