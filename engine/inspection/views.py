@@ -32,13 +32,13 @@ def ablate(
     if batches < 1:
         raise LLMLabError(f"--batches: must be at least 1, got {batches}")
     ablation.check_mode(mode)
+    named = [ablation.parse_component(text, model.config) for text in components or []]
+    if save and (not named or mode != "zero"):  # refused before any data is read
+        raise LLMLabError("--save: keeps a zero ablation of the components named with --ablate (--mode zero)")
     if data:
         held = file_batches(tokenizer, data, min(seq_len, model.config.max_position_embeddings), batch_size, batches)
     else:
         held = project_heldout(model_dir, tokenizer, batches)
-    named = [ablation.parse_component(text, model.config) for text in components or []]
-    if save and (not named or mode != "zero"):
-        raise LLMLabError("--save: keeps a zero ablation of the components named with --ablate (--mode zero)")
     if not named:
         return ablation.ablation_table(model, held, mode)
     report = ablation.ablation_table(model, held, mode, [named])
