@@ -129,7 +129,7 @@ def stage_lines(project: Project, stage: str) -> list[str]:
         f"batch        {cfg.batch_size} × {cfg.grad_accum} = {rows} {unit}",
         f"tokens/step  ≤ {count(tokens)} ({cfg.seq_len} a sequence)" if per_row else "tokens/step  as the rollouts run",
         f"tokens, run  ≤ {count(tokens * cfg.steps)} in {cfg.steps} steps" if per_row else f"steps        {cfg.steps}",
-        f"lr           {cfg.lr:g} after {cfg.warmup_steps} warmup steps",
+        f"lr           {cfg.lr:g} ({cfg.warmup_steps} warmup steps)",
         f"schedule     {schedule}",
         f"evaluations  {cfg.steps // cfg.eval_every if cfg.eval_every else 0} × {cfg.eval_batches} batches",
         f"checkpoints  {saves}",
