@@ -85,6 +85,21 @@ async def test_merging_again_needs_the_overwrite_box(tmp_path: Path):
         await wait_for(pilot, lambda: "merge: done" in output(), **SLOW)
 
 
+async def test_an_overwrite_box_is_empty_until_ticked(projects_dir: Path):
+    app = app_on(projects_dir / "alpha", projects_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f6")
+        await wait_for(pilot, lambda: isinstance(app.screen, ToolsScreen) and app.screen.project)
+        box = app.screen.query_one("#merge-overwrite")
+        style = box.get_component_rich_style("toggle--button")
+        assert not box.value and style.color == style.bgcolor  # the X drawn in the box's colour: not seen
+        await tab_to(pilot, "merge-overwrite")
+        await pilot.press("space")
+        await wait_for(pilot, lambda: box.value)
+        style = box.get_component_rich_style("toggle--button")
+        assert style.color != style.bgcolor
+
+
 async def test_the_buttons_run_the_actions_of_their_keys(projects_dir: Path):
     app = app_on(projects_dir / "alpha", projects_dir)
     async with app.run_test(size=(80, 24)) as pilot:
