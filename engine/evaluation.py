@@ -65,7 +65,9 @@ def evaluate(
     names = task_names(tasks)
     _check_numbers(limit, batch_size)
     includes = _include_paths(include_path)
-    check_installed()
+    check_installed()  # before torch is imported: a missing extra says so at once
+    import datasets
+    import transformers
     from lm_eval import simple_evaluate
 
     from engine import eval_harness
@@ -74,6 +76,8 @@ def evaluate(
     from engine.tokenizer import saved_tokenizer
 
     logging.getLogger("lm_eval").setLevel(logging.ERROR)  # its notes on every default it fills in
+    transformers.utils.logging.disable_progress_bar()  # the phase events say where the evaluation is
+    datasets.disable_progress_bars()
     phases = Phases(emit)
     phases.begin("model", f"loading {model_dir}")
     model = load_merged_model(model_dir, pick_device(device))

@@ -92,9 +92,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", dtype: torc
 def load_merged_model(path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None):
     """`load_model` with an adapter directory's adapters baked in: the weights the model runs with."""
     model = load_model(path, device, dtype)
-    if hasattr(model, "merge_and_unload"):  # a PeftModel
-        model = model.merge_and_unload()
-    return model.eval()
+    return model.merge_and_unload() if hasattr(model, "merge_and_unload") else model  # a PeftModel: baked in
 
 
 def _refuse_non_finite(model: torch.nn.Module, path: Path) -> None:
@@ -144,9 +142,7 @@ def load_adapter(
     from peft import PeftModel  # peft loads only with an adapter directory
 
     adapter_dir = Path(adapter_dir)
-    model = load_model(base_model_path(adapter_dir), device, dtype)
-    if isinstance(model, PeftModel):  # adapters trained on top of another adapter directory
-        model = model.merge_and_unload()
+    model = load_merged_model(base_model_path(adapter_dir), device, dtype)  # a base that is itself adapters: merged
     tokenizer = saved_tokenizer(adapter_dir, "adapter")  # never code from the folder
     rows = model.get_input_embeddings().weight.shape[0]
     if rows < len(tokenizer):  # the run added chat tokens to a base whose matrices were too small

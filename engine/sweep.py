@@ -14,7 +14,7 @@ from typing import Any
 from engine import events as ev
 from engine.project import load_project
 from engine.project.problems import Diverged, LLMLabError
-from engine.project.sweeps import Member, Sweep, combinations
+from engine.project.sweeps import Member, Sweep, check_members
 
 
 def run_sweep(
@@ -31,8 +31,7 @@ def run_sweep(
     if parallel < 1:
         raise LLMLabError(f"--parallel: must be at least 1 (got {parallel})")
     sweep = Sweep(load_project(project_path, sets), stage, grid, sets)
-    for overrides in combinations(grid):
-        load_project(project_path, [*sets, *overrides])  # every member's settings are valid
+    check_members(project_path, grid, sets)
     sweep.record()
     plan = sweep.plan()
     sink = events if events is not None else queue.SimpleQueue()
@@ -40,8 +39,10 @@ def run_sweep(
         if member.action == "skip":
             sink.put(ev.log(f"sweep {sweep.id}: {_label(member)} skipped ({member.state}: {member.run_dir.name})"))
     todo = [member for member in plan if member.action != "skip"]
-    runner = _in_process if parallel == 1 else _in_processes
-    runner(project_path, sweep, todo, sink, _SweepControl(control), device, parallel)
+    if parallel == 1:
+        _in_process(project_path, sweep, todo, sink, _SweepControl(control), device)
+    else:
+        _in_processes(project_path, sweep, todo, sink, _SweepControl(control), device, parallel)
     return sweep, plan
 
 
@@ -49,7 +50,7 @@ def _label(member: Member) -> str:
     return " ".join(member.overrides)
 
 
-def _in_process(project_path, sweep: Sweep, todo: list[Member], sink, control, device, parallel) -> None:
+def _in_process(project_path, sweep: Sweep, todo: list[Member], sink, control, device) -> None:
     for member in todo:
         if control.stopped:
             return

@@ -6,9 +6,8 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from engine.project import load_project
 from engine.project.problems import LLMLabError, Problem
-from engine.project.sweeps import combinations, parse_grid, sweep_id
+from engine.project.sweeps import check_members, parse_grid, sweep_id
 from engine.worker import start_sweep as start_sweep_process
 
 
@@ -20,7 +19,6 @@ def start_sweep(project_dir: Path, stage: str, text: str) -> str:
     except ValueError as error:
         raise LLMLabError(Problem("grid", f"cannot split {text!r}: {error}")) from None
     grid = parse_grid(options)
-    for overrides in combinations(grid):
-        load_project(project_dir, overrides)
+    check_members(project_dir, grid)
     start_sweep_process(project_dir, stage, options)
     return sweep_id(stage, grid, [])

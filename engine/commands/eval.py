@@ -34,11 +34,9 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from engine.commands.run import Progress
-    from engine.evaluation import check_installed, evaluate
+    from engine.evaluation import evaluate
     from engine.project.eval_results import results_table
 
-    check_installed()  # before loading torch: the missing extra says so at once
-    quiet_progress_bars()
     report = evaluate(
         args.model_dir,
         args.tasks,
@@ -55,12 +53,3 @@ def run(args) -> int:
         else "\n".join([*results_table(report["tasks"]), "", f"wrote {report['results']}"])
     )
     return 0
-
-
-def quiet_progress_bars() -> None:
-    """transformers' and datasets' bars off: the phase lines say where the evaluation is."""
-    import datasets
-    from transformers.utils import logging
-
-    logging.disable_progress_bar()
-    datasets.disable_progress_bars()

@@ -6,7 +6,5 @@ tokens.py     per-token surprise (loss, bits, bits per byte) and top-k alternati
 lens.py       the logit lens: what each block's residual stream already predicts
 ablation.py   zero or mean ablation of heads, MLPs and blocks; the damage table; saving
 heldout.py    held-out batches for ablation: a text file or the project's eval split
-render.py     the terminal text of each view (heatmaps, tables); torch-free, the app draws with it
+render.py     the terminal text of each view (heatmaps, tables) and the ablation modes; torch-free, the app reads it
 """
-
-ABLATION_MODES = ("zero", "mean")  # here, torch-free, for the app's inspect screen; ablation.py checks them

@@ -75,6 +75,14 @@ def combinations(grid: list[tuple[str, list[str]]]) -> list[list[str]]:
     return [[f"{k}={v}" for k, v in zip(keys, values)] for values in itertools.product(*(v for _, v in grid))]
 
 
+def check_members(project_path: str | Path, grid: list[tuple[str, list[str]]], sets: list[str] = ()) -> None:
+    """Load the project as every member of the sweep would train it: LLMLabError for the first bad one."""
+    from engine.project import load_project
+
+    for overrides in combinations(grid):
+        load_project(project_path, [*sets, *overrides])
+
+
 def sweep_id(stage: str, grid: list[tuple[str, list[str]]], sets: list[str]) -> str:
     """`<stage>-<8 hex>`: the same stage, grid and base overrides give the same id."""
     text = json.dumps({"stage": stage, "grid": grid, "sets": list(sets)}, sort_keys=True)
@@ -161,8 +169,9 @@ def project_sweeps(project: Project) -> list[Path]:
     return sorted(found, key=lambda f: (f / SWEEP_FILE).stat().st_mtime, reverse=True)
 
 
-def sweep_runs(folder: str | Path) -> list[Path]:
-    """The newest run folder of each member of the sweep in `folder` (PROJECT/sweeps/<id>), in grid order."""
+def sweep_runs(folder: str | Path, project: Project | None = None) -> list[Path]:
+    """The newest run folder of each member of the sweep in `folder` (PROJECT/sweeps/<id>), in grid
+    order; `project`: that project, when the caller has it loaded already."""
     from engine.project import load_project
 
     folder = Path(folder)
@@ -170,7 +179,7 @@ def sweep_runs(folder: str | Path) -> list[Path]:
         data = json.loads((folder / SWEEP_FILE).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         raise LLMLabError(Problem("--sweep", f"{folder}: not a sweep folder (no readable {SWEEP_FILE})")) from None
-    tagged = member_runs(load_project(folder.parent.parent), data["id"])
+    tagged = member_runs(project or load_project(folder.parent.parent), data["id"])
     runs = [tagged[tuple(overrides)][-1] for overrides in data["members"] if tuple(overrides) in tagged]
     if not runs:
         raise LLMLabError(Problem("--sweep", f"sweep {data['id']} has no runs yet"))

@@ -62,7 +62,6 @@ class ChatScreen(ProjectScreen):
         self.stream: MarkdownStream | None = None  # the reply being streamed, while it streams
         self.reply = ""  # its text so far
         self.loaded_dir: str | None = None  # the model directory the worker holds
-        self.show_probs = False  # replies shown as tokens coloured by probability (Ctrl+T)
         self.cursor_follows = False  # the next reply's view takes the cursor (regenerated from a view)
 
     def compose(self) -> ComposeResult:
@@ -256,16 +255,15 @@ class ChatScreen(ProjectScreen):
         view = TokenProbs(rows, classes="chat-probs")
         await self.query_one("#chat-log").mount(view, before=markdown)
         markdown.add_class("scored")
-        if self.show_probs:
+        if self.has_class("probs"):  # replies shown as tokens coloured by probability (Ctrl+T)
             self.show_line(view)
             if self.cursor_follows:
                 view.focus()
 
     def action_toggle_probs(self) -> None:
-        self.show_probs = not self.show_probs
-        self.set_class(self.show_probs, "probs")
+        self.toggle_class("probs")
         views = self.query("#chat-log .chat-probs")
-        if not self.show_probs:
+        if not self.has_class("probs"):
             self.query_one("#chat-input", Input).focus()
         elif views:
             views.last().focus()

@@ -118,8 +118,12 @@ class CompareScreen(ProjectScreen):
                 if run in ticked:
                     listing.select(index)
         listing.highlighted = self.runs.index(at) if at in self.runs else (0 if self.runs else None)
+        self._name_list()
         self.notify("Runs of the other projects listed." if self.others else "The open project's runs only.")
         self.show()
+
+    def _name_list(self) -> None:
+        self.query_one("#compare-runs").border_title = "runs (space)" if self.runs else "no runs yet"
 
     def action_sweep(self) -> None:
         """Tick the runs of the newest sweep, or of the one before the sweep ticked last (then round)."""
@@ -131,7 +135,7 @@ class CompareScreen(ProjectScreen):
         after = names.index(self.sweep_shown) + 1 if self.sweep_shown in names else 0
         for sweep in sweeps[after:] + sweeps[:after]:
             try:
-                members = sweep_runs(sweep)
+                members = sweep_runs(sweep, self.project)
             except LLMLabError:
                 continue  # a sweep whose members have not started yet
             listing = self.query_one("#compare-runs", SelectionList)
@@ -147,7 +151,7 @@ class CompareScreen(ProjectScreen):
         self.notify("This project's sweeps have no runs yet.", severity="warning")
 
     def loaded(self) -> None:
-        self.query_one("#compare-runs").border_title = "runs (space)" if self.runs else "no runs yet"
+        self._name_list()
         self.call_after_refresh(self.show)
 
     def focus_first_field(self) -> None:

@@ -216,6 +216,9 @@ class InspectScreen(ProjectScreen):
 
     # -- drawing -------------------------------------------------------------------------------------
 
+    def on_resize(self) -> None:
+        self.draw()  # the heatmap and its head table sit side by side only where they fit
+
     def shown_report(self) -> dict | None:
         """The shown view's report (None: none yet, or an error)."""
         entry = self.reports.get(self.view)
@@ -244,8 +247,8 @@ class InspectScreen(ProjectScreen):
     def _title(self) -> str:
         report = self.shown_report()
         if self.view == "attention" and report is not None:
-            self.at_layer = min(self.at_layer, inspection.head_count(report)[0] - 1)
-            self.at_head = min(self.at_head, inspection.head_count(report)[1] - 1)
+            layers, heads = inspection.head_count(report)  # a new report may have fewer
+            self.at_layer, self.at_head = min(self.at_layer, layers - 1), min(self.at_head, heads - 1)
             return f"{inspection.head_title(report, self.at_layer, self.at_head)} · ←/→ head · [ ] layer"
         if self.view == "ablate":
             return f"ablation: {self.mode} (m switches) on the run's held-out batches; Ctrl+R runs it"

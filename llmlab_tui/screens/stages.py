@@ -25,10 +25,9 @@ from engine.project import (
     DatasetConfig,
     LLMLabError,
     Problem,
-    project_from_dict,
-    project_problems,
     project_to_dict,
 )
+from engine.project.files import checked
 from engine.project.overrides import NAMED, set_overrides
 from engine.project.runs import checkpoints, list_runs
 from llmlab_tui.editing import run_command, save_sections
@@ -125,17 +124,15 @@ class StagesScreen(FormScreen):
             edited[form.stage], bad = form.table()
             problems += bad
         saved = project_to_dict(self.project)
-        problems = problems or project_problems({**saved, **edited}, self.project.root)
+        if not problems:  # the edits parse: the project they make, and its rules' problems, in one pass
+            project, problems = checked({**saved, **edited}, self.project.root)
         claimed = [p for form in self.forms() for s in form.sets() for p in s.show_problems(problems)]
         self.query_one("#stage-problems", Static).update("\n".join(str(p) for p in problems if p not in claimed))
         self.current_form().update_shares()
         sets = set_overrides(saved[self.stage], edited[self.stage], self.stage)
         self.query_one("#stage-preview", Static).update(run_command(self.project.root, self.stage, sets))
-        summary = "fix the problems to see what a run amounts to" if problems else ""
-        if not problems:
-            project = project_from_dict({**saved, **edited}, self.project.root)
-            summary = "\n".join([f"a {self.stage} run", "", *stage_lines(project, self.stage)])
-        self.query_one("#stage-summary", Static).update(summary)
+        summary = "\n".join([f"a {self.stage} run", "", *stage_lines(project, self.stage)]) if not problems else ""
+        self.query_one("#stage-summary", Static).update(summary or "fix the problems to see what a run amounts to")
         self.mark_modified()
         return problems
 

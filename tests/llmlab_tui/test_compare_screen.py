@@ -12,9 +12,15 @@ import time
 from engine.project import load_project
 from engine.project.sweeps import Sweep, combinations, parse_grid
 from llmlab_tui.screens.compare import CompareScreen
-from tests.llmlab_tui.pilot_keys import app_on, wait_for
+from tests.llmlab_tui.pilot_keys import app_on, show, wait_for
 from tests.run_folders import write_run, write_scores
 from tests.tiny_project import make_project
+
+
+def table_rows(screen: CompareScreen) -> dict[str, list[str]]:
+    """The table's rows by their first cell (a measure or a setting)."""
+    table = screen.query_one("#compare-table")
+    return {table.get_row_at(i)[0]: table.get_row_at(i)[1:] for i in range(table.row_count)}
 
 
 async def test_two_runs_on_one_chart_with_their_differences(tmp_path):
@@ -24,15 +30,12 @@ async def test_two_runs_on_one_chart_with_their_differences(tmp_path):
     write_run(project / "runs/pretrain-20260101-120002", 3e-3, "rope", [3.2, 2.9], 1.5)
     app = app_on(project, project.parent)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("f7")
-        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen))
-        screen = app.screen
+        screen = await show(pilot, "f7", CompareScreen)
         await pilot.press("space", "down", "space")
         await wait_for(pilot, lambda: len(screen.lines) == 2)
         assert [label for label, _, _ in screen.lines] == ["[1]", "[2]"]
         assert screen.lines[1][1:] == ([1, 2, 3], [3.1, 2.7, 2.4])
-        table = screen.query_one("#compare-table")
-        rows = {table.get_row_at(i)[0]: table.get_row_at(i)[1:] for i in range(table.row_count)}
+        rows = table_rows(screen)
         assert rows["bpb"] == ["1.1", "1.3"]
         assert rows["model.positional_encoding"] == ["rope", "alibi"]
         assert "pretrain.lr" not in rows  # the same in both
@@ -47,9 +50,7 @@ async def test_a_ticked_run_looks_ticked_and_an_unticked_one_empty(tmp_path):
     write_run(project / "runs/pretrain-20260101-120000", 1e-3, "rope", [3.0, 2.5], 1.1)
     app = app_on(project, project.parent)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("f7")
-        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen))
-        runs = app.screen.query_one("#compare-runs")
+        runs = (await show(pilot, "f7", CompareScreen)).query_one("#compare-runs")
         for name in ("selection-list--button", "selection-list--button-highlighted"):
             style = runs.get_component_rich_style(name)
             assert style.color == style.bgcolor, name  # the X drawn in the box's own colour: not seen
@@ -65,19 +66,15 @@ async def test_lm_eval_scores_of_a_final_model_are_rows_of_the_table(tmp_path):
     write_scores(first, demo_facts=0.625)
     app = app_on(project, project.parent)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("f7")
-        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen))
-        screen = app.screen
-        table = screen.query_one("#compare-table")
-        rows = lambda: {table.get_row_at(i)[0]: table.get_row_at(i)[1:] for i in range(table.row_count)}
+        screen = await show(pilot, "f7", CompareScreen)
         await pilot.press("space", "down", "space")
         await wait_for(pilot, lambda: len(screen.lines) == 2)
-        assert rows()["demo_facts acc"] == ["0.625", "—"]
+        assert table_rows(screen)["demo_facts acc"] == ["0.625", "—"]
         assert "demo_facts acc" not in screen.choices["measure"]
         write_scores(first, hellaswag=0.25)  # evaluated again while Compare is open
         await pilot.press("space", "space")
-        await wait_for(pilot, lambda: "hellaswag acc" in rows())
-        assert rows()["hellaswag acc"] == ["0.25", "—"]
+        await wait_for(pilot, lambda: "hellaswag acc" in table_rows(screen))
+        assert table_rows(screen)["hellaswag acc"] == ["0.25", "—"]
 
 
 async def test_o_lists_the_other_projects_runs_beside_the_open_ones_and_keeps_the_ticks(tmp_path):
@@ -87,9 +84,7 @@ async def test_o_lists_the_other_projects_runs_beside_the_open_ones_and_keeps_th
     write_run(other / "runs/pretrain-20260101-130000", 1e-3, "alibi", [3.1, 2.2], 0.9)
     app = app_on(project, project.parent)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("f7")
-        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen))
-        screen = app.screen
+        screen = await show(pilot, "f7", CompareScreen)
         listing = screen.query_one("#compare-runs")
         await pilot.press("space")
         await wait_for(pilot, lambda: len(screen.lines) == 1)
@@ -99,8 +94,7 @@ async def test_o_lists_the_other_projects_runs_beside_the_open_ones_and_keeps_th
         assert listing.selected == [0]  # the open project's tick kept
         await pilot.press("down", "space")
         await wait_for(pilot, lambda: len(screen.lines) == 2)
-        table = screen.query_one("#compare-table")
-        rows = {table.get_row_at(i)[0]: table.get_row_at(i)[1:] for i in range(table.row_count)}
+        rows = table_rows(screen)
         assert rows["bpb"] == ["1.1", "0.9"] and rows["model.positional_encoding"] == ["rope", "alibi"]
         await pilot.press("o")
         await wait_for(pilot, lambda: listing.option_count == 1 and len(screen.lines) == 1)
@@ -122,14 +116,11 @@ async def test_w_ticks_the_runs_of_the_newest_sweep_then_of_the_one_before(tmp_p
         os.utime(sweep.folder / "sweep.json", (time.time() + (sweep is newer), time.time() + (sweep is newer)))
     app = app_on(root, root.parent)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("f7")
-        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen))
-        screen = app.screen
+        screen = await show(pilot, "f7", CompareScreen)
         listing = screen.query_one("#compare-runs")
         await pilot.press("space", "w")  # the newest sweep's runs, the run ticked by hand no longer
         await wait_for(pilot, lambda: sorted(listing.selected) == [2, 3] and len(screen.lines) == 2)
-        table = screen.query_one("#compare-table")
-        assert [table.get_row_at(i)[1:] for i in range(table.row_count)][-1] == ["rope", "yarn"]
+        assert table_rows(screen)["model.positional_encoding"] == ["rope", "yarn"]
         await pilot.press("w")
         await wait_for(pilot, lambda: sorted(listing.selected) == [0, 1])
         await pilot.press("w")  # and round again

@@ -48,12 +48,18 @@ async def open_monitor(pilot) -> MonitorScreen:
     return await show(pilot, "f4", MonitorScreen)
 
 
+def fed(monitor: MonitorScreen) -> QueueSource:
+    """A queue of events the monitor follows as its run's."""
+    source = QueueSource()
+    monitor.app.runner.start(JOB, source, monitor)
+    return source
+
+
 async def test_a_flood_of_events_is_coalesced_and_keys_still_work(projects_dir: Path):
     app = app_on(projects_dir / "alpha", projects_dir)
     async with app.run_test(size=(80, 24)) as pilot:
         monitor = await open_monitor(pilot)
-        source = QueueSource()
-        app.runner.start(JOB, source, monitor)
+        source = fed(monitor)
 
         def flood() -> None:
             source.queue.put(STARTED)
@@ -140,8 +146,7 @@ async def test_quitting_during_a_run_asks_then_stops_it_with_a_checkpoint(projec
     app = app_on(projects_dir / "alpha", projects_dir)
     async with app.run_test(size=(80, 24)) as pilot:
         monitor = await open_monitor(pilot)
-        source = QueueSource()
-        app.runner.start(JOB, source, monitor)
+        source = fed(monitor)
         await pilot.press("q")
         await wait_for(pilot, lambda: isinstance(app.screen, QuitScreen), tries=600, delay=0.05)
         await pilot.press("escape")  # stay
@@ -158,8 +163,7 @@ async def test_the_palette_stops_a_run_from_another_screen(projects_dir: Path):
     app = app_on(projects_dir / "alpha", projects_dir)
     async with app.run_test(size=(80, 24)) as pilot:
         monitor = await open_monitor(pilot)
-        source = QueueSource()
-        app.runner.start(JOB, source, monitor)
+        source = fed(monitor)
         await pilot.press("f3")
         await wait_for(pilot, lambda: app.current_mode == "stages")
         await run_palette(pilot, "Stop run")
@@ -181,8 +185,7 @@ async def test_a_new_run_starts_while_the_finished_one_is_still_exiting(projects
     app = app_on(projects_dir / "alpha", projects_dir)
     async with app.run_test(size=(80, 24)) as pilot:
         monitor = await open_monitor(pilot)
-        source = QueueSource()
-        app.runner.start(JOB, source, monitor)
+        source = fed(monitor)
         source.queue.put(STARTED)
         source.queue.put({"type": "finished", "status": "completed", "report": REPORT})
         await wait_for(pilot, lambda: monitor.view.state == "completed")
@@ -216,8 +219,7 @@ async def test_the_summary_tab_of_an_sft_run_reads_in_words(projects_dir: Path):
     app = app_on(projects_dir / "alpha", projects_dir)
     async with app.run_test(size=(80, 24)) as pilot:
         monitor = await open_monitor(pilot)
-        source = QueueSource()
-        app.runner.start(JOB, source, monitor)
+        source = fed(monitor)
         evaluation = {"loss": 2.5, "ppl": 12.18, "truncated_total": 50.0}
         report = {"steps": 4, "eval_loss": 2.5, "bpb": None, "eval": evaluation}
         source.queue.put({**STARTED, "stage": "sft"})
@@ -236,8 +238,7 @@ async def test_a_preparation_phase_shows_in_the_status_and_the_log_at_once(proje
     app = app_on(projects_dir / "alpha", projects_dir)
     async with app.run_test(size=(80, 24)) as pilot:
         monitor = await open_monitor(pilot)
-        source = QueueSource()
-        app.runner.start(JOB, source, monitor)
+        source = fed(monitor)
         source.queue.put(phase("datasets", "tokenizing a.txt", 50, 200, "documents"))
         shown = "tokenizing a.txt: 50/200 documents (25%)"
         await wait_for(pilot, lambda: str(monitor.query_one("#progress-text").render()) == shown)
@@ -265,8 +266,7 @@ async def test_a_runs_layer_events_are_charted_one_line_per_block(projects_dir: 
     app = app_on(projects_dir / "alpha", projects_dir)
     async with app.run_test(size=(80, 24)) as pilot:
         monitor = await open_monitor(pilot)
-        source = QueueSource()
-        app.runner.start(JOB, source, monitor)
+        source = fed(monitor)
         for event in (STARTED, metrics(1), metrics(2)):
             source.queue.put(event)
         await wait_for(pilot, lambda: monitor.view.step == 2)
