@@ -58,7 +58,7 @@ def seen(monitor: MonitorScreen, run: Path) -> Callable[[], str]:
                 f"view: state {view.state!r} step {view.step} run {view.run_dir}; lock {holder(run)}",
                 f"job: {job and type(job.source).__name__} running {job and job.running}",
                 "log:",
-                *(f"  {level}: {message}" for level, message in view.log[-8:]),
+                *(f"  {level}: {message}" for level, message in list(view.log)[-8:]),
                 "last events:",
                 *(f"  {line}" for line in events),
                 f"worker output ({OUTPUT_LOG}):",
