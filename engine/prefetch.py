@@ -7,7 +7,9 @@ batch travels with the source's position after it, so `state_dict()` names the n
 *loop* takes, not the one the thread is making: a resume lands on the same batch as without
 prefetching. An error in the thread is raised in the loop, with its own traceback. `close()`, or
 dropping the Prefetched object at the end of a run, stops the thread, which never waits on a full
-queue for longer than POLL_S. On CUDA the batches' tensors are pinned, so the loop's
+queue for longer than POLL_S; at the interpreter's exit the thread is stopped and joined first
+(a daemon thread still inside the tokenizer or torch when Python finalizes aborts the process
+with SIGABRT). On CUDA the batches' tensors are pinned, so the loop's
 `non_blocking` copies overlap too.
 """
 
@@ -87,8 +89,15 @@ class Prefetched:
         self._queue = queue.Queue(maxsize=self.depth)
         args = (self.source, self._queue, self._stop, self.pin_memory)
         self._thread = threading.Thread(target=_produce, args=args, name="llmlab-prefetch", daemon=True)
-        weakref.finalize(self, self._stop.set)  # the thread holds no reference to self
+        weakref.finalize(self, _stop_and_join, self._stop, self._thread)  # the thread holds no reference to self
         self._thread.start()
+
+
+def _stop_and_join(stop: threading.Event, thread: threading.Thread) -> None:
+    """Tell the thread to stop and wait for it (it finishes the batch it is making)."""
+    stop.set()
+    if thread is not threading.current_thread() and thread.is_alive():
+        thread.join()
 
 
 def _produce(source, out: queue.Queue, stop: threading.Event, pin_memory: bool) -> None:

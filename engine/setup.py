@@ -83,7 +83,7 @@ def train_stage(
     precision, warning = dev.pick_precision(device)
     folder = RunFolder.open(project, stage, resume) if ranks.is_main else None
     run_dir, resume_dir = dev.broadcast_object((folder.run_dir, folder.checkpoint) if folder else None)
-    reporter = None
+    reporter = objective = None
     phases = Phases(emit if ranks.is_main else None)
     try:
         if folder is not None:
@@ -122,6 +122,8 @@ def train_stage(
         poll = folder.control(control) if folder is not None else control
         return Trainer(ctx, objective, emit if ranks.is_main else None, poll, state).run()
     finally:
+        if objective is not None:
+            objective.close()
         if reporter is not None:
             reporter.close()
         if folder is not None:

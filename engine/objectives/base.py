@@ -119,3 +119,7 @@ class Objective(Protocol):
 
     def source_shares(self) -> dict[str, dict[str, float]]:
         return {}
+
+    def close(self) -> None:
+        """Stop what the objective runs beside the loop (its data's background thread)."""
+        return None

@@ -97,3 +97,6 @@ class PretrainObjective(Objective):
             name: {"share": count / total, "weight": weight}
             for name, count, weight in zip(self.data.names, counts, self.data.weights)
         }
+
+    def close(self) -> None:
+        self.data.train.close()

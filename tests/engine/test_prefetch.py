@@ -118,3 +118,35 @@ def test_closing_or_dropping_the_loader_stops_its_thread(make):
     gc.collect()
     thread.join(timeout=30)  # a bound for a busy machine, not a timing assertion
     assert not thread.is_alive()
+
+
+EXIT_SCRIPT = """
+import sys, time
+from engine.prefetch import Prefetched
+
+class Slow:
+    def __init__(self):
+        self.made = 0
+    def __next__(self):
+        if self.made:  # the batch being made when the interpreter exits
+            time.sleep(0.5)  # the GIL is let go, as the tokenizer and torch do
+            print("finished the batch", flush=True)
+        self.made += 1
+        return self.made
+    def state_dict(self):
+        return {}
+
+loader = Prefetched(Slow(), depth=1)
+next(loader)
+"""
+
+
+def test_the_interpreter_waits_for_the_thread_at_exit():
+    """A daemon thread still inside C code at finalization is cut off mid-call (and, inside torch's
+    or the tokenizer's frames, the process aborts): the exit stops and joins it first."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", EXIT_SCRIPT], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "finished the batch" in done.stdout
