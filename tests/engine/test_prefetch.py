@@ -121,15 +121,17 @@ def test_closing_or_dropping_the_loader_stops_its_thread(make):
 
 
 EXIT_SCRIPT = """
-import sys, time
+import torch
 from engine.prefetch import Prefetched
 
 class Slow:
     def __init__(self):
         self.made = 0
     def __next__(self):
-        if self.made:  # the batch being made when the interpreter exits
-            time.sleep(0.5)  # the GIL is let go, as the tokenizer and torch do
+        if self.made:  # the batch being made when the interpreter exits: torch lets the GIL go
+            a = torch.randn(300, 300)
+            for _ in range(40):
+                a = a @ a / 300
             print("finished the batch", flush=True)
         self.made += 1
         return self.made
@@ -142,8 +144,8 @@ next(loader)
 
 
 def test_the_interpreter_waits_for_the_thread_at_exit():
-    """A daemon thread still inside C code at finalization is cut off mid-call (and, inside torch's
-    or the tokenizer's frames, the process aborts): the exit stops and joins it first."""
+    """A daemon thread still inside torch when Python finalizes aborts the process ("terminate
+    called without an active exception", SIGABRT): the exit stops and joins it first."""
     import subprocess
     import sys
 
