@@ -16,6 +16,7 @@ from engine.chat_template import IGNORE, encode_conversation, encode_prompt, end
 from engine.formats import to_preference
 from engine.logprobs import head_input, token_logprobs
 from engine.losses import dpo_loss
+from engine.objectives.base import Objective
 from engine.objectives.policy import prompt_text, save_adapters, trainable_policy
 from engine.objectives.reference import ReferencePolicy
 from engine.objectives.rollouts import sample_rollouts
@@ -31,7 +32,7 @@ def right_pad(sequences: list[list[int]], value: int, device) -> torch.Tensor:
     return torch.tensor([s + [value] * (width - len(s)) for s in sequences], dtype=torch.long, device=device)
 
 
-class DPOObjective:
+class DPOObjective(Objective):
     def __init__(self, ctx):
         self.ctx, self.config = ctx, ctx.config
         self.module = trainable_policy(ctx)

@@ -16,6 +16,7 @@ import torch
 from engine.chat_template import IM_END, IM_START, encode_prompt, end_of_turn_ids, ensure_chat_template
 from engine.formats import to_prompt
 from engine.lora import trainable_module
+from engine.objectives.base import Objective
 from engine.objectives.reference import ReferencePolicy
 from engine.objectives.rollouts import Rollout, sample_rollouts, score_tokens
 from engine.rewards import Reward
@@ -47,7 +48,7 @@ def save_adapters(policy: torch.nn.Module, model_dir, uses_lora: bool) -> bool:
     return uses_lora
 
 
-class PolicyObjective:
+class PolicyObjective(Objective):
     def __init__(self, ctx, needs_reference: bool, reference_source: str = ""):
         self.ctx, self.config = ctx, ctx.config
         self.module = self.policy = trainable_policy(ctx)

@@ -46,8 +46,8 @@ def test_two_gloo_processes_give_the_weights_of_one_with_the_global_batch(tmp_pa
 
     one, two = final_weights(single), final_weights(double)
     assert one.keys() == two.keys()
-    for name in one:
-        torch.testing.assert_close(two[name], one[name], rtol=1e-5, atol=1e-6)
+    for name in one:  # the all-reduce sums in another order: Adam's step turns that rounding into ~1e-6
+        torch.testing.assert_close(two[name], one[name], rtol=1e-5, atol=1e-5)
     [run] = list_runs(load_project(double), "pretrain")  # rank 0 alone made a run and wrote events
     kinds = [e["type"] for e in read_events(run / METRICS_FILE)]
     assert kinds.count("started") == 1 and kinds.count("metrics") == 4 and kinds[-1] == "finished"
