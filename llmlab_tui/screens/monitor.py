@@ -38,6 +38,7 @@ from llmlab_tui.widgets.stage_select import StageSelect
 
 REDRAW_SECONDS = 0.5
 RESUMABLE = ("stopped", "died", "diverged", "completed")  # completed: when its steps were raised
+EXIT_WAIT_S, EXIT_WAIT_TRIES = 0.2, 150  # how long `r` waits for a finished run's process to let go of it
 LOG_STYLES = {"warning": "$text-warning", "error": "$text-error bold"}
 TABS = ("charts", "samples", "log", "summary")
 
@@ -58,6 +59,7 @@ class MonitorScreen(ProjectScreen):
     def __init__(self) -> None:
         super().__init__()
         self.view = RunView()
+        self._resume_waiting = None  # the timer of a resume waiting for a finished run's process to exit
         self.stage = STAGES[0]
         self.drawn = -1  # the view version on screen
         self.redraws = 0
@@ -140,8 +142,16 @@ class MonitorScreen(ProjectScreen):
         if self.app.runner.running(JOB) and self.view.state == "running":
             self.notify("A run is going already: stop it first (x).", severity="warning")
             return
-        run = Path(self.view.run_dir) if self.view.run_dir else None
+        if self._resume_waiting is None:
+            self._resume(Path(self.view.run_dir) if self.view.run_dir else None, EXIT_WAIT_TRIES)
+
+    def _resume(self, run: Path | None, tries: int) -> None:
+        self._resume_waiting = None
         state = run_state(run)["state"] if run is not None else None
+        if state == "running" and self.view.state in RESUMABLE and tries > 0:
+            # its end is written, but its process still holds the lock while it closes: wait for it
+            self._resume_waiting = self.set_timer(EXIT_WAIT_S, lambda: self._resume(run, tries - 1))
+            return
         if state not in RESUMABLE:
             self.notify(
                 "Nothing to resume: pick a stopped, died or diverged run (or start one with s).", severity="warning"

@@ -197,6 +197,37 @@ async def test_a_new_run_starts_while_the_finished_one_is_still_exiting(projects
         assert spawned == ["pretrain"]
 
 
+async def test_resume_waits_for_a_stopped_runs_process_to_let_go_of_its_folder(projects_dir: Path, monkeypatch):
+    """`r` right after "stopped": the worker has written its end but still holds the run's lock
+    while it closes; the resume waits for the lock instead of answering "nothing to resume"."""
+    resumed = []
+
+    def start_worker(project_path, stage, **kwargs):
+        resumed.append(kwargs["resume"])
+        source = QueueSource()
+        source.pid = 4242
+        return source
+
+    monkeypatch.setattr("llmlab_tui.screens.monitor.start_worker", start_worker)
+    project = projects_dir / "alpha"
+    stopped = {"type": "finished", "status": "stopped", "report": REPORT}
+    run = project / "runs" / "pretrain-20250101-000000"
+    write_run(project, run.name, [{**STARTED, "run_dir": str(run)}, metrics(1), stopped])
+    lock = RunLock(run).acquire()  # its process, on its way out
+    app = app_on(project, projects_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        monitor = await open_monitor(pilot)
+        await wait_for(pilot, lambda: monitor.view.state == "stopped")
+        await pilot.press("r", "r")  # twice: one resume
+        await pilot.pause(0.5)
+        assert resumed == [] and not app._notifications  # waiting, without a word of "nothing to resume"
+        lock.release()
+        await wait_for(pilot, lambda: resumed == [str(run)], delay=0.05)
+        assert monitor.view.state == "running"
+        await pilot.pause(0.5)
+        assert resumed == [str(run)]
+
+
 async def test_a_torn_line_in_the_middle_of_metrics_jsonl_does_not_stop_the_monitor(projects_dir: Path):
     project = projects_dir / "alpha"
     path = write_run(project, "pretrain-20250101-000000", [STARTED, metrics(1)])
