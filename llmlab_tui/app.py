@@ -10,11 +10,14 @@ No torch, transformers, datasets or peft here or below (tests/llmlab_tui/test_im
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from textual import events
 from textual.app import App
 from textual.binding import Binding
 from textual.reactive import reactive
@@ -22,7 +25,7 @@ from textual.screen import Screen
 from textual.widget import AwaitMount
 
 from engine.project import PROJECT_FILE, STAGES
-from llmlab_tui.screens.base import OpenProject
+from llmlab_tui.screens.base import FormScreen, OpenProject
 from llmlab_tui.unsaved import leave
 
 if TYPE_CHECKING:
@@ -51,6 +54,8 @@ def lab_commands() -> type:
 
 
 # The app's screens, in footer order.
+HOLD_KEYS_S = 10.0  # the longest a key waits for a form's editors (they take tenths of a second)
+
 SCREENS: dict[str, ScreenEntry] = {
     "projects": ScreenEntry("f1", "Projects", "llmlab_tui.screens.projects:ProjectsScreen", needs_project=False),
     "architecture": ScreenEntry("f2", "Architecture", "llmlab_tui.screens.architecture:ArchitectureScreen"),
@@ -117,6 +122,24 @@ class LabApp(App):
 
     def on_ready(self) -> None:
         self.start_runner()
+
+    async def on_event(self, event: events.Event) -> None:
+        # a key typed while a form is getting its editors waits for them, and the keys after it queue
+        # behind it: each lands where it would have, had the form been editable from the start
+        if isinstance(event, (events.Key, events.Paste)) and not event.is_forwarded:
+            await self._form_editable()
+        await super().on_event(event)
+
+    async def _shutdown(self) -> None:
+        await self._form_editable()  # a Select torn down while it mounts raises (Textual 8.2)
+        await super()._shutdown()
+
+    async def _form_editable(self) -> None:
+        """Wait (HOLD_KEYS_S at most) until the form on screen, if any, has all its editors."""
+        screen = self.screen if self._screen_stack else None
+        if isinstance(screen, FormScreen):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(screen.editable.wait(), HOLD_KEYS_S)
 
     def on_unmount(self) -> None:
         if self._runner is not None:

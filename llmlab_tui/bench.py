@@ -2,10 +2,15 @@
 
 Each measure runs in a fresh Python process, several times (the median is shown): the bare
 interpreter's start, the time of `import llmlab_tui.app`, and the time from starting the process
-to the first painted screen (Textual's `Ready` event, sent after the first frame is drawn; the
-app runs headless, so no terminal's speed is counted), with no project and with the demo
-project open. It also checks that no heavy library (torch, transformers, ...) was loaded, and
-notes which screen the first frame showed and how many widgets it held (the demo's form is there).
+to its first frame arriving on a terminal (a pseudo-terminal of 100x30 the bench reads: the first
+output holding a text of the screen, MARKERS), with no project and with the demo project open;
+with the demo also the time until every field of its form is editable (the form's rows are drawn
+as text in the first frame and get their editors just after, widgets/forms.py). It also checks
+that no heavy library (torch, transformers, ...) was loaded, and notes which screen showed and
+how many widgets it held once editable. Textual's `Ready` event is not the paint on a terminal:
+it is posted when the first frame is laid out, and the frame is written only once Textual's
+start-up batch has ended and the screen's queue reached it (a few tenths of a second later when
+heavy work was queued behind it).
 
 The processes start with Python's bytecode cached, as every start after the first one (and every
 pip install) does: a warm-up start fills a temporary cache (PYTHONPYCACHEPREFIX), so a
@@ -18,12 +23,16 @@ llmlab_tui/__main__.py, and it needs nothing but the standard library and the ap
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
+import select
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
+import termios
 import time
 from pathlib import Path
 
@@ -34,12 +43,15 @@ HEAVY = ("torch", "transformers", "datasets", "peft")
 TARGET_SECONDS = 0.5
 REFERENCES = {"textual_bare": False, "textual_form": True}  # plain_paint, without / with the project's fields
 ROUNDS = 3
+SIZE = (100, 30)  # the pseudo-terminal's columns and rows
+BARE_TEXT = "a bare Textual app"
+# text each first frame holds, and no output before it: its arrival on the terminal is the first paint
+MARKERS = {"projects": "Projects", "form": "positional_encoding", "bare": BARE_TEXT}
+PAINT_TIMEOUT_S = 60.0
 TRAIN_STEPS = 300
 
 IMPORT_CODE = "import time; t = time.perf_counter(); import llmlab_tui.app; print(time.perf_counter() - t)"
-PAINT_CODE = (
-    "import json, sys; from llmlab_tui.bench import first_paint; print(json.dumps(first_paint(sys.argv[1] or None)))"
-)
+PAINT_CODE = "import sys; from llmlab_tui.bench import first_paint; first_paint(*sys.argv[1:])"
 PLAIN_CODE = PAINT_CODE.replace("first_paint", "plain_paint")
 
 
@@ -59,33 +71,40 @@ def parser() -> argparse.ArgumentParser:
     return parser
 
 
-def first_paint(project: str | None) -> dict:
-    """Run in a fresh process: start the app headless, note the moment of its first frame, quit."""
+def first_paint(project: str, report: str) -> None:
+    """Run in a fresh process on a terminal: start the app, note when its first frame was made and
+    when every field of its screen was editable, write that to the file `report`, and go on until
+    killed (an app that quits at once may never write the frame the bench waits for)."""
     from llmlab_tui.app import LabApp, project_dir
-
-    painted = {}
+    from llmlab_tui.screens.base import FormScreen
 
     class Probe(LabApp):
         CSS_PATH = Path(sys.modules[LabApp.__module__].__file__).parent / LabApp.CSS_PATH  # relative to app.py
 
-        def on_ready(self) -> None:
-            painted["at"] = time.monotonic()  # CLOCK_MONOTONIC: comparable across processes
-            painted["heavy"] = [name for name in HEAVY if name in sys.modules]
-            painted["screen"] = type(self.screen).__name__
-            painted["widgets"] = len(self.screen.query("*"))
-            self.exit()
+        async def on_ready(self, event) -> None:
+            painted = {"ready_at": event.time, "heavy": [name for name in HEAVY if name in sys.modules]}
+            if isinstance(self.screen, FormScreen):  # its fields are drawn as text first: wait for the editors
+                await self.screen.editable.wait()
+            painted.update(
+                editable_at=time.monotonic(), screen=type(self.screen).__name__, widgets=len(self.screen.query("*"))
+            )
+            _write_report(report, painted)
 
-    Probe(project_dir(Path(project)).resolve() if project else None).run(headless=True, size=(100, 30))
-    if not painted:
-        raise RuntimeError("the app exited before painting its first screen")
-    return painted
+    Probe(project_dir(Path(project)).resolve() if project else None).run()
 
 
-def plain_paint(project: str | None) -> dict:
-    """Run in a fresh process: Textual's own cost, the references the app's start is read against.
-    No project: a bare App (a line and a Footer); a project: its F2 fields as plain Textual widgets
-    (a label and an Input / Select / Checkbox a row, in a scroll, with a Footer), none of the app's
-    logic, CSS or screens."""
+def _write_report(report: str, painted: dict) -> None:
+    """Write what a paint process saw, whole or not at all (the bench reads it as soon as it is there)."""
+    partial = Path(report).with_suffix(".partial")
+    partial.write_text(json.dumps(painted))
+    partial.replace(report)
+
+
+def plain_paint(project: str, report: str) -> None:
+    """Run in a fresh process on a terminal: Textual's own cost, the references the app's start is
+    read against. No project: a bare App (a line and a Footer); a project: its F2 fields as plain
+    Textual widgets (a label and an Input / Select / Checkbox a row, in a scroll, with a Footer),
+    none of the app's logic, CSS or screens."""
     from textual.app import App
     from textual.containers import Horizontal, VerticalScroll
     from textual.widgets import Checkbox, Footer, Input, Label, Select, Static
@@ -98,7 +117,6 @@ def plain_paint(project: str | None) -> dict:
 
         loaded = load_project(Path(project))
         specs = tokenizer_specs(loaded) + dataclass_specs(loaded.model)
-    painted = {}
 
     def editor(spec):
         if spec.choices:
@@ -113,7 +131,7 @@ def plain_paint(project: str | None) -> dict:
 
         def compose(self):
             if not specs:
-                yield Static("a bare Textual app")
+                yield Static(BARE_TEXT)
             with VerticalScroll():
                 for spec in specs:
                     with Horizontal(classes="row"):
@@ -121,19 +139,65 @@ def plain_paint(project: str | None) -> dict:
                         yield editor(spec)
             yield Footer()
 
-        def on_ready(self) -> None:
-            painted.update(at=time.monotonic(), heavy=[], screen="plain Textual", widgets=len(self.screen.query("*")))
-            self.exit()
+        def on_ready(self, event) -> None:
+            painted = {"ready_at": event.time, "editable_at": time.monotonic(), "heavy": []}
+            painted.update(screen="plain Textual", widgets=len(self.screen.query("*")))
+            _write_report(report, painted)
 
-    Plain().run(headless=True, size=(100, 30))
-    return painted
+    Plain().run()
 
 
-def _first_paint(project: Path | None, env: dict, code: str = PAINT_CODE) -> tuple[float, dict]:
-    """Seconds from starting a process to its first frame, and what first_paint noted there."""
-    start = time.monotonic()
-    painted = json.loads(_python(code, str(project) if project else "", env=env)[1])
-    return painted["at"] - start, painted
+def _first_paint(project: Path | None, env: dict, code: str = PAINT_CODE) -> tuple[float, float, dict]:
+    """Start `code` for `project` in a fresh process on a pseudo-terminal of SIZE: the seconds
+    until the terminal received its first frame (the first output holding the screen's marker),
+    the seconds until every field was editable, and what the process reported."""
+    marker = MARKERS["form" if project else "projects" if code == PAINT_CODE else "bare"].encode()
+    terminal, child_end = os.openpty()
+    fcntl.ioctl(child_end, termios.TIOCSWINSZ, struct.pack("HHHH", SIZE[1], SIZE[0], 0, 0))
+    with tempfile.TemporaryDirectory(prefix="llmlab-bench-paint-") as folder:
+        report = Path(folder) / "painted.json"
+        start = time.monotonic()
+        child = subprocess.Popen(
+            [sys.executable, "-c", code, str(project or ""), str(report)],
+            stdin=child_end,
+            stdout=child_end,
+            stderr=child_end,
+            env={**env, "TERM": "xterm-256color"},
+            start_new_session=True,
+        )
+        os.close(child_end)
+        deadline = start + PAINT_TIMEOUT_S
+        try:
+            shown_at, output = _read_terminal(terminal, marker, deadline)
+            while not report.is_file() and child.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.02)
+        finally:
+            child.kill()
+            child.wait()
+            os.close(terminal)
+        if shown_at is None or not report.is_file():
+            raise RuntimeError(f"no first frame from {code!r}; its terminal showed:\n{output[-2000:]!r}")
+        painted = json.loads(report.read_text())
+    return shown_at - start, painted["editable_at"] - start, painted
+
+
+def _read_terminal(terminal: int, marker: bytes, deadline: float) -> tuple[float | None, bytes]:
+    """Read the terminal's output until `marker` arrives (when it did) or the process ends (None)."""
+    output = b""
+    while time.monotonic() < deadline:
+        if not select.select([terminal], [], [], deadline - time.monotonic())[0]:
+            break
+        try:
+            data = os.read(terminal, 1 << 16)
+        except OSError:  # the process ended: its side of the terminal is closed
+            break
+        if not data:
+            break
+        tail = output[-len(marker) :]
+        output += data
+        if marker in tail + data:
+            return time.monotonic(), output
+    return None, output
 
 
 def cached_bytecode_env(cache: str) -> dict:
@@ -154,7 +218,8 @@ def _python(code: str, *args: str, env: dict | None = None) -> tuple[float, str]
 
 def run_bench(project: Path | None, rounds: int) -> dict:
     """Median seconds of each measure over `rounds` fresh processes, and the heavy modules seen."""
-    measures = {key: [] for key in ("interpreter", "import", "first_paint", "first_paint_project", *REFERENCES)}
+    keys = ("interpreter", "import", "first_paint", "first_paint_project", "editable_project", *REFERENCES)
+    measures = {key: [] for key in keys}
     heavy, screens = set(), {}
     with tempfile.TemporaryDirectory(prefix="llmlab-bench-tui-") as cache:
         env = cached_bytecode_env(cache)
@@ -164,12 +229,14 @@ def run_bench(project: Path | None, rounds: int) -> dict:
             measures["interpreter"].append(_python("pass", env=env)[0])
             measures["import"].append(float(_python(IMPORT_CODE, env=env)[1]))
             for key, opened in (("first_paint", None), ("first_paint_project", project)):
-                seconds, painted = _first_paint(opened, env)
+                seconds, editable, painted = _first_paint(opened, env)
                 measures[key].append(seconds)
+                if opened:
+                    measures["editable_project"].append(editable)
                 heavy.update(painted["heavy"])
                 screens[key] = {"screen": painted["screen"], "widgets": painted["widgets"]}
             for key, opened in REFERENCES.items():
-                seconds, painted = _first_paint(project if opened else None, env, PLAIN_CODE)
+                seconds, _, painted = _first_paint(project if opened else None, env, PLAIN_CODE)
                 measures[key].append(seconds)
                 screens[key] = {"screen": painted["screen"], "widgets": painted["widgets"]}
     result = {
@@ -186,7 +253,7 @@ def run_bench(project: Path | None, rounds: int) -> dict:
             "date": time.strftime("%Y-%m-%d %H:%M"),
         },
     }
-    result.update({f"{key}_s": statistics.median(values) for key, values in measures.items()})
+    result.update({f"{key}_s": statistics.median(values) for key, values in measures.items() if values})
     result["rounds_s"] = measures
     return result
 
@@ -210,18 +277,20 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if project:
         rows.append([f"start to first paint ({project.name})", f"{result['first_paint_project_s']:.3f} s"])
+        rows.append([f"start to every field editable ({project.name})", f"{result['editable_project_s']:.3f} s"])
     rows.append(["reference: a bare Textual app", f"{result['textual_bare_s']:.3f} s"])
     if project:
         widgets = result["first_screens"]["textual_form"]["widgets"]
         label = f"reference: its F2 fields in plain Textual ({widgets} widgets)"
         rows.append([label, f"{result['textual_form_s']:.3f} s"])
     m = result["machine"]
-    print(f"tui start, median of {args.rounds} fresh processes each, headless 100x30, bytecode cached")
+    width, height = SIZE
+    print(f"tui start, median of {args.rounds} fresh processes each, on a {width}x{height} terminal, bytecode cached")
     print(_table(["", "seconds"], rows))
     print(f"heavy modules loaded: {', '.join(result['heavy_modules']) or 'none'}")
     screens = {key: shown for key, shown in result["first_screens"].items() if key not in REFERENCES}
     shown = [f"{s['screen']} ({s['widgets']} widgets)" for s in screens.values()]
-    print(f"first frames: {', '.join(shown)}")
+    print(f"first screens, once editable: {', '.join(shown)}")
     print(f"cpu: {m['cpu']}, {m['cpu_count']} cores, load {' '.join(map(str, m['load_average']))}, {m['date']}")
     worst = max(result["first_paint_s"], result["first_paint_project_s"] if project else 0.0)
     verdict = "ok" if worst < TARGET_SECONDS else f"above the {TARGET_SECONDS:g} s target"

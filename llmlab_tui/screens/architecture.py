@@ -70,8 +70,9 @@ class ArchitectureScreen(FormScreen):
         with Horizontal(id="arch-body"):
             with FormScroll(id="arch-form"):
                 if self.project is not None:
-                    yield FieldSet(tokenizer_specs(self.project), "tokenizer", "Tokenizer", id="tokenizer")
-                    yield FieldSet(dataclass_specs(self.project.model), "model", "Model", id="model")
+                    specs = {"tokenizer": tokenizer_specs(self.project), "model": dataclass_specs(self.project.model)}
+                    for name, title in (("tokenizer", "Tokenizer"), ("model", "Model")):
+                        yield FieldSet(specs[name], name, title, deferred=True, id=name)
                 yield Static("\n".join(map(str, self.load_problems)), id="arch-problems", classes="problems")
             yield Static("", id="arch-summary")
         yield FieldHelp(id="field-help")

@@ -3,11 +3,15 @@
 A `ProjectScreen` reads the app's `project_path` each time it is shown and loads the project again
 when another one was opened, or when the file changed on disk and the screen holds no edits.
 A `FormScreen` edits it (architecture, stages): keys that jump between the form's sections, the
-focused field's help under the form, and the nav bar's mark while edits are not saved.
+focused field's help under the form, and the nav bar's mark while edits are not saved. Its
+deferred FieldSets (widgets/forms.py) get their editors right after the frame that first shows
+them (the fields drawn as text); until then `editable` is clear and the app holds every key typed
+(app.py), so none is lost.
 """
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from textual import events
@@ -19,6 +23,8 @@ from engine.project import PROJECT_FILE, LLMLabError, Problem, Project, project_
 from llmlab_tui.editing import load_dict
 from llmlab_tui.widgets.forms import FieldHelp, FieldSet
 from llmlab_tui.widgets.nav import NavBar
+
+HYDRATE_AFTER_S = 0.05  # from a form screen's first Show to building its editors
 
 
 class OpenProject(Message):
@@ -122,6 +128,34 @@ class FormScreen(ProjectScreen):
             "pageup,ctrl+up", "section(-1)", "Section", key_display="PgUp", priority=True, id="form.previous_section"
         ),
     ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.editable = asyncio.Event()  # every field has its editor (keys wait for it: app.py)
+
+    def on_show(self) -> None:
+        # Textual holds the terminal's first frame back until its start-up batch has ended and the
+        # screen's queue reaches it; a moment's wait lets that frame (values as text) out first
+        self.set_timer(HYDRATE_AFTER_S, self.hydrate)
+
+    async def reload(self) -> None:
+        self.editable.clear()
+        await super().reload()
+        await self.hydrate()
+
+    async def hydrate(self) -> None:
+        """Give the deferred fields their editors, then put the focus on the first one; `editable`
+        once every field has one (or the building failed: the keys held are let go)."""
+        try:
+            mounts = [mounted for field_set in self.query(FieldSet) for mounted in field_set.hydrate()]
+            if mounts:
+                await asyncio.gather(*mounts)
+                self.focus_first_field()
+        except BaseException:
+            self.editable.set()
+            raise
+        if all(field_set.editable for field_set in self.query(FieldSet)):
+            self.editable.set()
 
     def action_save(self) -> None:
         raise NotImplementedError

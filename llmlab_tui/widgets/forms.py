@@ -7,6 +7,11 @@ plain text, anything else an Input of an inline TOML value (`1e-3`, `[0.9, 0.95]
 words as on the command line. Problems found by engine.project show under the row they name (a
 rule across fields under each of them); `FieldHelp` shows the focused field's meaning and rule
 (engine/project/descriptions.py).
+
+A set made `deferred` first draws each value as plain text in the editor's place, and builds
+and mounts the editors when `hydrate()` is called: a Select or an Input is many times the cost
+of a line of text, so a screen can paint its whole form at once and make it editable a moment
+later (screens/base.py FormScreen holds the keys typed in between).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.message import Message
-from textual.widget import Widget
+from textual.widget import AwaitMount, Widget
 from textual.widgets import Checkbox, Input, Label, Select, Static
 
 from engine.project import Problem, project_to_dict
@@ -59,26 +64,39 @@ def field_id(path: str) -> str:
 
 
 class FieldRow(Vertical):
-    """A label, the editor for one value, and the problem line under it (hidden when fine)."""
+    """A label, the editor for one value, and the problem line under it (when there is one).
+    `deferred`: the value drawn as text until `hydrate()` puts the editor in its place."""
 
-    def __init__(self, spec: FieldSpec, path: str) -> None:
+    def __init__(self, spec: FieldSpec, path: str, deferred: bool = False) -> None:
         super().__init__(classes="field-row")
         self.spec, self.path = spec, path
         self.help = spec.help or field_help(path) or ""
-        self.editor = _editor(spec, field_id(path))
+        self.editor: Widget | None = None if deferred else _editor(spec, field_id(path))
         self.problem = Static("", classes="field-problem")
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="field-line"):
             yield Label(self.spec.name, classes="field-label")
-            yield self.editor
-        yield self.problem
+            yield self.editor if self.editor is not None else Static(_drawn_value(self.spec), classes="field-value")
+
+    def hydrate(self) -> AwaitMount | None:
+        """Put the editor in the drawn value's place (None when it is there already, or the row
+        is not built yet)."""
+        drawn = next(iter(self.query(".field-value")), None)
+        if self.editor is not None or drawn is None:
+            return None
+        self.editor = _editor(self.spec, field_id(self.path))
+        mounted = drawn.parent.mount(self.editor, after=drawn)
+        drawn.remove()
+        return mounted
 
     @property
     def value(self) -> Any:
         """The edited value (text that is not a TOML value stays text, as `--set` reads it, and the
         schema's type check names it); ValueError when a non-text field is empty."""
         editor = self.editor
+        if editor is None:  # not editable yet: as loaded
+            return self.spec.value
         if isinstance(editor, Select):  # NULL until mounted
             return self.spec.value if editor.value is Select.NULL else editor.value
         if isinstance(editor, Checkbox):
@@ -96,9 +114,22 @@ class FieldRow(Vertical):
         self.remove_class("-focused")
 
     def show_problem(self, text: str) -> None:
+        """Show `text` under the row ("" hides it); the line is mounted when first needed (most
+        rows never have one, and each widget costs the first frame)."""
         self.problem.update(text)
         self.problem.display = bool(text)
         self.set_class(bool(text), "-invalid")
+        if text and self.problem.parent is None and self.is_mounted:
+            self.mount(self.problem)
+
+
+def _drawn_value(spec: FieldSpec) -> str:
+    """The value as its editor draws it (the text a deferred row shows until its editor is there)."""
+    if spec.choices:
+        return str(spec.value) or "(none)"
+    if isinstance(spec.value, bool):
+        return TickBox.drawn(spec.value)
+    return spec.value if isinstance(spec.value, str) else format_value(spec.value)
 
 
 def _editor(spec: FieldSpec, widget_id: str) -> Widget:
@@ -116,9 +147,12 @@ def _editor(spec: FieldSpec, widget_id: str) -> Widget:
 class TickBox(Checkbox):
     """A checkbox whose states differ in any colours: `[x] true` / `[ ] false` (TOML's words)."""
 
+    @staticmethod
+    def drawn(value: bool) -> str:
+        return "[x] true" if value else "[ ] false"
+
     def render(self) -> Content:
-        text = "[x] true" if self.value else "[ ] false"
-        return Content(text).stylize_before(self.get_visual_style("toggle--label"))
+        return Content(self.drawn(self.value)).stylize_before(self.get_visual_style("toggle--label"))
 
 
 class FormScroll(VerticalScroll, can_focus=False, inherit_bindings=False):
@@ -149,11 +183,17 @@ class FieldSet(Vertical):
             self.field_set, self.name = field_set, name
 
     def __init__(
-        self, specs: list[FieldSpec], prefix: str, title: str = "", table: str | None = None, **kwargs: Any
+        self,
+        specs: list[FieldSpec],
+        prefix: str,
+        title: str = "",
+        table: str | None = None,
+        deferred: bool = False,
+        **kwargs: Any,
     ) -> None:
         super().__init__(classes="field-set", **kwargs)
         self.prefix, self.title, self.table = prefix, title, table
-        self.rows = {spec.name: FieldRow(spec, f"{prefix}.{spec.name}") for spec in specs}
+        self.rows = {spec.name: FieldRow(spec, f"{prefix}.{spec.name}", deferred) for spec in specs}
 
     def compose(self) -> ComposeResult:
         if self.title:
@@ -190,9 +230,19 @@ class FieldSet(Vertical):
             claimed += mine + related
         return claimed
 
+    def hydrate(self) -> list[AwaitMount]:
+        """Give every deferred row its editor; the mounts to await."""
+        return [mounted for row in self.rows.values() if (mounted := row.hydrate()) is not None]
+
+    @property
+    def editable(self) -> bool:
+        """Every row has its editor."""
+        return all(row.editor is not None for row in self.rows.values())
+
     def first_field(self) -> Widget | None:
         """The first shown editor of the set (where a jump to the set lands)."""
-        return next((row.editor for row in self.rows.values() if row.display and row.editor.focusable), None)
+        editors = (row.editor for row in self.rows.values() if row.display and row.editor is not None)
+        return next((editor for editor in editors if editor.focusable), None)
 
     def _changed(self, widget: Widget) -> None:
         for name, row in self.rows.items():

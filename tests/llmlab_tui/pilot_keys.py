@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from llmlab_tui.app import LabApp
+from llmlab_tui.screens.base import FormScreen
 
 
 async def wait_for(
@@ -28,8 +29,16 @@ async def wait_for(
 async def show(pilot, key: str, screen_type):
     """Press a screen's key and wait until that screen is shown with its project read; return it."""
     await pilot.press(key)
-    await wait_for(pilot, lambda: isinstance(pilot.app.screen, screen_type) and pilot.app.screen.project)
-    return pilot.app.screen
+    return await shown(pilot, screen_type)
+
+
+async def shown(pilot, screen_type):
+    """Wait until a `screen_type` is shown with its project read and, on a form, every field
+    editable (keys wait for that by themselves; a test that reads the widgets must too)."""
+    ready = lambda screen: not isinstance(screen, FormScreen) or screen.editable.is_set()
+    screen = lambda: pilot.app.screen
+    await wait_for(pilot, lambda: isinstance(screen(), screen_type) and screen().project and ready(screen()))
+    return screen()
 
 
 async def tab_to(pilot, widget_id: str, limit: int = 120, key: str = "tab") -> None:

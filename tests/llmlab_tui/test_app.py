@@ -7,7 +7,7 @@ from llmlab_tui.app import SCREENS, LabApp, run_app
 from llmlab_tui.screens.architecture import ArchitectureScreen
 from llmlab_tui.screens.projects import ProjectsScreen
 from llmlab_tui.screens.stages import StagesScreen
-from tests.llmlab_tui.pilot_keys import app_on, run_palette, wait_for
+from tests.llmlab_tui.pilot_keys import app_on, run_palette, shown, wait_for
 
 
 async def test_starts_on_projects_and_refuses_project_screens_without_one(projects_dir):
@@ -23,7 +23,7 @@ async def test_starts_on_projects_and_refuses_project_screens_without_one(projec
 async def test_function_keys_switch_screens_and_escape_goes_back(projects_dir):
     app = app_on(projects_dir / "alpha", projects_dir)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, ArchitectureScreen))
+        await shown(pilot, ArchitectureScreen)
         await pilot.press("f3")
         await wait_for(pilot, lambda: isinstance(app.screen, StagesScreen))
         await pilot.press("f1")
@@ -31,7 +31,7 @@ async def test_function_keys_switch_screens_and_escape_goes_back(projects_dir):
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, StagesScreen))
         await pilot.press("escape")
-        await wait_for(pilot, lambda: isinstance(app.screen, ArchitectureScreen))
+        await shown(pilot, ArchitectureScreen)
 
 
 async def test_every_screen_has_a_key_binding_with_an_id(projects_dir):
@@ -47,7 +47,7 @@ async def test_palette_opens_a_project(projects_dir):
     app = app_on(None, projects_dir)
     async with app.run_test(size=(80, 24)) as pilot:
         await run_palette(pilot, "open project beta")
-        await wait_for(pilot, lambda: isinstance(app.screen, ArchitectureScreen) and app.screen.project is not None)
+        await shown(pilot, ArchitectureScreen)
         assert app.project_path == (projects_dir / "beta").resolve()
         assert app.screen.project.name == "beta"
 

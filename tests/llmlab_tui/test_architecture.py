@@ -1,16 +1,21 @@
 """The architecture screen with keys only: a broken rule shows under its field with the engine's
-text and blocks saving; fixed, it saves; the choices offered are engine.project's tuples."""
+text and blocks saving; fixed, it saves; the choices offered are engine.project's tuples; the
+first frame draws the values as text, and keys typed before the editors are there still land."""
 
 from __future__ import annotations
 
 import tomllib
+from pathlib import Path
 
 from engine import project as schema
 from engine.project import ModelConfig, load_project
 from engine.project.sizing import padded_vocab_size, parameter_count, tokenizer_vocab_size
+from llmlab_tui import app as app_module
+from llmlab_tui.app import LabApp
 from llmlab_tui.screens.architecture import ArchitectureScreen
 from llmlab_tui.summary import block_diagram, count
-from tests.llmlab_tui.pilot_keys import app_on, choose, type_into, wait_for
+from llmlab_tui.widgets.forms import FieldRow
+from tests.llmlab_tui.pilot_keys import app_on, choose, shown, type_into, wait_for
 
 
 def _toml(project_dir):
@@ -18,8 +23,7 @@ def _toml(project_dir):
 
 
 async def _open(pilot):
-    await wait_for(pilot, lambda: isinstance(pilot.app.screen, ArchitectureScreen) and pilot.app.screen.project)
-    return pilot.app.screen
+    return await shown(pilot, ArchitectureScreen)
 
 
 def _problem(screen, path):
@@ -130,3 +134,54 @@ def test_vocab_unknown_for_a_hub_tokenizer_is_shown_as_such(projects_dir):
     project.tokenizer.source = "gpt2"
     assert tokenizer_vocab_size(project.tokenizer) is None
     assert model_size(project).parameters is None and count(None) == "?"
+
+
+class FirstFrame(LabApp):
+    """The app, noting what its first frame held and pressing `keys` as soon as it was made."""
+
+    CSS_PATH = Path(app_module.__file__).parent / LabApp.CSS_PATH  # relative to app.py
+
+    def __init__(self, project, projects_dir, keys=()):
+        super().__init__(project, projects_dir=projects_dir)
+        self.keys, self.first_frame = keys, {}
+
+    def on_ready(self) -> None:
+        super().on_ready()
+        screen = self.screen
+        self.first_frame = {
+            "drawn": {row.path: str(row.query_one(".field-value").render()) for row in screen.query(FieldRow)},
+            "editors": [row.editor for row in screen.query(FieldRow) if row.editor is not None],
+            "editable": screen.editable.is_set(),
+        }
+        for key in self.keys:  # a burst typed before any editor is there
+            self.simulate_key(key)
+
+
+async def test_the_first_frame_draws_every_value_as_text_and_the_editors_follow(projects_dir):
+    app = FirstFrame(projects_dir / "alpha", projects_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await shown(pilot, ArchitectureScreen)
+        first = app.first_frame
+        assert first["editors"] == [] and not first["editable"]  # the first frame: text only
+        rows = {row.path: row for row in screen.query(FieldRow)}
+        assert first["drawn"].keys() == rows.keys()
+        model = load_project(projects_dir / "alpha").model
+        assert first["drawn"]["model.d_model"] == str(model.d_model)
+        assert first["drawn"]["model.attention"] == model.attention
+        assert first["drawn"]["model.bias"] == ("[x] true" if model.bias else "[ ] false")  # as the TickBox draws it
+        assert not screen.query(".field-value")  # then every row has its editor, with the same value
+        assert rows["model.d_model"].editor.value == str(model.d_model)
+        assert rows["model.attention"].editor.value == model.attention
+        assert app.focused is rows["tokenizer.source"].editor  # the focus on the first field, as before
+
+
+async def test_keys_typed_before_the_editors_are_there_land_in_order(projects_dir):
+    # PgDn to the Model section, Tab ×4 to d_model, then replace its value by 128: before any editor exists
+    keys = ["pagedown", *["tab"] * 4, "end", "ctrl+u", "1", "2", "8"]
+    app = FirstFrame(projects_dir / "alpha", projects_dir, keys)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await shown(pilot, ArchitectureScreen)
+        assert app.first_frame["editors"] == []
+        d_model = screen.query_one("#model-d_model")
+        await wait_for(pilot, lambda: d_model.value == "128")
+        assert app.focused is d_model

@@ -7,7 +7,7 @@ from textual import events
 
 from llmlab_tui.screens.architecture import ArchitectureScreen
 from llmlab_tui.widgets.ordered_input import OrderedInput
-from tests.llmlab_tui.pilot_keys import app_on, wait_for
+from tests.llmlab_tui.pilot_keys import app_on, shown, wait_for
 
 
 def burst(widget, *keys: str) -> None:
@@ -19,7 +19,7 @@ def burst(widget, *keys: str) -> None:
 async def test_a_burst_of_editing_and_typed_keys_lands_in_order(projects_dir):
     app = app_on(projects_dir / "alpha", projects_dir)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, ArchitectureScreen) and app.screen.project)
+        await shown(pilot, ArchitectureScreen)
         kv_heads = app.screen.query_one("#model-n_kv_heads", OrderedInput)
         kv_heads.focus()
         burst(kv_heads, "end", "1", "backspace", "3")

@@ -15,7 +15,7 @@ from llmlab_tui.catalog import delete_project, duplicate_project, list_projects
 from llmlab_tui.screens.architecture import ArchitectureScreen
 from llmlab_tui.screens.confirm import ConfirmScreen, NameScreen
 from llmlab_tui.screens.projects import ProjectsScreen, cells, templates
-from tests.llmlab_tui.pilot_keys import app_on, wait_for
+from tests.llmlab_tui.pilot_keys import app_on, shown, wait_for
 
 
 def _fake_run(project_dir, name, *events):
@@ -61,7 +61,7 @@ async def test_create_a_project_with_keys(projects_dir):
         assert load_project(projects_dir / "gamma").name == "gamma"
         await wait_for(pilot, lambda: app.screen.highlighted and app.screen.highlighted.name == "gamma")
         await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, ArchitectureScreen) and app.screen.project)
+        await shown(pilot, ArchitectureScreen)
         assert app.screen.project.name == "gamma"
 
 
