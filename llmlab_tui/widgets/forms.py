@@ -8,10 +8,11 @@ words as on the command line. Problems found by engine.project show under the ro
 rule across fields under each of them); `FieldHelp` shows the focused field's meaning and rule
 (engine/project/descriptions.py).
 
-A set made `deferred` first draws each value as plain text in the editor's place, and builds
-and mounts the editors when `hydrate()` is called: a Select or an Input is many times the cost
-of a line of text, so a screen can paint its whole form at once and make it editable a moment
-later (screens/base.py FormScreen holds the keys typed in between).
+A set made `deferred` first draws each row as one line of text (its label and its value as the
+editor draws it), and builds and mounts the labels and editors when `hydrate()` is called: a
+Select or an Input is many times the cost of a line of text, so a screen can paint its whole form
+at once and make it editable a moment later (screens/base.py FormScreen holds the keys typed in
+between).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from engine.project import Problem, project_to_dict
 from engine.project.descriptions import field_help
 from engine.project.overrides import format_value, override_value
 from llmlab_tui.widgets.ordered_input import OrderedInput
+
+LABEL_WIDTH, EDITOR_WIDTH = 26, 44  # a row's label and its editor at most (app.tcss .field-label, .field-line)
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,8 @@ def field_id(path: str) -> str:
 
 class FieldRow(Vertical):
     """A label, the editor for one value, and the problem line under it (when there is one).
-    `deferred`: the value drawn as text until `hydrate()` puts the editor in its place."""
+    `deferred`: label and value drawn as one line of text until `hydrate()` puts the label and
+    the editor in its place."""
 
     def __init__(self, spec: FieldSpec, path: str, deferred: bool = False) -> None:
         super().__init__(classes="field-row")
@@ -75,19 +79,25 @@ class FieldRow(Vertical):
         self.problem = Static("", classes="field-problem")
 
     def compose(self) -> ComposeResult:
-        with Horizontal(classes="field-line"):
-            yield Label(self.spec.name, classes="field-label")
-            yield self.editor if self.editor is not None else Static(_drawn_value(self.spec), classes="field-value")
+        yield self._line() if self.editor is not None else Static(self._sketch(), classes="field-sketch")
+
+    def _line(self) -> Horizontal:
+        return Horizontal(Label(self.spec.name, classes="field-label"), self.editor, classes="field-line")
+
+    def _sketch(self) -> Content:
+        """The line as the label and the editor draw it (the label's width is app.tcss's)."""
+        label, value = self.spec.name.ljust(LABEL_WIDTH), _drawn_value(self.spec).ljust(EDITOR_WIDTH)
+        return Content.assemble(label, (value, "$foreground on $surface"))  # the label: the line's colour
 
     def hydrate(self) -> AwaitMount | None:
-        """Put the editor in the drawn value's place (None when it is there already, or the row
-        is not built yet)."""
-        drawn = next(iter(self.query(".field-value")), None)
-        if self.editor is not None or drawn is None:
+        """Put the label and the editor in the sketch's place (None when they are there already, or
+        the row is not built yet)."""
+        sketch = next(iter(self.query(".field-sketch")), None)
+        if self.editor is not None or sketch is None:
             return None
         self.editor = _editor(self.spec, field_id(self.path))
-        mounted = drawn.parent.mount(self.editor, after=drawn)
-        drawn.remove()
+        mounted = self.mount(self._line(), before=sketch)
+        sketch.remove()
         return mounted
 
     @property

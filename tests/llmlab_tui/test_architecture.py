@@ -14,7 +14,7 @@ from llmlab_tui import app as app_module
 from llmlab_tui.app import LabApp
 from llmlab_tui.screens.architecture import ArchitectureScreen
 from llmlab_tui.summary import block_diagram, count
-from llmlab_tui.widgets.forms import FieldRow
+from llmlab_tui.widgets.forms import LABEL_WIDTH, FieldRow
 from tests.llmlab_tui.pilot_keys import app_on, choose, shown, type_into, wait_for
 
 
@@ -136,6 +136,13 @@ def test_vocab_unknown_for_a_hub_tokenizer_is_shown_as_such(projects_dir):
     assert model_size(project).parameters is None and count(None) == "?"
 
 
+def sketched(row: FieldRow) -> str:
+    """The value a deferred row's line of text shows (after the label's columns)."""
+    line = str(row.query_one(".field-sketch").render())
+    assert line.startswith(row.spec.name)
+    return line[LABEL_WIDTH:].rstrip()
+
+
 class FirstFrame(LabApp):
     """The app, noting what its first frame held and pressing `keys` as soon as it was made."""
 
@@ -149,7 +156,7 @@ class FirstFrame(LabApp):
         super().on_ready()
         screen = self.screen
         self.first_frame = {
-            "drawn": {row.path: str(row.query_one(".field-value").render()) for row in screen.query(FieldRow)},
+            "drawn": {row.path: sketched(row) for row in screen.query(FieldRow)},
             "editors": [row.editor for row in screen.query(FieldRow) if row.editor is not None],
             "editable": screen.editable.is_set(),
         }
@@ -169,7 +176,7 @@ async def test_the_first_frame_draws_every_value_as_text_and_the_editors_follow(
         assert first["drawn"]["model.d_model"] == str(model.d_model)
         assert first["drawn"]["model.attention"] == model.attention
         assert first["drawn"]["model.bias"] == ("[x] true" if model.bias else "[ ] false")  # as the TickBox draws it
-        assert not screen.query(".field-value")  # then every row has its editor, with the same value
+        assert not screen.query(".field-sketch")  # then every row has its editor, with the same value
         assert rows["model.d_model"].editor.value == str(model.d_model)
         assert rows["model.attention"].editor.value == model.attention
         assert app.focused is rows["tokenizer.source"].editor  # the focus on the first field, as before
