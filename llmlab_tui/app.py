@@ -54,7 +54,7 @@ def lab_commands() -> type:
 
 
 # The app's screens, in footer order.
-HOLD_KEYS_S = 10.0  # the longest a key waits for a form's editors (they take tenths of a second)
+HOLD_KEYS_S = 10.0  # the longest keys are held for a form's editors (they take tenths of a second)
 
 SCREENS: dict[str, ScreenEntry] = {
     "projects": ScreenEntry("f1", "Projects", "llmlab_tui.screens.projects:ProjectsScreen", needs_project=False),
@@ -104,6 +104,7 @@ class LabApp(App):
         self.set_reactive(LabApp.project_path, project_path)
         self._history: list[str] = ["projects"] if project_path else []  # Escape still leads to F1
         self._runner: Runner | None = None
+        self._held_keys: list[events.Key | events.Paste] = []  # typed while a form was not editable (on_event)
 
     @property
     def runner(self) -> Runner:
@@ -124,22 +125,41 @@ class LabApp(App):
         self.start_runner()
 
     async def on_event(self, event: events.Event) -> None:
-        # a key typed while a form is getting its editors waits for them, and the keys after it queue
-        # behind it: each lands where it would have, had the form been editable from the start
+        # A key typed while the form on screen is getting its editors (or the form of a stage just
+        # picked) is held, with every key after it, and handed back in order once the form is
+        # editable: each lands where it would have, had the form been there from the start. Held,
+        # not awaited: the app's queue goes on meanwhile (Textual's deferred focus changes, the
+        # bindings of keys already handed to a widget).
         if isinstance(event, (events.Key, events.Paste)) and not event.is_forwarded:
-            await self._form_editable()
+            if self._held_keys or not self._form_editable():
+                self._held_keys.append(event)
+                if len(self._held_keys) == 1:
+                    self.run_worker(self._release_held_keys(), group="held-keys")
+                return
         await super().on_event(event)
 
-    async def _shutdown(self) -> None:
-        await self._form_editable()  # a Select torn down while it mounts raises (Textual 8.2)
-        await super()._shutdown()
-
-    async def _form_editable(self) -> None:
-        """Wait (HOLD_KEYS_S at most) until the form on screen, if any, has all its editors."""
+    def _form_editable(self) -> bool:
+        """Whether the screen shown is not a form, or a form with all its editors."""
         screen = self.screen if self._screen_stack else None
-        if isinstance(screen, FormScreen):
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(screen.editable.wait(), HOLD_KEYS_S)
+        return not isinstance(screen, FormScreen) or screen.editable.is_set()
+
+    async def _until_form_editable(self) -> None:
+        """Wait (HOLD_KEYS_S at most) until `_form_editable()`."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(HOLD_KEYS_S):
+                while not self._form_editable():
+                    await self.screen.editable.wait()
+
+    async def _release_held_keys(self) -> None:
+        await self._until_form_editable()
+        held, self._held_keys = self._held_keys, []
+        for event in held:  # copies: a message is handled once
+            copy = events.Key(event.key, event.character) if isinstance(event, events.Key) else events.Paste(event.text)
+            self.post_message(copy)
+
+    async def _shutdown(self) -> None:
+        await self._until_form_editable()  # a Select torn down while it mounts raises (Textual 8.2)
+        await super()._shutdown()
 
     def on_unmount(self) -> None:
         if self._runner is not None:

@@ -48,6 +48,8 @@ class StagesScreen(FormScreen):
     BINDINGS = [
         Binding("ctrl+s", "save", "Save", id="stages.save"),
         Binding("ctrl+g", "pick_stage", "Stage", priority=True, id="stages.pick_stage"),  # see FormScreen
+        # Enter in the stage menu: the keys typed after it wait for the stage's form (action_choose_stage)
+        Binding("enter", "choose_stage", "Choose", show=False, priority=True, id="stages.choose_stage"),
         Binding("ctrl+n", "add_dataset", "+Dataset", id="stages.add_dataset"),
         Binding("ctrl+r", "remove_dataset", "-Dataset", id="stages.remove_dataset"),
         Binding("ctrl+o", "preview", "Examples", id="stages.preview"),
@@ -97,16 +99,42 @@ class StagesScreen(FormScreen):
         saved = project_to_dict(self.project)
         return any(form.table() != (saved[form.stage], []) for form in self.forms())
 
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.watch(self.query_one("#stage-select", StageSelect), "expanded", self._menu_closed, init=False)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "choose_stage":
+            return self.editable.is_set() and self.query_one("#stage-select", StageSelect).menu_open
+        return super().check_action(action, parameters)
+
+    def action_choose_stage(self) -> None:
+        """Enter in the stage menu: the keys typed after it wait until the stage's form is shown.
+
+        The menu picks the stage it highlights once it has read the letters typed into it before
+        (a priority binding runs ahead of them, so the pick waits its turn in the menu's queue)."""
+        self.editable.clear()  # set again once the stage's form is shown, or once the menu closed on this stage
+        menu = self.app.focused
+        menu.call_later(menu.action_select)
+
+    def _menu_closed(self, expanded: bool) -> None:
+        select = self.query_one("#stage-select", StageSelect)
+        if not expanded and select.value == self.stage:  # no switch to wait for
+            self.editable.set()
+
     async def on_select_changed(self, event: Select.Changed) -> None:
         if event.select.id != "stage-select" or event.value == self.stage or self.project is None:
             return
-        self.stage = str(event.value)
-        switcher = self.query_one(ContentSwitcher)
-        if not self.query(f"#form-{self.stage}"):
-            switcher.current = None  # while the new form mounts, not the last stage's values under its name
-            await switcher.add_content(self._form(self.stage))
-        switcher.current = f"form-{self.stage}"
-        self.check()  # now: the rows the new form hides are hidden in its first frame
+        try:
+            self.stage = str(event.value)
+            switcher = self.query_one(ContentSwitcher)
+            if not self.query(f"#form-{self.stage}"):
+                switcher.current = None  # while the new form mounts, not the last stage's values under its name
+                await switcher.add_content(self._form(self.stage))
+            switcher.current = f"form-{self.stage}"
+            self.check()  # now: the rows the new form hides are hidden in its first frame
+        finally:
+            self.editable.set()
 
     async def on_field_set_changed(self, event: FieldSet.Changed) -> None:
         form = next(a for a in event.field_set.ancestors if isinstance(a, StageForm))

@@ -20,5 +20,10 @@ class StageSelect(Select[str]):
     def _follow(self, stage: str) -> None:
         self.value = stage
 
+    @property
+    def menu_open(self) -> bool:
+        """Its menu is open with the focus in it."""
+        return self.expanded and self.app.focused is not None and self.app.focused.parent is self
+
     def on_select_changed(self, event: Select.Changed) -> None:
         self.app.stage = str(event.value)  # the screen still gets the message

@@ -173,6 +173,23 @@ async def test_keys_typed_right_after_a_jump_land_where_it_went(projects_dir):
         await wait_for(pilot, lambda: screen.query_one("#dpo-steps").value == f"{screen.project.dpo.steps}0")
 
 
+@pytest.mark.parametrize("stage", ["dpo", "pretrain"])  # another stage, and the one shown (no switch)
+async def test_keys_typed_right_after_picking_a_stage_land_in_its_form(projects_dir, stage):
+    """Ctrl+G, the stage's name, Enter and the keys for its form in one burst (found in tmux: the
+    PgDn went to the form being replaced)."""
+    app = app_on(projects_dir / "alpha", projects_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _on(pilot, StagesScreen, "f3")
+        burst(app, "ctrl+g", *stage, "enter", "pagedown", "end", "0")
+        steps = lambda name: screen.query_one(f"#{name}-steps").value
+        await wait_for(pilot, lambda: screen.stage == stage and screen.query(f"#{stage}-steps"))
+        await wait_for(pilot, lambda: steps(stage) == f"{screen.project.stage(stage).steps}0")
+        await pilot.pause(0.3)
+        assert app.focused.id == f"{stage}-steps"  # and the focus stays there (no deferred focus takes it back)
+        if stage != "pretrain":
+            assert steps("pretrain") == str(screen.project.pretrain.steps)
+
+
 async def test_keys_typed_right_after_tabs_land_in_the_field_the_tabs_reached(projects_dir):
     """Tab ×k then editing keys in one burst (found in tmux: the digits after Tabs were lost)."""
     app = app_on(projects_dir / "alpha", projects_dir)
