@@ -53,9 +53,9 @@ def lab_commands() -> type:
     return LabCommands
 
 
-# The app's screens, in footer order.
 HOLD_KEYS_S = 10.0  # the longest keys are held for a form's editors (they take tenths of a second)
 
+# The app's screens, in footer order.
 SCREENS: dict[str, ScreenEntry] = {
     "projects": ScreenEntry("f1", "Projects", "llmlab_tui.screens.projects:ProjectsScreen", needs_project=False),
     "architecture": ScreenEntry("f2", "Architecture", "llmlab_tui.screens.architecture:ArchitectureScreen"),

@@ -115,7 +115,14 @@ class StagesScreen(FormScreen):
         (a priority binding runs ahead of them, so the pick waits its turn in the menu's queue)."""
         self.editable.clear()  # set again once the stage's form is shown, or once the menu closed on this stage
         menu = self.app.focused
-        menu.call_later(menu.action_select)
+
+        def pick() -> None:
+            if menu.highlighted is None:  # nothing to pick: nothing to wait for
+                self.editable.set()
+            else:
+                menu.action_select()
+
+        menu.call_later(pick)
 
     def _menu_closed(self, expanded: bool) -> None:
         select = self.query_one("#stage-select", StageSelect)
