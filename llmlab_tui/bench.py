@@ -81,8 +81,8 @@ def first_paint(project: str, report: str) -> None:
     class Probe(LabApp):
         CSS_PATH = Path(sys.modules[LabApp.__module__].__file__).parent / LabApp.CSS_PATH  # relative to app.py
 
-        async def on_ready(self, event) -> None:
-            painted = {"ready_at": event.time, "heavy": [name for name in HEAVY if name in sys.modules]}
+        async def on_ready(self) -> None:
+            painted = {"heavy": [name for name in HEAVY if name in sys.modules]}
             if isinstance(self.screen, FormScreen):  # its fields are drawn as text first: wait for the editors
                 await self.screen.editable.wait()
             painted.update(
@@ -139,19 +139,18 @@ def plain_paint(project: str, report: str) -> None:
                         yield editor(spec)
             yield Footer()
 
-        def on_ready(self, event) -> None:
-            painted = {"ready_at": event.time, "editable_at": time.monotonic(), "heavy": []}
+        def on_ready(self) -> None:
+            painted = {"editable_at": time.monotonic(), "heavy": []}
             painted.update(screen="plain Textual", widgets=len(self.screen.query("*")))
             _write_report(report, painted)
 
     Plain().run()
 
 
-def _first_paint(project: Path | None, env: dict, code: str = PAINT_CODE) -> tuple[float, float, dict]:
+def _first_paint(project: Path | None, env: dict, marker: str, code: str = PAINT_CODE) -> tuple[float, float, dict]:
     """Start `code` for `project` in a fresh process on a pseudo-terminal of SIZE: the seconds
-    until the terminal received its first frame (the first output holding the screen's marker),
-    the seconds until every field was editable, and what the process reported."""
-    marker = MARKERS["form" if project else "projects" if code == PAINT_CODE else "bare"].encode()
+    until the terminal received its first frame (the first output holding `marker`, a text of the
+    screen), the seconds until every field was editable, and what the process reported."""
     terminal, child_end = os.openpty()
     fcntl.ioctl(child_end, termios.TIOCSWINSZ, struct.pack("HHHH", SIZE[1], SIZE[0], 0, 0))
     with tempfile.TemporaryDirectory(prefix="llmlab-bench-paint-") as folder:
@@ -168,7 +167,7 @@ def _first_paint(project: Path | None, env: dict, code: str = PAINT_CODE) -> tup
         os.close(child_end)
         deadline = start + PAINT_TIMEOUT_S
         try:
-            shown_at, output = _read_terminal(terminal, marker, deadline)
+            shown_at, output = _read_terminal(terminal, marker.encode(), deadline)
             while not report.is_file() and child.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.02)
         finally:
@@ -179,6 +178,11 @@ def _first_paint(project: Path | None, env: dict, code: str = PAINT_CODE) -> tup
             raise RuntimeError(f"no first frame from {code!r}; its terminal showed:\n{output[-2000:]!r}")
         painted = json.loads(report.read_text())
     return shown_at - start, painted["editable_at"] - start, painted
+
+
+def _marker(project: Path | None, without: str) -> str:
+    """The text whose arrival is the first paint: the form's with a project, else `without`'s."""
+    return MARKERS["form" if project else without]
 
 
 def _read_terminal(terminal: int, marker: bytes, deadline: float) -> tuple[float | None, bytes]:
@@ -224,19 +228,20 @@ def run_bench(project: Path | None, rounds: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="llmlab-bench-tui-") as cache:
         env = cached_bytecode_env(cache)
         for opened in (None, project):  # the warm-up: fills the bytecode cache, not timed
-            _first_paint(opened, env)
+            _first_paint(opened, env, _marker(opened, "projects"))
         for _ in range(rounds):
             measures["interpreter"].append(_python("pass", env=env)[0])
             measures["import"].append(float(_python(IMPORT_CODE, env=env)[1]))
             for key, opened in (("first_paint", None), ("first_paint_project", project)):
-                seconds, editable, painted = _first_paint(opened, env)
+                seconds, editable, painted = _first_paint(opened, env, _marker(opened, "projects"))
                 measures[key].append(seconds)
                 if opened:
                     measures["editable_project"].append(editable)
                 heavy.update(painted["heavy"])
                 screens[key] = {"screen": painted["screen"], "widgets": painted["widgets"]}
             for key, opened in REFERENCES.items():
-                seconds, _, painted = _first_paint(project if opened else None, env, PLAIN_CODE)
+                shown = project if opened else None
+                seconds, _, painted = _first_paint(shown, env, _marker(shown, "bare"), PLAIN_CODE)
                 measures[key].append(seconds)
                 screens[key] = {"screen": painted["screen"], "widgets": painted["widgets"]}
     result = {

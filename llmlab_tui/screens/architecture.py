@@ -70,9 +70,9 @@ class ArchitectureScreen(FormScreen):
         with Horizontal(id="arch-body"):
             with FormScroll(id="arch-form"):
                 if self.project is not None:
-                    specs = {"tokenizer": tokenizer_specs(self.project), "model": dataclass_specs(self.project.model)}
-                    for name, title in (("tokenizer", "Tokenizer"), ("model", "Model")):
-                        yield FieldSet(specs[name], name, title, deferred=True, id=name)
+                    tokenizer, model = tokenizer_specs(self.project), dataclass_specs(self.project.model)
+                    yield FieldSet(tokenizer, "tokenizer", "Tokenizer", deferred=True, id="tokenizer")
+                    yield FieldSet(model, "model", "Model", deferred=True, id="model")
                 yield Static("\n".join(map(str, self.load_problems)), id="arch-problems", classes="problems")
             yield Static("", id="arch-summary")
         yield FieldHelp(id="field-help")

@@ -136,22 +136,30 @@ class FieldRow(Vertical):
 def _drawn_value(spec: FieldSpec) -> str:
     """The value as its editor draws it (the text a deferred row shows until its editor is there)."""
     if spec.choices:
-        return str(spec.value) or "(none)"
+        return _choice_label(spec.value)
     if isinstance(spec.value, bool):
         return TickBox.drawn(spec.value)
-    return spec.value if isinstance(spec.value, str) else format_value(spec.value)
+    return _input_text(spec.value)
+
+
+def _choice_label(value: Any) -> str:
+    return str(value) or "(none)"
+
+
+def _input_text(value: Any) -> str:
+    """A value as its Input holds it: text as it is, anything else as a TOML value."""
+    return value if isinstance(value, str) else format_value(value)
 
 
 def _editor(spec: FieldSpec, widget_id: str) -> Widget:
     if spec.choices:
         options = list(spec.choices) + ([spec.value] if spec.value not in spec.choices else [])
         return Select(
-            [(str(o) or "(none)", o) for o in options], value=spec.value, allow_blank=False, compact=True, id=widget_id
+            [(_choice_label(o), o) for o in options], value=spec.value, allow_blank=False, compact=True, id=widget_id
         )
     if isinstance(spec.value, bool):
         return TickBox(value=spec.value, compact=True, id=widget_id)
-    text = spec.value if isinstance(spec.value, str) else format_value(spec.value)
-    return OrderedInput(text, compact=True, id=widget_id)
+    return OrderedInput(_input_text(spec.value), compact=True, id=widget_id)
 
 
 class TickBox(Checkbox):
